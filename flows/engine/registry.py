@@ -1,0 +1,79 @@
+"""Step kinds: the names a recipe's ``uses:`` may pick, each bound to a config model and a function.
+
+Each stage declares its kinds in a light module (``components/<stage>/kinds.py``) that
+imports nothing heavy, so validating a recipe never imports torch, Ray or vLLM.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any, Callable
+
+from pydantic import BaseModel
+
+# One line per stage; each module exposes ``KINDS: list[StepKind]``.
+KIND_MODULES = [
+    "flows.demo_kinds",
+]
+
+
+@dataclass(frozen=True)
+class StepKind:
+    """A step a recipe can use.
+
+    ``config`` and ``run`` are ``"module:attr"`` strings imported lazily.
+    ``inputs`` names the upstream artifacts the function reads (recipe ``needs:`` keys);
+    names ending in ``?`` are optional. ``code`` lists the source folders whose content
+    enters the code version of the artifact address (defaults to the run function's package).
+    """
+
+    name: str
+    config: str
+    run: str
+    inputs: tuple[str, ...] = ()
+    description: str = ""
+    num_cpus: float = 1.0
+    num_gpus: float = 0.0
+    cacheable: bool = True
+    code: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def required_inputs(self) -> set[str]:
+        return {i for i in self.inputs if not i.endswith("?")}
+
+    @property
+    def all_inputs(self) -> set[str]:
+        return {i.rstrip("?") for i in self.inputs}
+
+    def config_model(self) -> type[BaseModel]:
+        return _load(self.config)
+
+    def run_fn(self) -> Callable[..., Any]:
+        return _load(self.run)
+
+    def code_packages(self) -> tuple[str, ...]:
+        return self.code or (self.run.split(":")[0].rsplit(".", 1)[0],)
+
+
+def _load(ref: str) -> Any:
+    module, _, attr = ref.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+@cache
+def kinds() -> dict[str, StepKind]:
+    found: dict[str, StepKind] = {}
+    for module in KIND_MODULES:
+        for kind in importlib.import_module(module).KINDS:
+            if kind.name in found:
+                raise RuntimeError(f"step kind {kind.name!r} is declared twice (second time in {module})")
+            found[kind.name] = kind
+    return found
+
+
+def get(name: str) -> StepKind:
+    table = kinds()
+    if name not in table:
+        raise KeyError(f"unknown step kind {name!r}; known kinds: {', '.join(sorted(table))}")
+    return table[name]

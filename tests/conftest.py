@@ -1,0 +1,77 @@
+"""Session-wide fixtures: one local Ray cluster, one tiny tokenizer and model, per test session.
+
+Starting Ray or a vLLM engine costs tens of seconds on 2 cores, so expensive things are
+session-scoped and shared; tests must not mutate what they get from here.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", "nobind")
+
+
+def pytest_collection_modifyitems(config, items):
+    try:
+        import torch
+        has_cuda = torch.cuda.is_available()
+    except ImportError:
+        has_cuda = False
+    if not has_cuda:
+        skip = pytest.mark.skip(reason="needs CUDA")
+        for item in items:
+            if "gpu" in item.keywords:
+                item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    """One local Ray cluster for the whole session (4 logical CPUs: Serve needs > 2 on CPU)."""
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False,
+                 runtime_env={"env_vars": {"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}})
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def stdlib_texts() -> list[str]:
+    """Real English technical prose that ships with Python: the stdlib's pydoc topics."""
+    from pydoc_data.topics import topics
+
+    return [topics[k] for k in sorted(topics)]
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer_dir(tmp_path_factory, stdlib_texts) -> Path:
+    from components.tokenize.bpe import train_bpe_tokenizer
+
+    out = tmp_path_factory.mktemp("tokenizer")
+    train_bpe_tokenizer(stdlib_texts, vocab_size=2048, out_dir=out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory, tiny_tokenizer_dir) -> Path:
+    """A randomly initialised debug-preset Llama + tokenizer, saved as an HF directory."""
+    import torch
+    from transformers import AutoTokenizer, LlamaForCausalLM
+
+    from components.models.presets import build_config
+
+    torch.manual_seed(0)
+    tok = AutoTokenizer.from_pretrained(tiny_tokenizer_dir)
+    cfg = build_config(depth=2, vocab_size=len(tok), max_seq_len=512)
+    cfg.bos_token_id, cfg.eos_token_id, cfg.pad_token_id = tok.bos_token_id, tok.eos_token_id, tok.pad_token_id
+    model = LlamaForCausalLM(cfg)
+    out = tmp_path_factory.mktemp("tiny_model")
+    model.save_pretrained(out, safe_serialization=True)
+    tok.save_pretrained(out)
+    return out
