@@ -67,12 +67,26 @@ class StepContext:
             self._tracker().set_tags({k: str(v) for k, v in tags.items()})
 
     def progress(self, items: Iterable[T], total: int | None = None, desc: str | None = None) -> Iterator[T]:
-        """Wrap a loop in a progress bar (rich), quiet in tests."""
+        """Wrap a loop in a progress bar on a terminal; elsewhere (a Ray worker, whose output
+        the driver prints line by line) a line at every 10% instead."""
         if not self.show_progress:
             yield from items
             return
-        from rich.progress import track
-        yield from track(items, total=total, description=desc or self.name, transient=True)
+        import sys
+
+        desc = desc or self.name
+        if sys.stdout.isatty():
+            from rich.progress import track
+
+            yield from track(items, total=total, description=desc, transient=True)
+            return
+        total = total if total is not None else (len(items) if hasattr(items, "__len__") else None)
+        t0, next_pct = time.time(), 10
+        for i, item in enumerate(items, 1):
+            yield item
+            if total and i * 100 >= next_pct * total:
+                print(f"[{self.name}] {desc}: {i}/{total} ({100 * i // total}%) {time.time() - t0:.0f}s", flush=True)
+                next_pct = 100 * i // total + 10
 
     def _tracker(self):
         if self._logger is None:

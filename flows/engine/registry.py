@@ -61,8 +61,23 @@ def _load(ref: str) -> Any:
     return getattr(importlib.import_module(module), attr)
 
 
-@cache
+_registered: dict[str, StepKind] = {}
+
+
+def register(kind: StepKind) -> StepKind:
+    """Add a kind from outside llmflow (a user's own step); names must be unique."""
+    if kind.name in _registered or kind.name in _builtin():
+        raise ValueError(f"step kind {kind.name!r} is already registered")
+    _registered[kind.name] = kind
+    return kind
+
+
 def kinds() -> dict[str, StepKind]:
+    return {**_builtin(), **_registered}
+
+
+@cache
+def _builtin() -> dict[str, StepKind]:
     found: dict[str, StepKind] = {}
     for module in KIND_MODULES:
         for kind in importlib.import_module(module).KINDS:

@@ -1,0 +1,45 @@
+"""The demo steps behind ``flows/recipes/demo.yaml``."""
+from __future__ import annotations
+
+import collections
+import json
+import re
+
+from pydantic import Field
+
+from components.config import Config
+from flows.engine.context import StepContext
+
+
+class DemoCorpusConfig(Config):
+    max_docs: int = Field(default=0, ge=0, description="Keep at most this many topics (0 = all).")
+
+
+class DemoStatsConfig(Config):
+    top_k: int = Field(default=20, ge=1, description="How many of the most frequent words to report.")
+    lowercase: bool = Field(default=True, description="Count words case-insensitively.")
+
+
+def corpus(ctx: StepContext, config: DemoCorpusConfig) -> dict[str, float]:
+    from pydoc_data.topics import topics
+
+    names = sorted(topics)[: config.max_docs or None]
+    with open(ctx.output / "docs.jsonl", "w") as f:
+        for name in ctx.progress(names, desc="topics"):
+            f.write(json.dumps({"id": name, "text": topics[name]}) + "\n")
+    return {"num_docs": len(names)}
+
+
+def stats(ctx: StepContext, config: DemoStatsConfig) -> dict[str, float]:
+    counts: collections.Counter[str] = collections.Counter()
+    num_docs = 0
+    for line in open(ctx.input("docs") / "docs.jsonl"):
+        text = json.loads(line)["text"]
+        counts.update(re.findall(r"[A-Za-z_]+", text.lower() if config.lowercase else text))
+        num_docs += 1
+    report = {"num_docs": num_docs, "num_words": sum(counts.values()), "vocab": len(counts),
+              "top": counts.most_common(config.top_k)}
+    (ctx.output / "stats.json").write_text(json.dumps(report, indent=2))
+    ctx.log_metrics({"num_words": report["num_words"], "vocab": report["vocab"]})
+    ctx.log_artifact(ctx.output / "stats.json")
+    return {"num_words": report["num_words"], "vocab": report["vocab"]}
