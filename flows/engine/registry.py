@@ -15,6 +15,8 @@ from pydantic import BaseModel
 # One line per stage; each module exposes ``KINDS: list[StepKind]``.
 KIND_MODULES = [
     "flows.demo_kinds",
+    "components.eval.kinds",
+    "components.rag.kinds",
 ]
 
 
