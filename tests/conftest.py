@@ -78,3 +78,46 @@ def tiny_model_dir(tmp_path_factory, tiny_tokenizer_dir) -> Path:
     model.save_pretrained(out, safe_serialization=True)
     tok.save_pretrained(out)
     return out
+
+
+def start_mlflow_server(workdir: Path, port: int, timeout_s: float = 120):
+    """Start `mlflow server` (mlflow/start.sh) on loopback; returns the Popen (own process group)."""
+    import subprocess
+    import time
+    import urllib.request
+
+    env = {**os.environ, "MLFLOW_PORT": str(port), "MLFLOW_BIN": str(Path(os.sys.executable).with_name("mlflow"))}
+    proc = subprocess.Popen(["bash", str(REPO_ROOT / "mlflow" / "start.sh")], cwd=workdir, env=env,
+                            stdout=subprocess.DEVNULL, stderr=open(workdir / "mlflow-server.log", "ab"),
+                            start_new_session=True)
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
+                if r.status == 200:
+                    return proc
+        except OSError:
+            time.sleep(1)
+        if proc.poll() is not None:
+            raise RuntimeError(f"mlflow server exited: {(workdir / 'mlflow-server.log').read_text()[-2000:]}")
+    stop_mlflow_server(proc)
+    raise RuntimeError("mlflow server did not answer /health in time")
+
+
+def stop_mlflow_server(proc) -> None:
+    import signal
+
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait(30)
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory):
+    """A real MLflow tracking server on 127.0.0.1:18500 for the session; yields its URI."""
+    workdir = tmp_path_factory.mktemp("mlflow_server")
+    proc = start_mlflow_server(workdir, 18500)
+    yield "http://127.0.0.1:18500"
+    stop_mlflow_server(proc)

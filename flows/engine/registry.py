@@ -15,6 +15,7 @@ from pydantic import BaseModel
 # One line per stage; each module exposes ``KINDS: list[StepKind]``.
 KIND_MODULES = [
     "flows.demo_kinds",
+    "components.data.kinds", "components.tokenize.kinds",
     "components.eval.kinds",
     "components.rag.kinds",
 ]

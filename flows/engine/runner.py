@@ -141,7 +141,7 @@ class FlowRunner:
             outcomes = self._loop(forced, tracker, parent, uri)
         except KeyboardInterrupt:
             if tracker:
-                tracker.end(parent, "KILLED")
+                self._track(tracker.end, parent, "KILLED")
             raise
         finally:
             if owns_ray:
@@ -151,9 +151,16 @@ class FlowRunner:
         result = FlowResult(self.recipe.name, parent, outcomes, time.time() - t0)
         self._save_state(result)
         if tracker:
-            tracker.set_tags(parent, {"llmflow.recomputed": ",".join(result.recomputed()) or "-"})
-            tracker.end(parent, "FINISHED" if result.ok else "FAILED")
+            self._track(tracker.set_tags, parent, {"llmflow.recomputed": ",".join(result.recomputed()) or "-"})
+            self._track(tracker.end, parent, "FINISHED" if result.ok else "FAILED")
         return result
+
+    def _track(self, fn, *args) -> None:
+        """A tracking call after the flow started: if MLflow went away, warn and go on."""
+        try:
+            fn(*args)
+        except Exception as e:  # noqa: BLE001
+            self.console.print(f"[yellow]MLflow call {fn.__name__} failed ({str(e)[:200]}); the flow goes on[/]")
 
     # -- tracking ------------------------------------------------------------------
     def _start_tracking(self):
@@ -229,10 +236,10 @@ class FlowRunner:
     def _cached(self, tracker, parent, step: PlannedStep, marker: dict) -> StepOutcome:
         run_id = self._step_run(tracker, parent, step, "hit")
         if tracker and run_id:
-            tracker.set_tags(run_id, {"llmflow.cached_from_run": marker.get("mlflow_run_id") or "-"})
+            self._track(tracker.set_tags, run_id, {"llmflow.cached_from_run": marker.get("mlflow_run_id") or "-"})
             if marker.get("metrics"):
-                tracker.log_metrics(run_id, marker["metrics"])
-            tracker.end(run_id, "FINISHED")
+                self._track(tracker.log_metrics, run_id, marker["metrics"])
+            self._track(tracker.end, run_id, "FINISHED")
         self.console.print(f"[green]✓ {step.name}[/] cached")
         return StepOutcome(step.name, "cached", 0.0, marker.get("metrics", {}), step.uri, step.address, run_id)
 
@@ -245,15 +252,15 @@ class FlowRunner:
             err = _root_error(e)
             self.console.print(f"[red]✗ {step.name} failed after {time.time() - t0:.1f}s:[/] {err.strip().splitlines()[-1]}")
             if tracker and run_id:
-                tracker.set_tags(run_id, {"llmflow.error": err[-5000:]})
-                tracker.end(run_id, "FAILED")
+                self._track(tracker.set_tags, run_id, {"llmflow.error": err[-5000:]})
+                self._track(tracker.end, run_id, "FAILED")
             return StepOutcome(step.name, "failed", time.time() - t0, uri=step.uri, address=step.address,
                                run_id=run_id, error=err)
         if tracker and run_id:
             self._flush_spool(step, run_id, uri)
             if out["metrics"]:
-                tracker.log_metrics(run_id, out["metrics"])
-            tracker.end(run_id, "FINISHED")
+                self._track(tracker.log_metrics, run_id, out["metrics"])
+            self._track(tracker.end, run_id, "FINISHED")
         head = next(iter(out["metrics"].items()), None)
         self.console.print(f"[green]✓ {step.name}[/] done in {out['wall_s']:.1f}s"
                            + (f" ({head[0]}={head[1]:.4g})" if head else ""))
