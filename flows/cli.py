@@ -145,12 +145,14 @@ def submit(recipe: str, set_: list[str] = typer.Option([], "--set", help=SET_HEL
 
 
 @app.command()
-def stop():
+def stop(workdir: Path = typer.Option(Path("."), "--workdir")):
     """Stop the local Ray head (and the Serve app on it) that `llmflow run` started for serving."""
     from flows.engine.cluster import stop_local_head
 
-    stop_local_head()
-    console.print("stopped the local Ray cluster")
+    if stop_local_head(workdir.resolve()):
+        console.print("stopped the local Ray cluster and its Serve app")
+    else:
+        console.print("no local Ray cluster started by llmflow in this directory")
 
 
 if __name__ == "__main__":

@@ -1,12 +1,14 @@
 """Connecting to Ray: an existing cluster (--address / RAY_ADDRESS / recipe) or a local one.
 
 A flow that starts a Serve app must outlive its driver, so for those we start a local
-head with ``ray start --head`` (stopped by ``llmflow stop``) instead of ``ray.init()``'s
-in-process cluster, which dies with the driver.
+head with ``ray start --head`` (its address kept in ``.llmflow/ray_head.json``, stopped by
+``llmflow stop``) instead of ``ray.init()``'s in-process cluster, which dies with the driver.
 """
 from __future__ import annotations
 
+import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -16,16 +18,24 @@ from pathlib import Path
 WORKER_ENV = {
     "HF_HUB_OFFLINE": "1",
     "TOKENIZERS_PARALLELISM": "false",
-    "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1"),
-    "VLLM_CPU_OMP_THREADS_BIND": os.environ.get("VLLM_CPU_OMP_THREADS_BIND", "nobind"),
+    "VLLM_CPU_KVCACHE_SPACE": "1",
+    "VLLM_CPU_OMP_THREADS_BIND": "nobind",
 }
+
+
+def _ray_cli() -> str:
+    return str(Path(sys.executable).with_name("ray"))
+
+
+def head_file(workdir: Path) -> Path:
+    return workdir / ".llmflow" / "ray_head.json"
 
 
 def resolve_address(cli_address: str | None, recipe_address: str | None) -> str | None:
     return cli_address or os.environ.get("RAY_ADDRESS") or recipe_address
 
 
-def connect(address: str | None, num_cpus: int, persistent: bool) -> bool:
+def connect(address: str | None, num_cpus: int, persistent: bool, workdir: Path) -> bool:
     """Initialise Ray in this process; returns True if we own a cluster we should shut down."""
     import ray
 
@@ -37,20 +47,38 @@ def connect(address: str | None, num_cpus: int, persistent: bool) -> bool:
         ray.init(address=address, log_to_driver=True)
         return False
     if persistent:
-        if not _local_head_running():
-            subprocess.run([str(Path(sys.executable).with_name("ray")), "start", "--head",
-                            f"--num-cpus={num_cpus}", "--include-dashboard=false", "--disable-usage-stats"],
-                           check=True, capture_output=True)
-        ray.init(address="auto", log_to_driver=True)
+        ray.init(address=ensure_local_head(workdir, num_cpus), log_to_driver=True)
         return False
     ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=True)
     return True
 
 
-def _local_head_running() -> bool:
-    r = subprocess.run([str(Path(sys.executable).with_name("ray")), "status"], capture_output=True)
-    return r.returncode == 0
+def ensure_local_head(workdir: Path, num_cpus: int) -> str:
+    """The address of this project's local Ray head, started if it is not running."""
+    f = head_file(workdir)
+    if f.exists():
+        address = json.loads(f.read_text())["address"]
+        if subprocess.run([_ray_cli(), "status", "--address", address], capture_output=True).returncode == 0:
+            return address
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    r = subprocess.run([_ray_cli(), "start", "--head", f"--port={port}", f"--num-cpus={num_cpus}",
+                        "--include-dashboard=false", "--disable-usage-stats"], capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError(f"`ray start --head` failed:\n{r.stdout[-2000:]}\n{r.stderr[-2000:]}")
+    address = f"127.0.0.1:{port}"
+    f.parent.mkdir(parents=True, exist_ok=True)
+    f.write_text(json.dumps({"address": address}))
+    return address
 
 
-def stop_local_head() -> None:
-    subprocess.run([str(Path(sys.executable).with_name("ray")), "stop"], check=False)
+def stop_local_head(workdir: Path) -> bool:
+    """Stop the head `llmflow run` started (and the Serve app on it). Returns False if none ran."""
+    f = head_file(workdir)
+    if not f.exists():
+        return False
+    # `ray stop` has no per-cluster form; it stops the Ray processes of this machine's user.
+    subprocess.run([_ray_cli(), "stop", "--force"], check=False, capture_output=True)
+    f.unlink()
+    return True

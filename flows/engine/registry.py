@@ -18,6 +18,7 @@ KIND_MODULES = [
     "components.data.kinds", "components.tokenize.kinds",
     "components.eval.kinds",
     "components.rag.kinds",
+    "components.train.kinds",
 ]
 
 

@@ -134,7 +134,8 @@ class FlowRunner:
         tracker, parent, uri = self._start_tracking()
         persistent = any(not s.kind.cacheable and s.kind.name.startswith("serve.") for s in self.plan.values())
         owns_ray = cluster.connect(cluster.resolve_address(self.address, self.recipe.model.ray.address),
-                                   self.recipe.model.ray.num_cpus, persistent=persistent)
+                                   self.recipe.model.ray.num_cpus, persistent=persistent,
+                                   workdir=self.workdir)
         t0 = time.time()
         outcomes: dict[str, StepOutcome] = {}
         try:
