@@ -1,8 +1,8 @@
 """Byte-level BPE tokenizer training, saved as a directory transformers and vLLM load as-is."""
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 BOS, EOS, PAD = "<|begin_of_text|>", "<|end_of_text|>", "<|pad|>"
 CHAT_TOKENS = ["<|user|>", "<|assistant|>", "<|system|>"]
@@ -41,3 +41,36 @@ def train_bpe_tokenizer(texts: Iterable[str], vocab_size: int, out_dir: str | Pa
     out_dir.mkdir(parents=True, exist_ok=True)
     fast.save_pretrained(out_dir)
     return fast
+
+
+def tokenizer_sha256(tokenizer_dir: str | Path) -> str:
+    """Content hash of a tokenizer: its tokenizer.json (vocab, merges, specials, normaliser) and config."""
+    import hashlib
+
+    tokenizer_dir = Path(tokenizer_dir)
+    h = hashlib.sha256()
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        path = tokenizer_dir / name
+        if not path.is_file():
+            raise FileNotFoundError(f"{tokenizer_dir} has no {name}; is it a tokenizer directory "
+                                    "(the output of tokenize.train or an HF model dir)?")
+        h.update(name.encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()
+
+
+def eos_token_id(tokenizer_dir: str | Path) -> int:
+    """The EOS id a packed stream separates documents with, read from the tokenizer's own files."""
+    import json
+
+    from tokenizers import Tokenizer
+
+    tokenizer_dir = Path(tokenizer_dir)
+    cfg = json.loads((tokenizer_dir / "tokenizer_config.json").read_text())
+    eos = cfg.get("eos_token")
+    if isinstance(eos, dict):
+        eos = eos.get("content")
+    token_id = Tokenizer.from_file(str(tokenizer_dir / "tokenizer.json")).token_to_id(eos) if eos else None
+    if token_id is None:
+        raise ValueError(f"tokenizer in {tokenizer_dir} has no eos_token; packing needs one to separate documents "
+                         f"(train it with components.tokenize.bpe, which adds {EOS})")
+    return token_id

@@ -19,6 +19,8 @@ KIND_MODULES = [
     "components.eval.kinds",
     "components.rag.kinds",
     "components.train.kinds",
+    "components.tune.kinds",
+    "serve.kinds",
 ]
 
 

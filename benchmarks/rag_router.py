@@ -1,0 +1,145 @@
+"""RAG router latency split (embed / search / generate) vs calling the LLM directly.
+
+    .venv/bin/python benchmarks/rag_router.py --queries 30 --repeats 3
+
+Builds a small world in one process: the stdlib pydoc topics indexed by ``rag.index`` (Ray
+Data, all-MiniLM-L6-v2, local Qdrant), a random-init tiny Llama (depth 2, BPE vocab 2048, as
+the tests use; pass ``--model DIR`` for a trained one) served by ``serve.llm`` on vLLM CPU, and
+the router in front. Queries are derived from the corpus (``rag.evaluate``'s query maker) plus
+a few off-topic ones. Per request the router reports its own split (``rag.timings_ms``); the
+baseline is the same question sent straight to the LLM's ``/v1/chat/completions`` (no
+retrieval, shorter prompt). Greedy, ``max_tokens`` fixed. Serve HTTP on 18100.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+PORT = 18100
+
+
+def tiny_model(out: Path) -> Path:
+    from pydoc_data.topics import topics
+
+    import torch
+    from transformers import AutoTokenizer, LlamaForCausalLM
+
+    from components.models.presets import build_config
+    from components.tokenize.bpe import train_bpe_tokenizer
+
+    texts = [topics[k] for k in sorted(topics)]
+    train_bpe_tokenizer(texts, vocab_size=2048, out_dir=out)
+    tok = AutoTokenizer.from_pretrained(out)
+    torch.manual_seed(0)
+    cfg = build_config(depth=2, vocab_size=len(tok), max_seq_len=1024)
+    cfg.bos_token_id, cfg.eos_token_id, cfg.pad_token_id = tok.bos_token_id, tok.eos_token_id, tok.pad_token_id
+    LlamaForCausalLM(cfg).save_pretrained(out, safe_serialization=True)
+    tok.save_pretrained(out)
+    return out
+
+
+def build_index(root: Path) -> Path:
+    from pydoc_data.topics import topics
+
+    import pandas as pd
+
+    from components.rag.config import IndexConfig
+    from components.rag.steps import run_index
+    from flows.engine.context import StepContext
+
+    keys = sorted(topics)
+    (root / "docs" / "docs").mkdir(parents=True)
+    pd.DataFrame({"id": keys, "text": [topics[k] for k in keys], "source": "pydoc_data.topics",
+                  "title": keys}).to_parquet(root / "docs" / "docs" / "part-00000.parquet")
+    run_index(StepContext.for_test(root / "index", {"docs": root / "docs"}), IndexConfig())
+    return root
+
+
+def stats(xs):
+    return float(np.percentile(xs, 50)), float(np.percentile(xs, 99))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--queries", type=int, default=30)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--max-tokens", type=int, default=32)
+    ap.add_argument("--model", default=None, help="HF model dir (default: a random-init tiny Llama)")
+    args = ap.parse_args()
+
+    from pydoc_data.topics import topics
+
+    import httpx
+    import ray
+    from ray import serve
+
+    from components.rag.evaluation import derive_queries
+    from serve.app import start
+    from serve.config import LLMServeConfig, ServeAppConfig
+    from serve.router import build_router
+    from serve.router_config import RouterConfig
+
+    root = Path(tempfile.mkdtemp(prefix="rag-router-bench-"))
+    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": {"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}})
+    try:
+        t0 = time.perf_counter()
+        build_index(root)
+        index_s = time.perf_counter() - t0
+        model = args.model or str(tiny_model(root / "model"))
+        llm = start(ServeAppConfig(llm=LLMServeConfig(model=model, served_model_name="tiny", max_model_len=1024),
+                                   app_name="bench-llm", http_port=PORT, route_prefix="/llm"))
+        handle = serve.get_deployment_handle(llm["deployment"], app_name="bench-llm")
+        serve.run(build_router(RouterConfig(index_dir=str(root / "index"), fallback="generate", max_source_chars=400,
+                                            retrieval={"top_k": 3}), handle),
+                  name="bench-router", route_prefix="/rag")
+        queries = [q.query for q in derive_queries(sorted(topics.items()), args.queries, 8, seed=0)]
+        queries += ["chocolate cake recipe with strawberries", "who won the football world cup"]
+        client = httpx.Client(timeout=120)
+        body = {"model": "tiny", "max_tokens": args.max_tokens, "temperature": 0}
+        split = {"embed_ms": [], "search_ms": [], "generate_ms": [], "router_total_ms": [], "llm_direct_ms": []}
+        per_repeat = []
+        for _ in range(args.repeats):
+            rep = {k: [] for k in split}
+            for q in queries:  # interleave ours and the baseline so load drifts hit both
+                msgs = [{"role": "user", "content": q}]
+                t = time.perf_counter()
+                r = client.post(f"http://127.0.0.1:{PORT}/rag/v1/chat/completions", json={**body, "messages": msgs})
+                rep["router_total_ms"].append((time.perf_counter() - t) * 1e3)
+                r.raise_for_status()
+                for k, v in r.json()["rag"]["timings_ms"].items():
+                    rep[k].append(v)
+                t = time.perf_counter()
+                client.post(f"http://127.0.0.1:{PORT}/llm/v1/chat/completions",
+                            json={**body, "messages": msgs}).raise_for_status()
+                rep["llm_direct_ms"].append((time.perf_counter() - t) * 1e3)
+            per_repeat.append({k: stats(v) for k, v in rep.items()})
+        print(f"index build (79 docs) {index_s:.1f} s; {len(queries)} queries x {args.repeats} repeats; "
+              f"max_tokens={args.max_tokens}")
+        print(f"| metric | ours | baseline (LLM direct) | ratio | spread (p50 over {args.repeats} repeats) |")
+        print("|---|---|---|---|---|")
+        for k in ("embed_ms", "search_ms", "generate_ms", "router_total_ms"):
+            p50s = [r[k][0] for r in per_repeat]
+            p99s = [r[k][1] for r in per_repeat]
+            base50 = statistics.median(r["llm_direct_ms"][0] for r in per_repeat)
+            base99 = statistics.median(r["llm_direct_ms"][1] for r in per_repeat)
+            ours50, ours99 = statistics.median(p50s), statistics.median(p99s)
+            ratio = f"{ours50 / base50:.2f}x" if k in ("router_total_ms", "generate_ms") else "–"
+            base = f"{base50:.1f} / {base99:.1f} ms" if k in ("router_total_ms", "generate_ms") else "–"
+            print(f"| router {k[:-3]} p50 / p99 | {ours50:.1f} / {ours99:.1f} ms | {base} | {ratio} | "
+                  f"±{(max(p50s) - min(p50s)) / 2:.1f} ms |")
+    finally:
+        serve.shutdown()
+        ray.shutdown()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,63 @@
+"""Accounting for a data step: documents in = kept + dropped by reason, with samples of what was dropped.
+
+Every step of the stage writes one of these as ``report.json``; ``check()`` is the identity the
+step asserts before it returns, so a count can never silently go missing.
+"""
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class Accounting:
+    step: str
+    num_in: int = 0
+    num_kept: int = 0
+    dropped_by_reason: Counter = field(default_factory=Counter)
+    samples_by_reason: dict[str, list[dict]] = field(default_factory=dict)
+    extra: dict = field(default_factory=dict)
+    max_samples_per_reason: int = 5
+    sample_chars: int = 500
+
+    def keep(self, n: int = 1) -> None:
+        self.num_in += n
+        self.num_kept += n
+
+    def drop(self, reason: str, doc_id: str = "", text: str = "", n: int = 1) -> None:
+        self.num_in += n
+        self.dropped_by_reason[reason] += n
+        self.add_sample(reason, doc_id, text)
+
+    def add_sample(self, reason: str, doc_id: str, text: str) -> None:
+        samples = self.samples_by_reason.setdefault(reason, [])
+        if len(samples) < self.max_samples_per_reason:
+            samples.append({"id": doc_id, "text": text[: self.sample_chars]})
+
+    @property
+    def num_dropped(self) -> int:
+        return sum(self.dropped_by_reason.values())
+
+    def check(self) -> None:
+        assert self.num_in == self.num_kept + self.num_dropped, (
+            f"{self.step}: accounting broken: in={self.num_in} kept={self.num_kept} dropped={self.num_dropped}")
+
+    def metrics(self) -> dict[str, float]:
+        """Flat metrics for MLflow: headline counts first, then one ``dropped/<reason>`` per reason."""
+        out = {"docs_kept": self.num_kept, "docs_in": self.num_in, "docs_dropped": self.num_dropped,
+               "kept_fraction": self.num_kept / self.num_in if self.num_in else 0.0}
+        out.update({f"dropped/{r.replace(':', '/')}": n for r, n in sorted(self.dropped_by_reason.items())})
+        return out
+
+    def to_dict(self) -> dict:
+        return {"step": self.step, "num_in": self.num_in, "num_kept": self.num_kept,
+                "num_dropped": self.num_dropped, "dropped_by_reason": dict(sorted(self.dropped_by_reason.items())),
+                "samples_by_reason": dict(sorted(self.samples_by_reason.items())), **self.extra}
+
+    def write(self, out_dir: str | Path) -> Path:
+        self.check()
+        path = Path(out_dir) / "report.json"
+        path.write_text(json.dumps(self.to_dict(), indent=2, ensure_ascii=False))
+        return path

@@ -1,0 +1,96 @@
+"""The cleaning pipeline: the configured filters in order, applied to one batch of documents.
+
+The first filter that drops a document names the reason; rewriting filters (Unicode, PII, C4
+with remove_lines) pass their text on. ``clean_batch`` is what Ray Data's ``map_batches``
+runs on every worker; it is plain Python, so tests and notebooks can call it directly.
+"""
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+
+from components.data.config import CleanConfig
+from components.data.filters.base import Filter
+from components.data.filters.c4 import C4Quality
+from components.data.filters.fineweb import FineWebQuality
+from components.data.filters.gopher_quality import GopherQuality
+from components.data.filters.gopher_repetition import GopherRepetition
+from components.data.filters.langid import LanguageId
+from components.data.filters.pii import PLACEHOLDERS, PIIScrubber
+from components.data.filters.unicode_norm import UnicodeNormalizer
+
+# Rewrite counters carried as int columns next to each document, summed into the report.
+COUNTERS = ("text_rewritten", "c4_lines_removed", *(f"pii_{k}" for k in PLACEHOLDERS))
+
+
+def build_filters(config: CleanConfig) -> list[Filter]:
+    """The enabled filters in FineWeb's order (language, repetition, quality, C4, FineWeb), then PII.
+
+    The order decides which reason a document that fails several rules is counted under.
+    """
+    c = config
+    filters: list[Filter] = []
+    if c.unicode.enabled:
+        filters.append(UnicodeNormalizer(c.unicode.form))
+    if c.langid.enabled:
+        filters.append(LanguageId(tuple(c.langid.languages), c.langid.min_score, c.langid.max_chars))
+    if c.gopher_repetition.enabled:
+        g = c.gopher_repetition.model_dump(exclude={"enabled"})
+        g["top_n_grams"], g["dup_n_grams"] = tuple(map(tuple, g["top_n_grams"])), tuple(map(tuple, g["dup_n_grams"]))
+        filters.append(GopherRepetition(**g))
+    if c.gopher_quality.enabled:
+        filters.append(GopherQuality(**c.gopher_quality.model_dump(exclude={"enabled"})))
+    if c.c4.enabled:
+        filters.append(C4Quality(**c.c4.model_dump(exclude={"enabled"})))
+    if c.fineweb.enabled:
+        filters.append(FineWebQuality(**c.fineweb.model_dump(exclude={"enabled"})))
+    if c.pii.enabled:
+        filters.append(PIIScrubber(**c.pii.model_dump(exclude={"enabled"})))
+    return filters
+
+
+def clean_text(text: str, filters: list[Filter]) -> tuple[str, str, dict[str, int]]:
+    """(final text, drop reason or "", rewrite counters) for one document."""
+    counts = dict.fromkeys(COUNTERS, 0)
+    original = text
+    for f in filters:
+        verdict = f.apply(text)
+        if not verdict.keep:
+            return text, verdict.reason, counts
+        if verdict.text is not None:
+            text = verdict.text
+        if verdict.counts:
+            for k, v in verdict.counts.items():
+                counts[k] = counts.get(k, 0) + v
+    counts["text_rewritten"] = int(text != original)
+    return text, "", counts
+
+
+@lru_cache(maxsize=4)
+def _filters_for(config_json: str) -> list[Filter]:
+    # Built once per worker process (py3langid's model takes ~0.3 s to load), keyed by the config.
+    return build_filters(CleanConfig.model_validate_json(config_json))
+
+
+def clean_batch(batch, config_json: str):
+    """Ray Data batch function (pyarrow in, pyarrow out): adds ``drop_reason`` and the counter columns."""
+    import pyarrow as pa
+
+    filters = _filters_for(config_json)
+    texts, reasons = [], []
+    counters = {k: [] for k in COUNTERS}
+    for text in batch.column("text").to_pylist():
+        new, reason, counts = clean_text(text or "", filters)
+        texts.append(new)
+        reasons.append(reason)
+        for k in COUNTERS:
+            counters[k].append(counts.get(k, 0))
+    out = batch.set_column(batch.schema.get_field_index("text"), "text", pa.array(texts, pa.string()))
+    out = out.append_column("drop_reason", pa.array(reasons, pa.string()))
+    for k in COUNTERS:
+        out = out.append_column(k, pa.array(counters[k], pa.int64()))
+    return out
+
+
+def config_json(config: CleanConfig) -> str:
+    return json.dumps(config.model_dump(mode="json"), sort_keys=True)

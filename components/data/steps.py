@@ -1,0 +1,142 @@
+"""Flow steps of the data stage: data.corpus, data.clean, data.dedup.
+
+Each reads/writes the ``docs/part-*.parquet`` layout and writes a ``report.json`` whose counts
+satisfy in = kept + dropped-by-reason; the same numbers go to MLflow through ``ctx.log_metrics``.
+"""
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+
+from components.data.accounting import Accounting
+from components.data.config import CleanConfig, CorpusConfig, DedupConfig
+from components.data.shards import (
+    DOC_COLUMNS,
+    docs_dataset,
+    ordered_execution,
+    write_docs,
+)
+
+
+def _finish(ctx, acc: Accounting, started: float, extra_metrics: dict | None = None) -> dict[str, float]:
+    acc.extra["elapsed_s"] = round(time.perf_counter() - started, 3)
+    report = acc.write(ctx.output)
+    metrics = {**acc.metrics(), **(extra_metrics or {}), "elapsed_s": acc.extra["elapsed_s"]}
+    ctx.log_metrics(metrics)
+    ctx.log_artifact(report)
+    return metrics
+
+
+# -- data.corpus -----------------------------------------------------------------------------
+def corpus_documents(config: CorpusConfig, acc: Accounting) -> Iterator[dict]:
+    """Every document the config names, after the size rules, each counted exactly once."""
+    from components.data.readers import read_folder
+    from components.data.stdlib_corpus import stdlib_documents
+
+    def sources():
+        yield from stdlib_documents(config.include_stdlib_topics, config.include_stdlib_modules)
+        for folder in config.paths:
+            yield from read_folder(folder, acc, config.text_field)
+
+    seen_ids: set[str] = set()
+    for doc in sources():
+        if config.max_docs is not None and acc.num_kept >= config.max_docs:
+            acc.extra["stopped_at_max_docs"] = True  # the rest is not read, so it is not counted as "in"
+            return
+        text = doc["text"]
+        if len(text.strip()) < max(config.min_chars, 1):
+            acc.drop("corpus:empty", doc["id"], text)
+        elif len(text) > config.max_chars:
+            acc.drop("corpus:too_large", doc["id"], text)
+        elif doc["id"] in seen_ids:  # ids key dedup clusters and train/val splits: they must be unique
+            acc.drop("corpus:duplicate_id", doc["id"], text)
+        else:
+            seen_ids.add(doc["id"])
+            acc.keep()
+            yield doc
+
+
+def run_corpus(ctx, config: CorpusConfig) -> dict[str, float]:
+    from pathlib import Path
+
+    for folder in config.paths:  # fail before reading anything, not after minutes of reading
+        if not Path(folder).expanduser().is_dir():
+            raise ValueError(f"data.corpus: paths entry {folder!r} is not a directory; "
+                             "give folders holding .txt, .jsonl or .parquet files")
+    started = time.perf_counter()
+    acc = Accounting("data.corpus")
+    num_chars = 0
+
+    def counted():
+        nonlocal num_chars
+        for doc in corpus_documents(config, acc):
+            num_chars += len(doc["text"])
+            yield doc
+
+    write_docs(counted(), ctx.output, config.docs_per_shard)
+    acc.extra["num_chars"] = num_chars
+    return _finish(ctx, acc, started, {"num_chars": num_chars})
+
+
+# -- data.clean ------------------------------------------------------------------------------
+def run_clean(ctx, config: CleanConfig) -> dict[str, float]:
+    from components.data.clean import COUNTERS, clean_batch, config_json
+
+    started = time.perf_counter()
+    acc = Accounting("data.clean", max_samples_per_reason=config.samples_per_reason)
+    totals = dict.fromkeys(COUNTERS, 0)
+    # A Dataset copies the DataContext when it is created: order settings go first.
+    with ordered_execution():
+        ds = docs_dataset(ctx.input("docs"), config.batch_size)
+        num_blocks = ds.num_blocks()
+        ds = ds.map_batches(clean_batch, fn_kwargs={"config_json": config_json(config)},
+                            batch_format="pyarrow", batch_size=config.batch_size, zero_copy_batch=True)
+
+    def kept_docs():
+        batches = ds.iter_batches(batch_format="pyarrow", batch_size=None)
+        for batch in ctx.progress(batches, total=num_blocks, desc="data.clean batches"):
+            for row in batch.to_pylist():
+                for k in COUNTERS:
+                    totals[k] += row[k]
+                if row["drop_reason"]:
+                    acc.drop(row["drop_reason"], row["id"], row["text"])
+                else:
+                    acc.keep()
+                    yield {c: row[c] for c in DOC_COLUMNS}
+
+    write_docs(kept_docs(), ctx.output, config.docs_per_shard)
+    acc.extra["rewrites"] = totals
+    return _finish(ctx, acc, started, {f"rewrites/{k}": v for k, v in totals.items()})
+
+
+# -- data.dedup ------------------------------------------------------------------------------
+def run_dedup(ctx, config: DedupConfig) -> dict[str, float]:
+    from components.data.dedup_ray import dedup_clusters
+
+    started = time.perf_counter()
+    with ordered_execution(config.shuffle_strategy):
+        clusters = dedup_clusters(docs_dataset(ctx.input("docs"), config.batch_size, ("id", "text")), config)
+    dropped = {d: c for c in clusters for d in c.duplicates}
+    acc = Accounting("data.dedup")
+
+    def survivors():  # the driver streams the input once more; only ids in `dropped` are removed
+        from components.data.shards import read_docs
+
+        for row in read_docs(ctx.input("docs")):
+            cluster = dropped.get(row["id"])
+            if cluster is None:
+                acc.keep()
+                yield row
+            else:
+                acc.drop(f"dedup:{cluster.kind}_duplicate", row["id"], row["text"])
+
+    write_docs(survivors(), ctx.output, config.docs_per_shard)
+    by_kind = {k: sum(1 for c in clusters if c.kind == k) for k in ("exact", "near")}
+    acc.extra["num_clusters"] = len(clusters)
+    acc.extra["clusters_by_kind"] = by_kind
+    acc.extra["clusters"] = [c.to_dict() for c in clusters[: config.max_clusters_in_report]]
+    (ctx.output / "clusters.jsonl").write_text("".join(json.dumps(c.to_dict()) + "\n" for c in clusters))
+    ctx.log_artifact(ctx.output / "clusters.jsonl")
+    return _finish(ctx, acc, started, {"num_clusters": len(clusters), "num_exact_clusters": by_kind["exact"],
+                                       "num_near_clusters": by_kind["near"]})

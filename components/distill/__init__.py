@@ -1,0 +1,1 @@
+"""Draft-model distillation from a target model, for speculative decoding."""

@@ -1,0 +1,33 @@
+"""Config of draft-model distillation."""
+from __future__ import annotations
+
+from pydantic import Field, field_validator
+
+from components.config import Config
+
+
+class DraftDistillConfig(Config):
+    """Train a small Llama draft on the target's next-token distribution (forward KL) over the token shards."""
+
+    depth: int = Field(1, ge=1, description="Draft layers.")
+    width: int | None = Field(None, ge=64, description="Draft hidden size (None: half the target's, at least 64). "
+                                                         "Heads are 32 or 64 wide: vLLM's CPU attention rejects head_dim 16.")
+    num_steps: int = Field(200, ge=1, description="Optimizer steps (the data-only baseline gets the same).")
+    batch_size: int = Field(8, ge=1, description="Blocks per step.")
+    seq_len: int | None = Field(None, ge=8, description="Crop blocks to this many tokens (None: the shards' seq_len).")
+    learning_rate: float = Field(3e-3, gt=0, description="AdamW peak learning rate (linear warmup, linear decay).")
+    temperature: float = Field(1.0, gt=0, description="Softmax temperature of teacher and student in the KL.")
+    ce_weight: float = Field(0.0, ge=0, description="Weight of plain next-token cross-entropy mixed into the KL (0: pure KL).")
+    compare_data_only: bool = Field(True, description="Also train a same-size draft on the tokens alone and report both acceptance rates.")
+    num_eval_prompts: int = Field(32, ge=1, description="Validation prefixes used to measure acceptance.")
+    eval_prefix_len: int = Field(32, ge=1, description="Prefix tokens given to the target before its greedy continuation.")
+    eval_new_tokens: int = Field(32, ge=1, description="Target-greedy tokens over which draft agreement is measured.")
+    num_speculative_tokens: int = Field(4, ge=1, description="k for the reported expected tokens per target forward.")
+    seed: int = Field(0, description="Seed for init and batch order (shared by both drafts).")
+
+    @field_validator("width")
+    @classmethod
+    def _heads(cls, v: int | None) -> int | None:
+        if v is not None and v % 32:
+            raise ValueError(f"width={v} is not a multiple of 32; vLLM's CPU attention needs head_dim >= 32")
+        return v

@@ -1,0 +1,72 @@
+"""Distil a small draft Llama from a target: forward KL to the target's softmax over the token shards.
+
+The same loop with ``teacher=None`` trains the data-only baseline (cross-entropy on the
+tokens), with the same init, batches and schedule, so the two drafts differ only in what
+they learn from.
+"""
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+import numpy as np
+
+from components.distill.config import DraftDistillConfig
+
+
+def draft_config(target_config, cfg: DraftDistillConfig):
+    from components.models.presets import build_config
+
+    width = cfg.width or max(64, (target_config.hidden_size // 2 + 31) // 32 * 32)
+    dc = build_config(depth=cfg.depth, vocab_size=target_config.vocab_size,
+                      max_seq_len=target_config.max_position_embeddings,
+                      tie_embeddings=bool(getattr(target_config, "tie_word_embeddings", False)), width=width)
+    for key in ("bos_token_id", "eos_token_id", "pad_token_id"):
+        setattr(dc, key, getattr(target_config, key, None))
+    if dc.head_dim < 32:
+        raise ValueError(f"draft head_dim {dc.head_dim} < 32: vLLM's CPU attention rejects it; raise width")
+    return dc
+
+
+def train_draft(draft, blocks, cfg: DraftDistillConfig, teacher=None, log: Callable[[dict, int], None] | None = None
+                ) -> list[dict]:
+    import torch
+    import torch.nn.functional as F
+
+    rng = np.random.default_rng(cfg.seed)
+    seq_len = min(cfg.seq_len or blocks.seq_len, blocks.seq_len)
+    opt = torch.optim.AdamW(draft.parameters(), lr=cfg.learning_rate, weight_decay=0.0)
+    warmup = max(1, cfg.num_steps // 10)
+    history = []
+    device = next(draft.parameters()).device
+    draft.train()
+    for step in range(1, cfg.num_steps + 1):
+        t0 = time.perf_counter()
+        lr = cfg.learning_rate * min(1.0, step / warmup) * max(0.05, 1 - step / cfg.num_steps)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        ids = torch.from_numpy(blocks.take(rng.integers(0, len(blocks), cfg.batch_size))[:, :seq_len]).to(device)
+        logits = draft(input_ids=ids).logits[:, :-1].float()
+        ce = F.cross_entropy(logits.reshape(-1, logits.size(-1)), ids[:, 1:].reshape(-1))
+        rec = {"ce": float(ce)}
+        if teacher is not None:
+            with torch.no_grad():
+                t_logits = teacher(input_ids=ids).logits[:, :-1].float()
+            T = cfg.temperature
+            kl = F.kl_div(F.log_softmax(logits / T, -1).reshape(-1, logits.size(-1)),
+                          F.log_softmax(t_logits / T, -1).reshape(-1, logits.size(-1)),
+                          log_target=True, reduction="batchmean") * T * T
+            loss = kl + cfg.ce_weight * ce
+            rec["kl"] = float(kl)
+        else:
+            loss = ce
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(draft.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        rec.update({"loss": float(loss), "lr": lr, "tokens_per_s": ids.numel() / (time.perf_counter() - t0)})
+        history.append(rec)
+        if log is not None:
+            log(rec, step)
+    draft.eval()
+    return history

@@ -1,0 +1,14 @@
+"""Step kinds of the evaluation stage (light: no heavy imports)."""
+from flows.engine.registry import StepKind
+
+KINDS = [
+    StepKind(
+        name="eval.offline",
+        config="components.eval.config:OfflineEvalConfig",
+        run="components.eval.steps:run_offline_eval",
+        inputs=("model", "data", "adapter?", "tokens?"),
+        description="perplexity, EM/F1, BLEU/ROUGE, LLM-as-judge (rubric + both-order pairwise), "
+                    "then the champion/candidate gate on MLflow registry aliases → report.json, gate.json",
+        code=("components.eval", "components.tracking"),
+    ),
+]

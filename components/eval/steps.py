@@ -1,0 +1,124 @@
+"""``eval.offline``: score a model (optionally + adapter) and gate it against the champion.
+
+Writes into the artifact:
+  report.json     all metrics, judge status, prompt versions, inputs
+  results.jsonl   one row per question: question, reference, prediction, EM/F1, judge scores, verdict
+  results.md      the metrics as a table (also logged to MLflow)
+  gate.json       promote or not, with the reason, candidate and champion versions/metrics
+"""
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+from components.eval.config import OfflineEvalConfig
+from components.eval.prompt_templates import TEMPLATES
+from components.eval.text_metrics import exact_match, qa_metrics, token_f1
+
+
+def load_eval_rows(data_artifact: Path, max_rows: int, seed: int) -> list[dict]:
+    path = data_artifact / "eval.jsonl"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: wire eval.offline's `data` input to an sft.dataset step")
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    for i, r in enumerate(rows):
+        if not {"question", "answer"} <= set(r):
+            raise ValueError(f"{path}:{i + 1} needs question and answer fields, has {sorted(r)}")
+    if not rows:
+        raise ValueError(f"{path} is empty: sft.dataset produced no eval rows")
+    random.Random(seed).shuffle(rows)
+    return rows[:max_rows]
+
+
+def sync_prompts(tracking_uri: str) -> dict:
+    from components.tracking.prompts import sync_prompt
+
+    return {name: sync_prompt(tracking_uri, name, template) for name, template in TEMPLATES.items()}
+
+
+def judge_rows(config: OfflineEvalConfig, prompts: dict, rows: list[dict], preds: list[str], backend=None):
+    """Rubric + pairwise (prediction vs reference, both orders) → (summary, per-row results)."""
+    from components.eval.judge import build_judge, pairwise_summary, rubric_summary
+
+    judge = build_judge(config.judge, prompts, backend)
+    rubric = judge.rubric_many([{"question": r["question"], "answer": p, "reference": r["answer"]}
+                                for r, p in zip(rows, preds)])
+    summary = rubric_summary(rubric)
+    pairwise = []
+    if config.pairwise_against == "reference":
+        pairwise = judge.pairwise_many([(r["question"], p, r["answer"]) for r, p in zip(rows, preds)])
+        summary.update(pairwise_summary(pairwise))
+    return summary, rubric, pairwise
+
+
+def run_offline_eval(ctx, config: OfflineEvalConfig, judge_backend=None) -> dict[str, float]:
+    from components.eval.gate import run_gate
+    from components.eval.model_eval import (
+        generate_answers,
+        load_model,
+        perplexity,
+        val_blocks,
+    )
+    from components.tracking.mlflow_tracking import default_tracking_uri
+
+    tracking_uri = ctx.tracking_uri or default_tracking_uri()
+    prompts = sync_prompts(tracking_uri)
+    prompt_versions = {name: ref.uri for name, ref in prompts.items()}
+    adapter = ctx.inputs.get("adapter")
+    tokens = ctx.inputs.get("tokens")
+    rows = load_eval_rows(ctx.input("data"), config.max_questions, config.seed)
+
+    model, tok, device = load_model(ctx.input("model"), adapter)
+    metrics: dict[str, float] = {}
+    if tokens is not None:
+        metrics.update(perplexity(model, val_blocks(tokens, config.max_ppl_blocks), device, config.batch_size))
+    preds: list[str] = []
+    for i in ctx.progress(range(0, len(rows), config.batch_size), desc="answering"):
+        batch = rows[i:i + config.batch_size]
+        preds += generate_answers(model, tok, device, [r["question"] for r in batch], prompts["llmflow-system"].template,
+                                  config.max_new_tokens, config.batch_size, config.use_chat_template)
+    del model
+    metrics.update(qa_metrics(preds, [r["answer"] for r in rows]))
+
+    rubric, pairwise = [], []
+    if config.judge.enabled:
+        summary, rubric, pairwise = judge_rows(config, prompts, rows, preds, judge_backend)
+        metrics.update(summary)
+        judge_status = {"status": "ran", "base_url": config.judge.base_url, "model": config.judge.model}
+    else:
+        judge_status = {"status": "skipped", "reason": "judge.base_url is not set; no judge scores were produced"}
+    ctx.set_tags({"eval.judge": judge_status["status"], **{f"prompt.{k}": v for k, v in prompt_versions.items()}})
+    ctx.log_metrics(metrics)
+
+    out = ctx.output
+    with open(out / "results.jsonl", "w") as f:
+        for i, (r, p) in enumerate(zip(rows, preds)):
+            row = {"question": r["question"], "reference": r["answer"], "prediction": p,
+                   "source_id": r.get("source_id"), "exact_match": exact_match(p, r["answer"]),
+                   "f1": token_f1(p, r["answer"])}
+            if rubric:
+                row.update(judge_scores=rubric[i].scores, judge_raw=rubric[i].raw[:500])
+            if pairwise:
+                row.update(pairwise_vs_reference=pairwise[i].verdict, pairwise_orders=[pairwise[i].first, pairwise[i].second])
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    table = "| metric | value |\n|---|---|\n" + "".join(f"| {k} | {v:.4f} |\n" for k, v in metrics.items())
+    (out / "results.md").write_text(table + f"\njudge: {judge_status['status']}\n")
+    report = {"metrics": metrics, "num_questions": len(rows), "judge": judge_status,
+              "prompt_versions": prompt_versions, "adapter": adapter is not None, "tokens": tokens is not None}
+    (out / "report.json").write_text(json.dumps(report, indent=2))
+
+    if config.gate.enabled:
+        source = str(adapter if adapter is not None else ctx.input("model"))
+        gate = run_gate(tracking_uri, config.gate, metrics, source, run_id=ctx.run_id,
+                        tags={"llmflow.address": ctx.address, "base_model": str(ctx.input("model")),
+                              "eval.judge": judge_status["status"]})
+    else:
+        gate = {"promoted": False, "reason": "gate.enabled is false: report only"}
+    (out / "gate.json").write_text(json.dumps(gate, indent=2))
+    ctx.set_tags({"gate.promoted": gate["promoted"], "gate.reason": gate["reason"][:500]})
+    for name in ("report.json", "results.md", "gate.json"):
+        ctx.log_artifact(out / name)
+    primary = config.gate.metric
+    head = {primary: metrics[primary]} if primary in metrics else {}
+    return {**head, **metrics, "promoted": float(gate["promoted"])}

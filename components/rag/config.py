@@ -1,0 +1,90 @@
+"""Configs of the RAG steps (``rag.index``, ``rag.evaluate``) and of retrieval at query time."""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from components.config import Config
+
+
+class ChunkingConfig(Config):
+    """How a document is cut into chunks of embedding-model tokens."""
+
+    chunk_tokens: int = Field(128, ge=16, le=512, description=(
+        "Target chunk length in embedding-model tokens; all-MiniLM-L6-v2 reads at most 256 "
+        "(it truncates the rest), so stay at or below 254."))
+    overlap_tokens: int = Field(24, ge=0, description="Tokens shared by consecutive chunks of one document.")
+    min_chunk_tokens: int = Field(8, ge=1, description="A trailing chunk shorter than this is merged into the previous one.")
+
+    @model_validator(mode="after")
+    def _overlap_below_size(self) -> ChunkingConfig:
+        if self.overlap_tokens >= self.chunk_tokens:
+            raise ValueError(f"overlap_tokens ({self.overlap_tokens}) must be smaller than chunk_tokens "
+                             f"({self.chunk_tokens}); lower overlap_tokens, e.g. to chunk_tokens // 5")
+        return self
+
+
+class SparseConfig(Config):
+    """BM25-style sparse vectors: the document side stores saturated term frequencies,
+    Qdrant multiplies by IDF at query time (``Modifier.IDF``)."""
+
+    k1: float = Field(1.2, gt=0, description="BM25 term-frequency saturation.")
+    b: float = Field(0.75, ge=0, le=1, description="BM25 length normalisation (0 = none, 1 = full).")
+    avg_doc_tokens: float = Field(100.0, gt=0, description=(
+        "Assumed average chunk length in words for length normalisation; fixed (not measured) "
+        "so that a chunk's vector does not change when other documents are added."))
+
+
+class StoreConfig(Config):
+    """Where the index lives. ``QDRANT_URL`` (+ ``QDRANT_API_KEY``) in the environment selects a
+    Qdrant server; otherwise embedded local mode at a path."""
+
+    collection: str = Field("llmflow_docs", description="Qdrant collection name.")
+    timeout_s: float = Field(5.0, gt=0, description="Per-request timeout against a Qdrant server.")
+
+
+class IndexConfig(Config):
+    """``rag.index``: docs parquet → chunks → dense + sparse vectors → Qdrant."""
+
+    chunking: ChunkingConfig = Field(default_factory=ChunkingConfig, description="Chunking of documents.")
+    sparse: SparseConfig = Field(default_factory=SparseConfig, description="Sparse (BM25-style) vectors.")
+    store: StoreConfig = Field(default_factory=StoreConfig, description="Qdrant location and collection.")
+    embed_batch_size: int = Field(32, ge=1, description="Chunks per embedding batch (Ray Data map_batches).")
+    embed_concurrency: int = Field(1, ge=1, description=(
+        "Embedding actors; each holds a copy of the model (~90 MB) and wants a CPU."))
+    upsert_batch_size: int = Field(256, ge=1, description="Points per Qdrant upsert call.")
+    max_docs: int | None = Field(None, ge=1, description="Index only the first N documents (None = all).")
+
+
+class RetrievalConfig(Config):
+    """Query-time search: used by the router and by ``rag.evaluate``."""
+
+    mode: Literal["dense", "hybrid"] = Field("hybrid", description="dense only, or dense + sparse fused by RRF.")
+    top_k: int = Field(5, ge=1, le=100, description="Chunks returned.")
+    prefetch_k: int = Field(20, ge=1, description="Candidates per branch (dense, sparse) before fusion.")
+    rerank: Literal["none", "dense"] = Field("none", description=(
+        "Reorder fused candidates: 'dense' sorts the prefetch_k fused candidates by exact cosine "
+        "to the query (no cross-encoder ships offline)."))
+
+    @model_validator(mode="after")
+    def _prefetch_covers_top_k(self) -> RetrievalConfig:
+        if self.prefetch_k < self.top_k:
+            raise ValueError(f"prefetch_k ({self.prefetch_k}) must be >= top_k ({self.top_k}); raise prefetch_k")
+        return self
+
+
+class EvaluateConfig(Config):
+    """``rag.evaluate``: a labelled query set derived from the corpus → recall@k, MRR, nDCG@10."""
+
+    num_queries: int = Field(100, ge=1, description="Queries to derive (at most one per document, sampled).")
+    seed: int = Field(0, description="Seed of query sampling.")
+    ks: list[int] = Field(default_factory=lambda: [1, 5, 10], description="Cut-offs for recall@k.")
+    query_words: int = Field(8, ge=2, description="Content words kept in a derived query.")
+    prefetch_k: int = Field(50, ge=10, description="Candidates per branch before fusion (hybrid).")
+
+    @model_validator(mode="after")
+    def _ks_positive(self) -> EvaluateConfig:
+        if not self.ks or min(self.ks) < 1:
+            raise ValueError(f"ks must be a non-empty list of positive ints, got {self.ks}")
+        return self

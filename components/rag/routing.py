@@ -1,0 +1,56 @@
+"""Routing a chat request: grounded answer from sources, plain generation, or an honest refusal.
+
+Pure functions (no I/O) so every path is unit-testable; the Serve router calls them.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+from components.rag.retriever import Source
+
+Route = Literal["rag", "generate", "refuse"]
+
+GROUNDED_INSTRUCTIONS = (
+    "Answer the question using only the numbered sources below. Cite the sources you use as [1], [2]. "
+    "If the sources do not contain the answer, say that you don't know.")
+
+
+def choose_route(sources: Sequence[Source], threshold: float, fallback: Literal["generate", "refuse"]) -> Route:
+    """``rag`` when the best source's relevance clears the threshold, else the fallback policy."""
+    if sources and max(s.relevance for s in sources) >= threshold:
+        return "rag"
+    return fallback
+
+
+def cited_sources(sources: Sequence[Source], threshold: float, min_sources: int = 1) -> list[Source]:
+    """The sources put in the prompt: those at or above the threshold (at least ``min_sources``)."""
+    above = [s for s in sources if s.relevance >= threshold]
+    return above if len(above) >= min_sources else list(sources[:min_sources])
+
+
+def grounded_prompt(query: str, sources: Sequence[Source], max_source_chars: int) -> str:
+    blocks = []
+    for n, s in enumerate(sources, 1):
+        text = s.text if len(s.text) <= max_source_chars else s.text[:max_source_chars] + " …"
+        blocks.append(f"[{n}] {s.title}\n{text}")
+    return f"{GROUNDED_INSTRUCTIONS}\n\nSources:\n" + "\n\n".join(blocks) + f"\n\nQuestion: {query}"
+
+
+def query_of(messages: list[dict]) -> str:
+    """The text of the last user message (string content or OpenAI content parts)."""
+    for m in reversed(messages):
+        if m.get("role") == "user":
+            content = m.get("content")
+            if isinstance(content, list):
+                return "\n".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
+            return content if isinstance(content, str) else ""
+    return ""
+
+
+def grounded_messages(messages: list[dict], sources: Sequence[Source], max_source_chars: int) -> list[dict]:
+    """The conversation with its last user turn replaced by the grounded prompt."""
+    last_user = max(i for i, m in enumerate(messages) if m.get("role") == "user")
+    out = [dict(m) for m in messages]
+    out[last_user] = {"role": "user", "content": grounded_prompt(query_of(messages), sources, max_source_chars)}
+    return out

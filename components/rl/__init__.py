@@ -1,0 +1,1 @@
+"""Preference and reward learning: GRPO with vLLM rollouts, DPO, a Bradley-Terry reward model."""

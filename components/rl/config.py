@@ -1,0 +1,81 @@
+"""Configs of the RL stage: reward functions, GRPO, DPO and the Bradley-Terry reward model."""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from components.config import Config
+from components.sft.config import LoRASettings
+
+
+class RewardSpec(Config):
+    """One reward function; a GRPO sample's reward is the weighted sum over the list."""
+
+    kind: Literal["exact_match", "regex", "length", "reward_model", "callable"] = Field(
+        description="exact_match: answer equals the prompt's 'answer'; regex: 1 if `pattern` matches the "
+                    "completion start; length: closeness to `target_chars`; reward_model: a Bradley-Terry "
+                    "model at `path`; callable: `ref` = 'module:function' with signature f(completions, **kw).")
+    weight: float = Field(1.0, description="Multiplier of this reward in the sum.")
+    pattern: str | None = Field(None, description="regex: pattern matched (re.match) against the stripped completion.")
+    target_chars: int | None = Field(None, ge=1, description="length: the completion length (characters) that scores 1.")
+    path: str | None = Field(None, description="reward_model: directory of an rl.reward_model artifact (or its model/).")
+    ref: str | None = Field(None, description="callable: 'package.module:function' importable on the workers.")
+
+    @model_validator(mode="after")
+    def _needs(self) -> "RewardSpec":
+        need = {"regex": "pattern", "length": "target_chars", "reward_model": "path", "callable": "ref"}.get(self.kind)
+        if need and getattr(self, need) is None:
+            raise ValueError(f"reward kind {self.kind!r} needs field {need!r}; set it in the reward entry")
+        return self
+
+
+class GRPOConfig(Config):
+    """GRPO on a LoRA adapter with vLLM rollouts; the KL reference is the base (adapter disabled)."""
+
+    lora: LoRASettings = Field(default_factory=LoRASettings, description="Adapter settings (ignored when an adapter input is given: it is trained further).")
+    rewards: list[RewardSpec] = Field(
+        default_factory=lambda: [RewardSpec(kind="exact_match"), RewardSpec(kind="regex", pattern=r"-?\d+\b", weight=0.5)],
+        description="Reward functions summed with their weights.")
+    num_steps: int = Field(20, ge=1, description="GRPO steps (one rollout batch each).")
+    prompts_per_step: int = Field(8, ge=1, description="Distinct prompts per step.")
+    group_size: int = Field(8, ge=2, description="G: completions sampled per prompt; advantages are normalised within a group.")
+    max_new_tokens: int = Field(16, ge=1, description="Completion length cap.")
+    temperature: float = Field(1.0, gt=0, description="Sampling temperature of rollouts.")
+    learning_rate: float = Field(5e-3, gt=0, description="AdamW learning rate of the adapter.")
+    num_iterations: int = Field(1, ge=1, description="mu: optimisation passes over each rollout batch (>1 makes clipping bite).")
+    minibatch_size: int = Field(32, ge=1, description="Sequences per gradient step within a pass.")
+    clip_eps: float = Field(0.2, gt=0, description="PPO clip range epsilon on the importance ratio.")
+    kl_beta: float = Field(0.02, ge=0, description="Weight of the k3 KL estimator to the reference model.")
+    scale_rewards: bool = Field(True, description="Divide group-centred rewards by the group std (GRPO); False: Dr.GRPO-style centring only.")
+    rollout_backend: Literal["vllm", "hf"] = Field("vllm", description=(
+        "vllm: in-process vllm.LLM with weights reloaded in place; hf: transformers generate (slower; for comparison)."))
+    sync_every: int = Field(1, ge=1, description="Push the learner's weights into the rollout engine every N steps.")
+    vllm_max_model_len: int = Field(512, ge=32, description="vLLM max_model_len: prompt + completion must fit.")
+    seed: int = Field(0, description="Seed for prompt order, sampling and init.")
+
+
+class DPOConfig(Config):
+    """DPO on preference pairs ({prompt, chosen, rejected} JSONL) with a LoRA adapter; reference = adapter disabled."""
+
+    lora: LoRASettings = Field(default_factory=LoRASettings, description="Adapter settings.")
+    pairs_file: str = Field("pairs.jsonl", description="Pairs file name inside the prefs artifact.")
+    beta: float = Field(0.1, gt=0, description="DPO temperature beta.")
+    learning_rate: float = Field(2e-3, gt=0, description="AdamW learning rate of the adapter.")
+    num_steps: int = Field(40, ge=1, description="Optimizer steps.")
+    batch_size: int = Field(8, ge=1, description="Pairs per step.")
+    max_seq_len: int = Field(256, ge=16, description="Truncate prompt+response to this many tokens.")
+    eval_fraction: float = Field(0.2, ge=0, lt=1, description="Pairs held out to measure the chosen-over-rejected margin.")
+    seed: int = Field(0, description="Seed for init and order.")
+
+
+class RewardModelConfig(Config):
+    """A Bradley-Terry reward model: the base LM with a scalar sequence-classification head."""
+
+    pairs_file: str = Field("pairs.jsonl", description="Pairs file name inside the prefs artifact.")
+    learning_rate: float = Field(1e-3, gt=0, description="AdamW learning rate (whole model: it is small).")
+    num_steps: int = Field(60, ge=1, description="Optimizer steps.")
+    batch_size: int = Field(8, ge=1, description="Pairs per step.")
+    max_seq_len: int = Field(256, ge=16, description="Truncate prompt+response to this many tokens.")
+    eval_fraction: float = Field(0.2, ge=0, lt=1, description="Pairs held out for pairwise accuracy.")
+    seed: int = Field(0, description="Seed.")

@@ -1,0 +1,139 @@
+"""The GRPO loop: vLLM rollouts -> rewards -> group advantages -> reference log-probs -> clipped update.
+
+Runs as one process (the step's Ray task): the learner (a PEFT LoRA model) and the rollout
+engine live side by side, and the learner's merged weights are pushed into the engine every
+``sync_every`` steps. The reference is the same model with the adapter disabled, so the KL
+term costs one extra forward pass and no second copy of the weights.
+"""
+from __future__ import annotations
+
+import random
+import time
+from pathlib import Path
+from typing import Callable
+
+from components.rl.config import GRPOConfig
+
+
+def _sequences(prompt_ids: list[list[int]], groups, pad_id: int):
+    """Pack prompt + completion per sample; mask marks completion tokens (as targets at t-1)."""
+    import torch
+
+    rows, comp_lens = [], []
+    for p_ids, group in zip(prompt_ids, groups):
+        for c in group:
+            rows.append((p_ids, c.token_ids))
+            comp_lens.append(len(c.token_ids))
+    T = max(len(p) + len(c) for p, c in rows)
+    ids = torch.full((len(rows), T), pad_id, dtype=torch.long)
+    attn = torch.zeros((len(rows), T), dtype=torch.long)
+    target_mask = torch.zeros((len(rows), T - 1), dtype=torch.long)
+    for i, (p, c) in enumerate(rows):
+        seq = p + c
+        ids[i, :len(seq)] = torch.tensor(seq)
+        attn[i, :len(seq)] = 1
+        target_mask[i, len(p) - 1:len(seq) - 1] = 1  # position t predicts token t+1
+    return ids, attn, target_mask, comp_lens
+
+
+def _logprobs(model, ids, attn, minibatch: int):
+    import torch
+
+    from components.sft.chat import token_logprobs
+
+    return torch.cat([token_logprobs(model, ids[i:i + minibatch], attn[i:i + minibatch])
+                      for i in range(0, len(ids), minibatch)])
+
+
+def grpo_train(model, tokenizer, prompts: list[dict], rewards, config: GRPOConfig, engine, sync_dir: Path,
+               base_dir: Path, log: Callable[[dict, int], None]) -> list[dict]:
+    """Train ``model`` (PEFT, trainable adapter) in place; returns per-step metric records."""
+    import torch
+
+    from components.rl.grpo_loss import grpo_loss, group_advantages
+    from components.rl.rewards import score
+    from components.rl.rollout import merged_state_dict, write_weights
+    from components.sft.chat import prompt_text, token_logprobs
+
+    rng = random.Random(config.seed)
+    device = next(model.parameters()).device
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=0.0)
+    order: list[int] = []
+    history = []
+    sync_s = 0.0
+    if engine.backend == "vllm":  # the engine starts from the base weights: push the starting adapter
+        sync_s = engine.sync(write_weights(merged_state_dict(model), base_dir, sync_dir))
+    for step in range(1, config.num_steps + 1):
+        t_step = time.perf_counter()
+        if len(order) < config.prompts_per_step:
+            more = list(range(len(prompts)))
+            rng.shuffle(more)
+            order += more
+        batch = [prompts[i] for i in order[:config.prompts_per_step]]
+        del order[:config.prompts_per_step]
+        texts = [prompt_text(tokenizer, r["prompt"]) for r in batch]
+
+        t0 = time.perf_counter()
+        groups = engine.generate(texts, n=config.group_size, max_new_tokens=config.max_new_tokens,
+                                 temperature=config.temperature, seed=config.seed * 100003 + step)
+        gen_s = time.perf_counter() - t0
+        completions = [c.text for g in groups for c in g]
+        columns = {k: [r.get(k) for r in batch for _ in range(config.group_size)] for k in batch[0]}
+        columns["prompts"] = columns.pop("prompt")
+        reward_list, reward_means = score(rewards, completions, **columns)
+        r = torch.tensor(reward_list, dtype=torch.float32)
+        adv = group_advantages(r, config.group_size, scale=config.scale_rewards).to(device)
+
+        prompt_ids = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
+        ids, attn, mask, comp_lens = _sequences(prompt_ids, groups, tokenizer.pad_token_id)
+        ids, attn, mask = ids.to(device), attn.to(device), mask.to(device)
+
+        t0 = time.perf_counter()
+        ref_logp = None
+        if config.kl_beta > 0:
+            with torch.no_grad(), model.disable_adapter():
+                ref_logp = _logprobs(model, ids, attn, config.minibatch_size)
+        ref_s = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        old_logp = None
+        stats_acc: dict[str, list[float]] = {}
+        n = len(ids)
+        for it in range(config.num_iterations):
+            if it == 0 and config.num_iterations > 1:
+                with torch.no_grad():
+                    old_logp = _logprobs(model, ids, attn, config.minibatch_size)
+            perm = torch.randperm(n, generator=torch.Generator().manual_seed(config.seed + step * 31 + it))
+            for s in range(0, n, config.minibatch_size):
+                idx = perm[s:s + config.minibatch_size].to(device)
+                logp = token_logprobs(model, ids[idx], attn[idx])
+                old = old_logp[idx] if old_logp is not None else logp.detach()  # mu=1: ratio is 1 by definition
+                loss, stats = grpo_loss(logp, old, ref_logp[idx] if ref_logp is not None else None, adv[idx],
+                                        mask[idx], config.clip_eps, config.kl_beta)
+                (loss * len(idx) / n).backward()
+                stats["loss"] = float(loss)
+                for k, v in stats.items():
+                    stats_acc.setdefault(k, []).append(v)
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+        update_s = time.perf_counter() - t0
+
+        if engine.backend == "vllm" and (step % config.sync_every == 0):
+            t0 = time.perf_counter()
+            write_weights(merged_state_dict(model), base_dir, sync_dir)
+            engine.sync(sync_dir)
+            sync_s = time.perf_counter() - t0
+        num_gen_tokens = sum(comp_lens)
+        rec = {
+            "reward_mean": float(r.mean()), "reward_std": float(r.std()),
+            **{k: sum(v) / len(v) for k, v in stats_acc.items()},
+            "completion_length_mean": num_gen_tokens / len(comp_lens),
+            "rollout_tokens_per_s": num_gen_tokens / max(gen_s, 1e-9),
+            "time/generation_s": gen_s, "time/ref_logprobs_s": ref_s, "time/update_s": update_s,
+            "time/weight_sync_s": sync_s, "time/step_s": time.perf_counter() - t_step, **reward_means,
+        }
+        history.append(rec)
+        log(rec, step)
+    return history

@@ -1,0 +1,17 @@
+"""Step kinds of the RL stage (light: no heavy imports)."""
+from flows.engine.registry import StepKind
+
+KINDS = [
+    StepKind(name="rl.grpo", config="components.rl.config:GRPOConfig",
+             run="components.rl.steps:run_grpo", inputs=("model", "data", "adapter?"),
+             code=("components.rl", "components.sft"),
+             description="GRPO on a LoRA adapter with vLLM rollouts and in-place weight sync; writes adapter/."),
+    StepKind(name="rl.dpo", config="components.rl.config:DPOConfig",
+             run="components.rl.steps:run_dpo", inputs=("model", "prefs", "adapter?"),
+             code=("components.rl", "components.sft"),
+             description="DPO on preference pairs (prompt/chosen/rejected JSONL); writes adapter/."),
+    StepKind(name="rl.reward_model", config="components.rl.config:RewardModelConfig",
+             run="components.rl.steps:run_reward_model", inputs=("model", "prefs"),
+             code=("components.rl", "components.sft"),
+             description="Bradley-Terry reward model (sequence-classification head); usable as a GRPO reward."),
+]

@@ -1,0 +1,57 @@
+"""Preference pairs ({prompt, chosen, rejected} JSONL) -> tokenised chat sequences.
+
+This is the format the online evaluation loop exports from user feedback, so serving
+feeds training. Prompt and response are rendered with the chat template; only the
+response tokens (the assistant turn) count in log-probabilities.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def read_pairs(path: str | Path) -> list[dict]:
+    pairs = []
+    with open(path) as f:
+        for i, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            rec = json.loads(line)
+            missing = {"prompt", "chosen", "rejected"} - set(rec)
+            if missing:
+                raise ValueError(f"{path}:{i}: preference pair is missing {sorted(missing)}; "
+                                 "each line must be {\"prompt\", \"chosen\", \"rejected\"}")
+            pairs.append({"prompt": rec["prompt"], "chosen": rec["chosen"], "rejected": rec["rejected"]})
+    if not pairs:
+        raise ValueError(f"{path} holds no preference pairs")
+    return pairs
+
+
+def encode_pair_side(tokenizer, prompt: str, response: str, max_len: int) -> dict:
+    from components.sft.chat import encode_chat
+
+    return encode_chat(tokenizer, [{"role": "user", "content": prompt}, {"role": "assistant", "content": response}], max_len)
+
+
+def split(pairs: list[dict], eval_fraction: float, seed: int) -> tuple[list[dict], list[dict]]:
+    import random
+
+    order = list(range(len(pairs)))
+    random.Random(seed).shuffle(order)
+    k = int(round(len(pairs) * eval_fraction))
+    if len(pairs) > 1:
+        k = min(max(k, 1 if eval_fraction > 0 else 0), len(pairs) - 1)
+    return [pairs[i] for i in order[k:]], [pairs[i] for i in order[:k]]
+
+
+def sequence_logps(model, batch) -> "torch.Tensor":
+    """Sum of response-token log-probabilities per sequence (labels == -100 elsewhere)."""
+    import torch
+
+    from components.sft.chat import IGNORE
+
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1].float()
+    labels = batch["labels"][:, 1:]
+    mask = labels != IGNORE
+    lp = torch.log_softmax(logits, -1).gather(-1, labels.clamp(min=0)[..., None]).squeeze(-1)
+    return (lp * mask).sum(-1)

@@ -1,0 +1,1 @@
+"""Supervised fine-tuning: instruction data from the corpus, LoRA/QLoRA SFT on Ray Train."""

@@ -1,0 +1,64 @@
+"""Configs of the SFT stage: the instruction dataset, LoRA settings, and the SFT trainer."""
+from __future__ import annotations
+
+from pydantic import Field, field_validator, model_validator
+
+from components.config import Config
+
+
+class SFTDatasetConfig(Config):
+    """Instruction data derived from the ``docs`` artifact, plus optional user chat JSONL."""
+
+    max_answer_chars: int = Field(320, ge=40, description="Cut answers (the topic's first sentences) to this many characters.")
+    max_answer_sentences: int = Field(2, ge=1, description="Answers are the first N sentences of a topic's first prose paragraph.")
+    eval_fraction: float = Field(0.1, ge=0.0, lt=1.0, description="Fraction of documents held out (by id hash) for eval.jsonl.")
+    num_arithmetic_prompts: int = Field(256, ge=0, description="GRPO prompts with checkable numeric answers ('What is 3 + 4?').")
+    max_operand: int = Field(20, ge=1, description="Arithmetic prompts use operands in [0, max_operand].")
+    user_chat_paths: list[str] = Field(default_factory=list, description=(
+        "Extra chat JSONL files ({'messages': [{'role','content'}, ...]}) appended to sft.jsonl; "
+        "every record must end with an assistant turn."))
+    seed: int = Field(0, description="Seed for the arithmetic prompts and shuffling.")
+
+
+class LoRASettings(Config):
+    """PEFT LoRA hyper-parameters shared by SFT, GRPO and DPO."""
+
+    rank: int = Field(8, ge=1, description="LoRA rank r.")
+    alpha: float = Field(16.0, gt=0, description="LoRA alpha; the update is scaled by alpha / rank.")
+    dropout: float = Field(0.0, ge=0.0, lt=1.0, description="Dropout on the LoRA input.")
+    target_modules: list[str] = Field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+        description="Module names (Llama naming) that get LoRA adapters.")
+    quantize_4bit: bool = Field(False, description=(
+        "QLoRA: load the base in 4-bit NF4 via bitsandbytes. GPU only; on CPU the step fails with an error."))
+
+    @field_validator("target_modules")
+    @classmethod
+    def _non_empty(cls, v: list[str]) -> list[str]:
+        if not v:
+            raise ValueError("target_modules is empty; list at least one module name such as 'q_proj'")
+        return v
+
+
+class SFTConfig(Config):
+    """LoRA SFT with response-only loss, run under Ray Train's TorchTrainer."""
+
+    lora: LoRASettings = Field(default_factory=LoRASettings, description="LoRA adapter settings.")
+    learning_rate: float = Field(2e-3, gt=0, description="AdamW learning rate for the adapter weights.")
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
+    num_epochs: float = Field(1.0, gt=0, description="Passes over sft.jsonl (fractions allowed); max_steps wins if set.")
+    max_steps: int | None = Field(None, ge=1, description="Stop after this many optimizer steps (None: run num_epochs).")
+    batch_size: int = Field(8, ge=1, description="Sequences per worker per step.")
+    max_seq_len: int = Field(256, ge=16, description="Truncate chat sequences to this many tokens.")
+    num_workers: int = Field(1, ge=1, description="Ray Train workers (DDP over gloo on CPU).")
+    eval_every: int = Field(0, ge=0, description="Log held-out response loss every N steps (0: only before and after).")
+    num_eval_examples: int = Field(64, ge=1, description="Examples from eval split (or sft.jsonl tail) used for response loss.")
+    merge: bool = Field(False, description="Also export merged/ (base + adapter folded in) as a plain HF model.")
+    seed: int = Field(0, description="Seed for init and data order.")
+
+    @model_validator(mode="after")
+    def _qlora_no_merge(self) -> "SFTConfig":
+        if self.merge and self.lora.quantize_4bit:
+            raise ValueError("merge=True with lora.quantize_4bit=True would fold into a 4-bit base; "
+                             "set merge=False and merge later on a full-precision base")
+        return self

@@ -1,0 +1,102 @@
+"""Step functions of the SFT stage: ``sft.dataset`` and ``sft.lora``."""
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import tempfile
+from pathlib import Path
+
+from components.sft.config import SFTConfig, SFTDatasetConfig
+
+
+def run_dataset(ctx, config: SFTDatasetConfig) -> dict[str, float]:
+    from components.sft import dataset as ds
+    from components.sft.artifacts import read_docs
+
+    docs = read_docs(ctx.input("docs"))
+    qa = list(ds.doc_qa(docs, config.max_answer_sentences, config.max_answer_chars))
+    train_qa = [r for r in qa if not ds.is_eval_doc(r["source_id"], config.eval_fraction)]
+    eval_qa = [r for r in qa if ds.is_eval_doc(r["source_id"], config.eval_fraction)]
+    chats = [{"messages": [{"role": "user", "content": r["question"]}, {"role": "assistant", "content": r["answer"]}]}
+             for r in train_qa]
+    for path in config.user_chat_paths:
+        chats.extend(ds.read_chat_jsonl(path))
+    random.Random(config.seed).shuffle(chats)
+    prompts = ds.arithmetic_prompts(config.num_arithmetic_prompts, config.max_operand, config.seed) + ds.keyword_prompts(qa)
+    out = ctx.output
+    metrics = {
+        "num_sft_examples": ds.write_jsonl(out / "sft.jsonl", chats),
+        "num_prompts": ds.write_jsonl(out / "prompts.jsonl", prompts),
+        "num_eval_examples": ds.write_jsonl(out / "eval.jsonl", (
+            {"question": r["question"], "answer": r["answer"], "source_id": r["source_id"]} for r in eval_qa)),
+        "num_docs": len(docs),
+        "num_docs_with_qa": len({r["source_id"] for r in qa}),
+    }
+    ctx.log_metrics(metrics)
+    return metrics
+
+
+def _eval_chats(data: Path, tmp: Path) -> tuple[Path, str]:
+    """eval.jsonl as chat records, and which split it came from (tagged on the run)."""
+    from components.sft.dataset import read_jsonl, write_jsonl
+
+    rows, split = read_jsonl(data / "eval.jsonl"), "eval"
+    if not rows:  # a tiny corpus may hold out no document: evaluate on the training tail instead, and say so
+        rows = [{"question": r["messages"][-2]["content"], "answer": r["messages"][-1]["content"]}
+                for r in read_jsonl(data / "sft.jsonl")[-64:] if len(r["messages"]) >= 2]
+        split = "train_tail"
+    path = tmp / "eval_chat.jsonl"
+    write_jsonl(path, ({"messages": [{"role": "user", "content": r["question"]},
+                                      {"role": "assistant", "content": r["answer"]}]} for r in rows))
+    return path, split
+
+
+def run_lora(ctx, config: SFTConfig) -> dict[str, float]:
+    from ray.train import RunConfig, ScalingConfig
+    from ray.train.torch import TorchConfig, TorchTrainer
+
+    from components.sft.artifacts import data_file, model_dir
+    from components.sft.train_loop import sft_train
+    from components.train.device import distributed_backend, use_gpu
+
+    base = model_dir(ctx.input("model"))
+    data = ctx.input("data")
+    train_path = data_file(data, "sft.jsonl")
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        eval_path, eval_split = _eval_chats(data, tmp)
+        trainer = TorchTrainer(
+            sft_train,
+            train_loop_config={"model_dir": str(base), "train_path": str(train_path),
+                               "eval_path": str(eval_path), "settings": config.model_dump()},
+            scaling_config=ScalingConfig(num_workers=config.num_workers, use_gpu=use_gpu()),
+            torch_config=TorchConfig(backend=distributed_backend()),
+            run_config=RunConfig(storage_path=str(tmp / "ray"), name="sft"),
+        )
+        result = trainer.fit()
+        if result.error:
+            raise result.error
+        history = result.return_value
+        with result.checkpoint.as_directory() as ckpt:
+            shutil.copytree(Path(ckpt) / "adapter", ctx.output / "adapter")
+    for rec in history:
+        ctx.log_metrics({k: v for k, v in rec.items() if k != "step"}, step=rec["step"])
+    ctx.set_tags({"sft.base_model": str(base), "sft.num_workers": config.num_workers,
+                  "sft.backend": distributed_backend(), "sft.loss": "response_only", "sft.eval_split": eval_split})
+    if config.merge:
+        _merge(base, ctx.output / "adapter", ctx.output / "merged")
+    first, last = history[0]["eval_response_loss"], history[-1]["eval_response_loss"]
+    summary = {"eval_response_loss": last, "eval_response_loss_before": first,
+               "train_response_loss": history[-1]["train_response_loss"], "num_steps": len(history) - 1}
+    (ctx.output / "summary.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def _merge(base: Path, adapter: Path, out: Path) -> None:
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base), adapter).merge_and_unload()
+    model.save_pretrained(out, safe_serialization=True)
+    AutoTokenizer.from_pretrained(adapter).save_pretrained(out)

@@ -1,0 +1,132 @@
+"""The SFT loop that runs in each Ray Train worker (and, without Ray, as a plain function).
+
+Rank r takes every world_size-th example; DDP (via ``ray.train.torch.prepare_model``) averages
+adapter gradients. Rank 0 saves the adapter and reports it as the run's checkpoint; its
+return value (per-step history) reaches the driver as ``Result.return_value``.
+"""
+from __future__ import annotations
+
+import math
+import random
+import tempfile
+import time
+from pathlib import Path
+
+
+def _batches(examples: list[dict], batch_size: int, seed: int):
+    rng = random.Random(seed)
+    epoch = 0
+    while True:
+        order = list(range(len(examples)))
+        rng.shuffle(order)
+        for i in range(0, len(order) - batch_size + 1, batch_size):
+            yield epoch, [examples[j] for j in order[i:i + batch_size]]
+        epoch += 1
+
+
+def evaluate_response_loss(model, examples: list[dict], pad_id: int, batch_size: int = 16) -> float:
+    import torch
+
+    from components.sft.chat import IGNORE, collate
+
+    model.eval()
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for i in range(0, len(examples), batch_size):
+            batch = collate(examples[i:i + batch_size], pad_id)
+            batch = {k: v.to(next(model.parameters()).device) for k, v in batch.items()}
+            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1]
+            labels = batch["labels"][:, 1:]
+            nll = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), labels.reshape(-1),
+                                                    ignore_index=IGNORE, reduction="sum")
+            total += nll.item()
+            count += int((labels != IGNORE).sum())
+    model.train()
+    return total / max(count, 1)
+
+
+def sft_train(loop_config: dict) -> list[dict]:
+    """Train a LoRA adapter. ``loop_config``: model_dir, train_path, eval_path, settings (SFTConfig dict)."""
+    import torch
+    from transformers import AutoTokenizer
+
+    from components.sft.chat import collate, encode_chat
+    from components.sft.config import SFTConfig
+    from components.sft.dataset import read_jsonl
+    from components.sft.lora import add_lora, load_base
+
+    cfg = SFTConfig.model_validate(loop_config["settings"])
+    rank, world = _rank_world()
+    torch.manual_seed(cfg.seed)
+    tok = AutoTokenizer.from_pretrained(loop_config["model_dir"])
+    train = [encode_chat(tok, r["messages"], cfg.max_seq_len) for r in read_jsonl(loop_config["train_path"])]
+    train = [e for e in train if any(t != -100 for t in e["labels"])]
+    if not train:
+        raise ValueError("no SFT example has a response token left after truncation; raise max_seq_len")
+    evals = [encode_chat(tok, r["messages"], cfg.max_seq_len)
+             for r in read_jsonl(loop_config["eval_path"])][:cfg.num_eval_examples]
+    shard = train[rank::world]
+
+    model = add_lora(load_base(loop_config["model_dir"], cfg.lora.quantize_4bit), cfg.lora)
+    bare = model
+    if world > 1:
+        import ray.train.torch
+        model = ray.train.torch.prepare_model(model, move_to_device=False)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    steps_per_epoch = max(len(shard) // cfg.batch_size, 1)
+    max_steps = cfg.max_steps or max(math.ceil(cfg.num_epochs * steps_per_epoch), 1)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / max(1, max_steps // 10))
+                                              * max(0.0, 1 - s / max_steps) ** 0.5)
+    device = next(bare.parameters()).device
+    history = [{"step": 0, "eval_response_loss": evaluate_response_loss(bare, evals, tok.pad_token_id)}]
+    _report(history[-1])
+    batches = _batches(shard, min(cfg.batch_size, len(shard)), cfg.seed + rank)
+    for step in range(1, max_steps + 1):
+        t0 = time.perf_counter()
+        epoch, examples = next(batches)
+        batch = {k: v.to(device) for k, v in collate(examples, tok.pad_token_id).items()}
+        out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"])
+        out.loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+        dt = time.perf_counter() - t0
+        rec = {"step": step, "epoch": epoch, "train_response_loss": out.loss.item(), "grad_norm": float(grad_norm),
+               "lr": sched.get_last_lr()[0], "tokens_per_s": int(batch["attention_mask"].sum()) * world / dt}
+        if cfg.eval_every and step % cfg.eval_every == 0 and step != max_steps:
+            rec["eval_response_loss"] = evaluate_response_loss(bare, evals, tok.pad_token_id)
+        if step == max_steps:
+            rec["eval_response_loss"] = evaluate_response_loss(bare, evals, tok.pad_token_id)
+        history.append(rec)
+        if step != max_steps:
+            _report(rec)
+    _report(history[-1], save=(bare, tok) if rank == 0 else None)
+    return history
+
+
+def _rank_world() -> tuple[int, int]:
+    try:
+        import ray.train
+        ctx = ray.train.get_context()
+        return ctx.get_world_rank(), ctx.get_world_size()
+    except Exception:  # not inside a Ray Train worker: a plain single-process run
+        return 0, 1
+
+
+def _report(metrics: dict, save=None) -> None:
+    """ray.train.report inside a worker (with the adapter as checkpoint at the end); no-op outside."""
+    try:
+        import ray.train
+        ray.train.get_context()
+    except Exception:
+        return
+    if save is None:
+        ray.train.report(metrics)
+        return
+    model, tok = save
+    with tempfile.TemporaryDirectory() as tmp:
+        model.save_pretrained(Path(tmp) / "adapter")
+        tok.save_pretrained(Path(tmp) / "adapter")
+        ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))

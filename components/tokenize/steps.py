@@ -1,0 +1,120 @@
+"""Flow steps of the tokenize stage: tokenize.train and tokenize.pack."""
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from components.tokenize.config import PackConfig, TrainTokenizerConfig
+
+
+def tokenizer_dir_of(artifact: Path) -> Path:
+    """The tokenizer files of an input: a tokenize.train artifact (``tokenizer/`` inside) or an HF dir."""
+    for candidate in (artifact / "tokenizer", artifact):
+        if (candidate / "tokenizer.json").is_file():
+            return candidate
+    raise FileNotFoundError(f"no tokenizer.json in {artifact} or {artifact / 'tokenizer'}; the 'tokenizer' input "
+                            "must be a tokenize.train artifact or a Hugging Face model/tokenizer directory")
+
+
+def _texts(docs_dir: Path, max_chars: int | None) -> Iterator[str]:
+    from components.data.shards import read_docs
+
+    budget = max_chars
+    for doc in read_docs(docs_dir, columns=("text",)):
+        text = doc["text"]
+        if budget is not None:
+            if budget <= 0:
+                return
+            text, budget = text[:budget], budget - len(text)
+        yield text
+
+
+def run_train(ctx, config: TrainTokenizerConfig) -> dict[str, float]:
+    from components.tokenize.bpe import tokenizer_sha256, train_bpe_tokenizer
+
+    started = time.perf_counter()
+    num_chars = num_docs = 0
+
+    def counted():
+        nonlocal num_chars, num_docs
+        for text in _texts(ctx.input("docs"), config.max_train_chars):
+            num_chars += len(text)
+            num_docs += 1
+            yield text
+
+    out = ctx.output / "tokenizer"
+    tok = train_bpe_tokenizer(counted(), config.vocab_size, out, min_frequency=config.min_frequency)
+    if num_docs == 0:
+        raise ValueError(f"tokenize.train: the docs input {ctx.input('docs')} has no documents to train on")
+    metrics = {"vocab_size": float(len(tok)), "num_train_docs": num_docs, "num_train_chars": num_chars,
+               "elapsed_s": round(time.perf_counter() - started, 3)}
+    report = {**metrics, "tokenizer_sha256": tokenizer_sha256(out), "requested_vocab_size": config.vocab_size}
+    (ctx.output / "report.json").write_text(json.dumps(report, indent=2))
+    ctx.log_metrics(metrics)
+    ctx.set_tags({"tokenizer_sha256": report["tokenizer_sha256"]})
+    return metrics
+
+
+def run_pack(ctx, config: PackConfig) -> dict[str, float]:
+    from tokenizers import Tokenizer
+
+    from components.data.shards import docs_dataset, ordered_execution
+    from components.tokenize.bpe import eos_token_id, tokenizer_sha256
+    from components.tokenize.pack import (
+        SPLITS,
+        ShardWriter,
+        dtype_for,
+        encode_and_pack_batch,
+    )
+
+    started = time.perf_counter()
+    tok_dir = tokenizer_dir_of(ctx.input("tokenizer"))
+    vocab_size = Tokenizer.from_file(str(tok_dir / "tokenizer.json")).get_vocab_size(with_added_tokens=True)
+    dtype = dtype_for(vocab_size)
+    shutil.copytree(tok_dir, ctx.output / "tokenizer", dirs_exist_ok=True)
+
+    with ordered_execution():  # before the Dataset exists: it copies the DataContext when created
+        ds = docs_dataset(ctx.input("docs"), config.batch_size, ("id", "text"))
+        packed = ds.map_batches(
+            encode_and_pack_batch, batch_format="pyarrow", batch_size=config.batch_size, zero_copy_batch=True,
+            fn_kwargs={"tokenizer_json": str(ctx.output / "tokenizer" / "tokenizer.json"),
+                       "eos_id": eos_token_id(tok_dir), "seq_len": config.seq_len, "dtype": dtype.name,
+                       "val_fraction": config.val_fraction, "split_seed": config.split_seed})
+    writers = {s: ShardWriter(ctx.output, s, config.seq_len, dtype, config.blocks_per_shard) for s in SPLITS}
+    num_docs = dict.fromkeys(SPLITS, 0)
+    batches = packed.iter_batches(batch_format="pyarrow", batch_size=None)
+    for batch in ctx.progress(batches, total=ds.num_blocks(), desc="tokenize.pack batches"):
+        for split, kind, n_docs, data in zip(*(batch.column(c).to_pylist()
+                                               for c in ("split", "kind", "num_docs", "data"))):
+            num_docs[split] += n_docs
+            (writers[split].write_blocks if kind == "blocks" else writers[split].add_tail)(data)
+    dropped_tail = {s: w.close() for s, w in writers.items()}
+    if writers["train"].num_blocks == 0:
+        raise ValueError(f"tokenize.pack produced no training block of {config.seq_len} tokens: the corpus is too "
+                         "small for seq_len; lower seq_len or add documents")
+
+    manifest = {
+        "seq_len": config.seq_len, "dtype": dtype.name, "vocab_size": vocab_size,
+        "train": writers["train"].paths, "val": writers["val"].paths,
+        "num_train_blocks": writers["train"].num_blocks, "num_val_blocks": writers["val"].num_blocks,
+        "num_train_tokens": writers["train"].num_blocks * config.seq_len,
+        "num_val_tokens": writers["val"].num_blocks * config.seq_len,
+        "tokenizer_sha256": tokenizer_sha256(ctx.output / "tokenizer"),
+        "num_train_docs": num_docs["train"], "num_val_docs": num_docs["val"],
+        "num_dropped_tail_tokens": sum(dropped_tail.values()), "val_fraction": config.val_fraction,
+        "split_seed": config.split_seed, "eos_token_id": eos_token_id(tok_dir),
+    }
+    (ctx.output / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    elapsed = time.perf_counter() - started
+    total_tokens = manifest["num_train_tokens"] + manifest["num_val_tokens"]
+    metrics = {"num_train_tokens": manifest["num_train_tokens"], "num_val_tokens": manifest["num_val_tokens"],
+               "num_train_blocks": manifest["num_train_blocks"], "num_val_blocks": manifest["num_val_blocks"],
+               "num_dropped_tail_tokens": manifest["num_dropped_tail_tokens"],
+               "tokens_per_s": total_tokens / elapsed if elapsed > 0 else 0.0, "elapsed_s": round(elapsed, 3)}
+    ctx.log_metrics(metrics)
+    ctx.log_artifact(ctx.output / "manifest.json")
+    ctx.set_tags({"tokenizer_sha256": manifest["tokenizer_sha256"]})
+    return metrics

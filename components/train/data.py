@@ -1,0 +1,99 @@
+"""Packed token shards from `tokenize.pack`, memory-mapped, with a deterministic per-rank order.
+
+The order is a pure function of (seed, sample position): position p reads block
+``perm_e[p mod N]`` where ``perm_e`` is a seeded permutation for epoch ``e = p // N``. A
+global step consumes positions [start, start + global_batch); rank r's micro-batch m of
+that step takes the slice ``start + (m·world + r)·micro`` onward. One worker with micro
+2b therefore sees exactly the blocks two workers with micro b see together, and the only
+data state a checkpoint needs is ``samples_consumed``.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+MANIFEST_KEYS = {"seq_len", "dtype", "vocab_size", "train", "val", "num_train_blocks", "num_val_blocks",
+                 "num_train_tokens", "num_val_tokens", "tokenizer_sha256"}
+
+
+def read_manifest(tokens_dir: str | Path) -> dict:
+    path = Path(tokens_dir) / "manifest.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: the `tokens` input must be a tokenize.pack artifact")
+    manifest = json.loads(path.read_text())
+    missing = MANIFEST_KEYS - set(manifest)
+    if missing:
+        raise ValueError(f"{path} lacks {sorted(missing)}; re-run tokenize.pack")
+    return manifest
+
+
+class TokenBlocks:
+    """All blocks of one split as one indexable sequence over memory-mapped shard files."""
+
+    def __init__(self, tokens_dir: str | Path, split: str):
+        manifest = read_manifest(tokens_dir)
+        self.seq_len = int(manifest["seq_len"])
+        dtype = np.dtype(manifest["dtype"])
+        self.shards = []
+        for rel in manifest[split]:
+            path = Path(tokens_dir) / rel
+            num_blocks = path.stat().st_size // (dtype.itemsize * self.seq_len)
+            if num_blocks:
+                self.shards.append(np.memmap(path, dtype=dtype, mode="r", shape=(num_blocks, self.seq_len)))
+        self.offsets = np.cumsum([0] + [len(s) for s in self.shards])
+        expected = manifest[f"num_{split}_blocks"]
+        if self.offsets[-1] != expected:
+            raise ValueError(f"{tokens_dir}: {split} shards hold {self.offsets[-1]} blocks, manifest says {expected}")
+
+    def __len__(self) -> int:
+        return int(self.offsets[-1])
+
+    def take(self, indices: np.ndarray) -> np.ndarray:
+        """Blocks at ``indices`` as an int64 array (num, seq_len)."""
+        shard_ids = np.searchsorted(self.offsets, indices, side="right") - 1
+        return np.stack([self.shards[s][i - self.offsets[s]] for s, i in zip(shard_ids, indices)]).astype(np.int64)
+
+
+@dataclass
+class RankSampler:
+    """Which blocks rank ``rank`` of ``world`` reads for each micro-batch; see the module docstring."""
+
+    num_blocks: int
+    seed: int
+    world: int
+    rank: int
+    micro_batch_size: int
+    grad_accum_steps: int
+
+    def __post_init__(self):
+        if self.num_blocks < 1:
+            raise ValueError("the train split has no blocks: pack more documents or a shorter seq_len")
+        self._perms: dict[int, np.ndarray] = {}
+
+    @property
+    def global_batch(self) -> int:
+        return self.world * self.micro_batch_size * self.grad_accum_steps
+
+    def _block(self, positions: np.ndarray) -> np.ndarray:
+        epochs, offsets = np.divmod(positions, self.num_blocks)
+        out = np.empty_like(positions)
+        for e in np.unique(epochs):
+            if e not in self._perms:
+                self._perms = {e: np.random.default_rng([self.seed, int(e)]).permutation(self.num_blocks)}
+            mask = epochs == e
+            out[mask] = self._perms[e][offsets[mask]]
+        return out
+
+    def micro_batch(self, samples_consumed: int, micro_step: int) -> np.ndarray:
+        """Block indices of this rank's ``micro_step``-th micro-batch of the step starting at ``samples_consumed``."""
+        start = samples_consumed + (micro_step * self.world + self.rank) * self.micro_batch_size
+        return self._block(np.arange(start, start + self.micro_batch_size))
+
+
+def val_indices(num_blocks: int, world: int, rank: int, per_rank: int) -> np.ndarray:
+    """This rank's validation blocks: an equal, disjoint slice per rank (collectives need equal counts)."""
+    per_rank = min(per_rank, num_blocks // world)
+    return np.arange(rank * per_rank, (rank + 1) * per_rank)

@@ -1,0 +1,209 @@
+"""The pretraining function: one plain function for one process, a Ray Train worker, or a GPU box.
+
+``train(config, tokens_dir, output_dir)`` trains in the current process. If a process
+group exists (Ray Train's ``TorchTrainer`` made one) it is one rank of many; otherwise it
+is the only rank, and for the sharded strategies it makes a one-process group itself.
+``train_loop_per_worker`` is the same function in the shape Ray Train calls.
+
+Output (shared by all ranks, written by rank 0 where it is not sharded):
+  checkpoints/step_NNNNNN/   sharded state + data position; the newest complete one is resumed
+  train_metrics.jsonl        one line per logged step (a restart re-logs the steps after its checkpoint)
+  train_summary.json         the final metrics of the run
+  model/                     HF safetensors + config + tokenizer, after the last step
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from components.train import checkpoint, device
+from components.train.config import PretrainConfig
+from components.train.data import RankSampler, TokenBlocks, read_manifest, val_indices
+from components.train.flops import mfu
+
+
+def lr_at(step: int, config: PretrainConfig) -> float:
+    """Linear warmup to ``lr`` then cosine to ``lr·min_lr_ratio``; ``step`` counts from 0."""
+    if step < config.warmup_steps:
+        return config.lr * (step + 1) / config.warmup_steps
+    progress = (step - config.warmup_steps) / max(1, config.max_steps - config.warmup_steps)
+    cosine = 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    return config.lr * (config.min_lr_ratio + (1 - config.min_lr_ratio) * cosine)
+
+
+def _init_process_group(strategy: str, info: device.DeviceInfo) -> bool:
+    """Make a one-process group when running bare with a sharded strategy; True if we made it."""
+    if dist.is_initialized() or strategy == "none":
+        return False
+    # DeepSpeed reads the torchrun variables even when handed an existing group.
+    for key, value in {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "LOCAL_WORLD_SIZE": "1",
+                       "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29511"}.items():
+        os.environ.setdefault(key, value)
+    dist.init_process_group(info.backend, store=dist.HashStore(), rank=0, world_size=1)
+    return True
+
+
+def _mean_over_ranks(value: torch.Tensor) -> float:
+    if dist.is_initialized() and dist.get_world_size() > 1:
+        value = value.detach().clone()
+        dist.all_reduce(value, op=dist.ReduceOp.SUM)  # gloo has no AVG
+        value /= dist.get_world_size()
+    return float(value)
+
+
+@torch.no_grad()
+def _val_loss(wrapped, blocks: TokenBlocks, indices: np.ndarray, micro: int, info) -> float | None:
+    if len(indices) == 0:
+        return None
+    wrapped.train(False)
+    total = torch.zeros((), device=info.device)
+    autocast = torch.autocast(info.device.type, dtype=wrapped.autocast_dtype) if wrapped.autocast_dtype else None
+    for start in range(0, len(indices), micro):
+        x = torch.from_numpy(blocks.take(indices[start:start + micro])).to(info.device)
+        if autocast:
+            with autocast:
+                loss = wrapped.model(input_ids=x, labels=x).loss
+        else:
+            loss = wrapped.model(input_ids=x, labels=x).loss
+        total += loss.float() * len(x)
+    wrapped.train(True)
+    return _mean_over_ranks(total / len(indices))
+
+
+def _maybe_inject_fault(config: PretrainConfig, step: int, rank: int, world: int, ckpt_root: Path) -> None:
+    if config.fault_injection_step != step or rank != world - 1:
+        return
+    marker = ckpt_root / ".fault_injected"
+    if marker.exists():
+        return
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.touch()
+    raise RuntimeError(f"fault injection: rank {rank} fails at step {step} (testing recovery; "
+                       "set fault_injection_step: null to disable)")
+
+
+def train(config: PretrainConfig | dict, tokens_dir: str | Path, output_dir: str | Path) -> dict[str, float]:
+    """Train (or resume) to ``config.max_steps``; returns the final metrics (same on every rank)."""
+    config = PretrainConfig.model_validate(config) if isinstance(config, dict) else config
+    tokens_dir, output_dir = Path(tokens_dir), Path(output_dir)
+    info = device.describe(config.precision)
+    made_group = _init_process_group(config.strategy, info)
+    try:
+        return _train(config, tokens_dir, output_dir, info)
+    finally:
+        if made_group:
+            dist.destroy_process_group()
+
+
+def _train(config: PretrainConfig, tokens_dir: Path, output_dir: Path, info: device.DeviceInfo) -> dict[str, float]:
+    from transformers import AutoModelForCausalLM
+
+    from components.train.export import export_hf
+    from components.train.parallel import wrap
+
+    rank = dist.get_rank() if dist.is_initialized() else 0
+    world = dist.get_world_size() if dist.is_initialized() else 1
+    manifest = read_manifest(tokens_dir)
+    seq_len = int(manifest["seq_len"])
+    train_blocks, val_blocks = TokenBlocks(tokens_dir, "train"), TokenBlocks(tokens_dir, "val")
+    sampler = RankSampler(len(train_blocks), config.seed, world, rank, config.micro_batch_size,
+                          config.grad_accum_steps)
+    val_idx = val_indices(len(val_blocks), world, rank, config.eval_batches * config.micro_batch_size)
+
+    model_config = config.model.build(vocab_size=int(manifest["vocab_size"]), max_seq_len=seq_len)
+    model_config.use_cache = False
+    torch.manual_seed(config.seed)  # every rank builds the same initial weights
+    model = AutoModelForCausalLM.from_config(model_config, dtype=torch.float32)
+    wrapped = wrap(model, config, info)
+    wrapped.train(True)
+
+    ckpt_root = output_dir / "checkpoints"
+    step, samples, resumed_from = 0, 0, 0
+    latest = checkpoint.latest(ckpt_root)
+    if latest is not None:
+        state = checkpoint.load(latest, config.strategy, wrapped.model, wrapped.optimizer)
+        step, samples, resumed_from = state["step"], state["samples_consumed"], state["step"]
+
+    output_dir.mkdir(parents=True, exist_ok=True)
+    metrics_path = output_dir / "train_metrics.jsonl"
+    tokens_per_step = sampler.global_batch * seq_len
+    peak = config.peak_tflops * 1e12 if config.peak_tflops else info.peak_flops
+    step_times: list[float] = []
+    last: dict[str, float] = {}
+    val_loss = None
+    while step < config.max_steps:
+        _maybe_inject_fault(config, step + 1, rank, world, ckpt_root)
+        lr = lr_at(step, config)
+        wrapped.set_lr(lr)
+        device.synchronize(info.device)
+        t0 = time.perf_counter()
+        loss_sum = torch.zeros((), device=info.device)
+        for micro in range(config.grad_accum_steps):
+            x = torch.from_numpy(train_blocks.take(sampler.micro_batch(samples, micro))).to(info.device)
+            loss_sum += wrapped.forward_backward(x, last_micro=micro == config.grad_accum_steps - 1).float()
+        grad_norm = wrapped.step()
+        loss = _mean_over_ranks(loss_sum / config.grad_accum_steps)
+        device.synchronize(info.device)
+        dt = time.perf_counter() - t0
+        step, samples = step + 1, samples + sampler.global_batch
+        step_times.append(dt)
+
+        record = {"loss": loss, "lr": lr, "grad_norm": grad_norm, "step_time_s": dt,
+                  "tokens_per_s": tokens_per_step / dt, "samples_consumed": samples,
+                  "peak_mem_gib": device.peak_memory_bytes(info.device) / 2**30}
+        step_mfu = mfu(tokens_per_step / dt, model_config, seq_len, world, peak)
+        if step_mfu is not None:
+            record["mfu"] = step_mfu
+        if step % config.eval_every == 0 or step == config.max_steps:
+            val_loss = _val_loss(wrapped, val_blocks, val_idx, config.micro_batch_size, info)
+            if val_loss is not None:
+                record.update(val_loss=val_loss, val_ppl=math.exp(min(val_loss, 50.0)))
+        if step % config.checkpoint_every == 0 or step == config.max_steps:
+            checkpoint.save(ckpt_root, step, {"step": step, "samples_consumed": samples, "world_size": world,
+                                              "seed": config.seed}, config.strategy, wrapped.model,
+                            wrapped.optimizer, config.keep_checkpoints)
+        last = record
+        if rank == 0 and (step % config.log_every == 0 or step == config.max_steps or "val_loss" in record):
+            with open(metrics_path, "a") as f:
+                f.write(json.dumps({"step": step, "metrics": record}) + "\n")
+
+    state_dict = checkpoint.full_state_dict(config.strategy, wrapped.model, config.zero_stage)
+    if rank == 0:
+        export_hf(state_dict, model_config, tokens_dir / "tokenizer", output_dir / "model", info.dtype)
+    if dist.is_initialized():
+        dist.barrier()
+
+    # Steady-state throughput: skip the first steps of this run (allocator and kernel warm-up).
+    steady = step_times[2:] if len(step_times) > 4 else step_times
+    tokens_per_s = tokens_per_step * len(steady) / sum(steady) if steady else float("nan")
+    summary = {"loss": last.get("loss", float("nan")), "steps": float(step), "resumed_from_step": float(resumed_from),
+               "tokens_per_s": tokens_per_s, "peak_mem_gib": last.get("peak_mem_gib", float("nan")),
+               "world_size": float(world)}
+    if val_loss is not None:
+        summary.update(val_loss=val_loss, val_ppl=math.exp(min(val_loss, 50.0)))
+    run_mfu = mfu(tokens_per_s, model_config, seq_len, world, peak)
+    if run_mfu is not None:
+        summary["mfu"] = run_mfu
+    if rank == 0:
+        (output_dir / "train_summary.json").write_text(json.dumps(summary, indent=1))
+    return summary
+
+
+def train_loop_per_worker(loop_config: dict) -> None:
+    """Ray Train entry: ``loop_config`` = {"config": PretrainConfig dump, "tokens_dir", "output_dir"}."""
+    import ray.train
+
+    config = PretrainConfig.model_validate(loop_config["config"])
+    if not device.use_gpu():
+        torch.set_num_threads(max(1, int(config.cpus_per_worker)))
+    summary = train(config, loop_config["tokens_dir"], loop_config["output_dir"])
+    # Ray Train 2 keeps reported metrics only alongside checkpoints, and ours live in the
+    # artifact; the driver reads train_summary.json. The report still marks a clean finish.
+    ray.train.report(summary)

@@ -1,0 +1,60 @@
+"""The `train.pretrain` step: drive Ray Train's TorchTrainer over ``loop.train_loop_per_worker``.
+
+The step itself holds no CPU (num_cpus=0 in its kind) so the workers can have them.
+Workers write checkpoints, metrics and the final model straight into the step's artifact
+(a filesystem every worker sees: local disk on one machine, a shared mount on a cluster);
+after ``fit`` the driver replays the metrics to MLflow through ``ctx``.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from components.train.config import PretrainConfig
+
+
+def build_trainer(config: PretrainConfig, tokens_dir: Path, output_dir: Path, run_name: str = "pretrain"):
+    """The TorchTrainer for ``config`` (split out so benchmarks and tests run the same thing)."""
+    from ray.train import FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchConfig, TorchTrainer
+
+    from components.train import device
+    from components.train.loop import train_loop_per_worker
+
+    return TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config={"config": config.model_dump(), "tokens_dir": str(tokens_dir),
+                           "output_dir": str(output_dir)},
+        scaling_config=ScalingConfig(num_workers=config.num_workers, use_gpu=device.use_gpu(),
+                                     resources_per_worker={"CPU": config.cpus_per_worker}),
+        torch_config=TorchConfig(backend=device.distributed_backend()),
+        run_config=RunConfig(name=run_name, storage_path=str(Path(output_dir).resolve() / "_ray_train"),
+                             failure_config=FailureConfig(max_failures=config.max_failures)),
+    )
+
+
+def read_metrics(output_dir: Path) -> dict[int, dict[str, float]]:
+    """Per-step metrics from the workers' log; a step re-run after a restart keeps its last record."""
+    path = Path(output_dir) / "train_metrics.jsonl"
+    by_step: dict[int, dict[str, float]] = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            record = json.loads(line)
+            by_step[record["step"]] = record["metrics"]
+    return dict(sorted(by_step.items()))
+
+
+def run_pretrain(ctx, config: PretrainConfig) -> dict[str, float]:
+    tokens_dir = ctx.input("tokens")
+    ctx.set_tags({"strategy": config.strategy, "num_workers": config.num_workers,
+                  "zero_stage": config.zero_stage if config.strategy == "deepspeed" else "-"})
+    build_trainer(config, tokens_dir, ctx.output, run_name=f"pretrain-{ctx.name}").fit()
+    for step, metrics in read_metrics(ctx.output).items():
+        ctx.log_metrics(metrics, step=step)
+    summary_path = ctx.output / "train_summary.json"
+    if not (ctx.output / "model" / "config.json").exists() or not summary_path.exists():
+        raise RuntimeError(f"training finished but wrote no model/summary to {ctx.output}; see the worker logs")
+    summary = json.loads(summary_path.read_text())
+    headline = {"val_loss": summary.get("val_loss", float("nan"))}
+    headline.update({k: float(v) for k, v in summary.items() if isinstance(v, (int, float)) and k != "val_loss"})
+    return headline

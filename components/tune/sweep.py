@@ -1,0 +1,94 @@
+"""Run sets of trials on Ray Tune: a resumable ``Tuner`` per phase (lr search, sweep, holdout).
+
+Each phase is its own Tune experiment under ``<storage>/<experiment>``; running the step
+again with the same settings finds it and resumes it with ``Tuner.restore`` (finished
+trials are kept; unfinished ones resume from their last checkpoint; errored ones restart).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from components.tune.config import SweepConfig
+from components.tune.plan import Trial
+
+
+def storage_root(config: SweepConfig) -> str:
+    if config.storage_path:
+        return config.storage_path
+    return str(Path(os.path.expanduser("~/.cache/llmflow/tune")))
+
+
+def _trainable(config: SweepConfig, tokens_dir: Path):
+    from ray import tune
+
+    from components.tune.trial import tune_trainable
+
+    fn = tune.with_parameters(tune_trainable, config_json=config.model_dump_json(), tokens_dir=str(tokens_dir))
+    return tune.with_resources(fn, {"cpu": config.cpus_per_trial})
+
+
+def run_phase(name: str, param_space: dict, config: SweepConfig, tokens_dir: Path, callbacks: list,
+              scheduler=None) -> list[dict]:
+    """Run (or resume) one Tune experiment; returns one row per trial: its spec, lr and last result."""
+    from ray import tune
+
+    path = f"{storage_root(config).rstrip('/')}/{name}"
+    trainable = _trainable(config, tokens_dir)
+    if config.resume and tune.Tuner.can_restore(path):
+        tuner = tune.Tuner.restore(path, trainable=trainable, resume_unfinished=True, restart_errored=True)
+        # The restored RunConfig carries the callbacks of the interrupted run, which point at that
+        # run's MLflow parent; this run's step has a new one.
+        run_config = tuner._local_tuner.get_run_config()
+        old = {type(c): c for c in run_config.callbacks or []}
+        for cb in callbacks:
+            if type(cb) in old and hasattr(cb, "set_state"):
+                cb.set_state(old[type(cb)].get_state())
+        run_config.callbacks = callbacks
+    else:
+        tuner = tune.Tuner(
+            trainable, param_space=param_space,
+            tune_config=tune.TuneConfig(metric="val_loss", mode="min", scheduler=scheduler,
+                                        max_concurrent_trials=config.max_concurrent_trials, reuse_actors=True),
+            run_config=tune.RunConfig(name=name, storage_path=storage_root(config), callbacks=callbacks,
+                                      verbose=0, failure_config=tune.FailureConfig(max_failures=1)),
+        )
+    grid = tuner.fit()
+    errors = [f"{r.config['trial']['name']}: {type(r.error).__name__}: {r.error}" for r in grid if r.error]
+    if errors:
+        raise RuntimeError(f"{len(errors)} trial(s) of {name} failed (resume by running the step again): "
+                           + " | ".join(errors))
+    rows = []
+    for r in grid:
+        spec = dict(r.config["trial"])
+        spec["lr"] = r.config.get("lr", spec["lr"])
+        m = r.metrics or {}
+        rows.append({**spec, "val_loss": m.get("val_loss"), "train_loss": m.get("train_loss"),
+                     "tokens_per_s": m.get("tokens_per_s"), "train_wall_s": m.get("train_wall_s"),
+                     "finished": bool(m.get("done_training")), "reports": m.get("training_iteration")})
+    return rows
+
+
+def search_lr(trials: list[Trial], config: SweepConfig, tokens_dir: Path, callbacks: list,
+              experiment: str) -> dict[tuple[int, int], float]:
+    """Per shape, ASHA over ``lr_search.lrs`` on its cheapest planned trial; best lr per (depth, width)."""
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+
+    search = config.lr_search
+    cheapest: dict[tuple[int, int], Trial] = {}
+    for t in trials:
+        key = (t.depth, t.width)
+        if key not in cheapest or t.num_steps < cheapest[key].num_steps:
+            cheapest[key] = t
+    best = {}
+    for (depth, width), trial in cheapest.items():
+        scheduler = ASHAScheduler(time_attr="training_iteration", max_t=config.num_reports,
+                                  grace_period=min(search.grace_period, config.num_reports),
+                                  reduction_factor=search.reduction_factor)
+        rows = run_phase(f"{experiment}-lr-d{depth}w{width}",
+                         {"trial": trial.to_dict(), "lr": tune.grid_search(search.lrs)},
+                         config, tokens_dir, callbacks, scheduler=scheduler)
+        done = [r for r in rows if r["finished"]] or rows
+        best[(depth, width)] = min(done, key=lambda r: r["val_loss"])["lr"]
+    return best

@@ -1,0 +1,17 @@
+"""Step kinds of the serving stage (light: no Ray/vLLM imports)."""
+from flows.engine.registry import StepKind
+
+KINDS = [
+    StepKind(
+        name="serve.deploy",
+        config="serve.config:ServeDeployConfig",
+        run="serve.steps:run_deploy",
+        inputs=("model", "draft?", "adapter?"),
+        description="Start the OpenAI-compatible Ray Serve + vLLM app from the run's model (+ draft, LoRA) "
+                    "and write endpoint.json",
+        # The step only drives Serve; the replica it starts needs the CPU.
+        num_cpus=0,
+        cacheable=False,
+        code=("serve",),
+    ),
+]

@@ -1,0 +1,173 @@
+"""The LLM deployment: one vLLM engine (AsyncLLM) per Ray Serve replica, speaking OpenAI over HTTP.
+
+Why our own deployment rather than ``ray.serve.llm``: the replica serves vLLM's *own*
+OpenAI FastAPI app (``vllm serve``'s routes, validation and error bodies) directly, so
+there is one Serve hop instead of ingress → LLMServer, LoRA adapters are plain local
+directories served by name (vLLM ``--lora-modules``), and the bearer key / 429 guard /
+handle API below sit in one small file. Engine flags come from
+``LLMServeConfig.vllm_cli_args()``, the same list the bare ``vllm serve`` baseline uses.
+
+HTTP (through Serve's proxy): ``GET /v1/models``, ``POST /v1/completions``,
+``POST /v1/chat/completions`` (``stream: true`` → SSE), ``GET /health``, plus vLLM's other
+routes (``/tokenize``, ...). Errors are OpenAI-shaped 4xx bodies; overload → 429 (engine
+wait list full, ``max_engine_waiting``) or 503 (Serve queue full, ``max_queued_requests``).
+
+Handle API (for the RAG router or any deployment that holds a DeploymentHandle to this one)::
+
+    llm = serve.get_deployment_handle("LLMDeployment", app_name="llmflow-llm")  # or get it via .bind()
+    out = await llm.generate.remote(messages=[{"role": "user", "content": "hi"}],
+                                    sampling={"max_tokens": 64, "temperature": 0.0})
+    out["text"], out["finish_reason"], out["prompt_tokens"], out["completion_tokens"], out["model"]
+    out = await llm.generate.remote(prompt="def f(", model="tiny-sft", sampling={"max_tokens": 16})
+    async for delta in llm.options(stream=True).generate_stream.remote(messages=msgs, sampling={...}):
+        ...                                   # text deltas as they are decoded
+    names = await llm.models.remote()         # base model name first, then adapter names
+
+``model`` defaults to the base model; pass an adapter's name to use it. ``sampling`` takes
+the OpenAI request fields (max_tokens, temperature, top_p, top_k, seed, stop, logprobs, ...)
+and is validated exactly as the HTTP routes validate them. A rejected request raises
+``serve.errors.LLMRequestError`` (``.status_code``, ``.message``, ``.type``): pass it on as is.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, AsyncIterator
+
+from ray import serve
+
+from serve.config import LLMServeConfig
+from serve.errors import GuardMiddleware, LLMRequestError
+
+logger = logging.getLogger(__name__)
+
+
+@serve.ingress()  # the ASGI app is vLLM's, built on the replica once the engine is up
+class LLMDeployment:
+    async def __init__(self, config: LLMServeConfig | dict):
+        from vllm.engine.arg_utils import AsyncEngineArgs
+        from vllm.entrypoints.launchers.cli_args import make_arg_parser, validate_parsed_serve_args
+        from vllm.usage.usage_lib import UsageContext
+        from vllm.utils.argparse_utils import FlexibleArgumentParser
+        from vllm.v1.engine.async_llm import AsyncLLM
+        from vllm.v1.metrics.ray_wrappers import RayPrometheusStatLogger
+
+        self.config = LLMServeConfig.model_validate(config)
+        self._api_key = self.config.api_key()
+        parser = make_arg_parser(FlexibleArgumentParser(prog="llmflow-serve"))
+        args = parser.parse_args(self.config.vllm_cli_args())
+        args.model = args.model_tag  # what `vllm serve MODEL` does with the positional
+        validate_parsed_serve_args(args)
+        self._args = args
+        engine_args = AsyncEngineArgs.from_cli_args(args)
+        vllm_config = engine_args.create_engine_config(usage_context=UsageContext.OPENAI_API_SERVER)
+        # RayPrometheusStatLogger puts TTFT, TPOT, queue depth and spec-decode acceptance on
+        # Ray's metrics endpoint next to Serve's own request metrics.
+        self.engine = AsyncLLM.from_vllm_config(vllm_config, usage_context=UsageContext.OPENAI_API_SERVER,
+                                                stat_loggers=[RayPrometheusStatLogger],
+                                                disable_log_stats=False)
+        self._state = None
+
+    async def __serve_build_asgi_app__(self):
+        from vllm.entrypoints.launchers.api_server.app_state import init_app_state
+        from vllm.entrypoints.launchers.app import build_app
+
+        supported = await self.engine.get_supported_tasks()
+        app = build_app(self._args, supported, self.engine.model_config)
+        await init_app_state(self.engine, app.state, self._args, supported)
+        self._state = app.state
+        max_inflight = (None if self.config.max_engine_waiting is None
+                        else self.config.max_num_seqs + self.config.max_engine_waiting)
+        # Wrapped around vLLM's app (whose middleware stack is already built): rejected
+        # requests never reach vLLM's routes.
+        return GuardMiddleware(app, api_key=self._api_key, max_inflight=max_inflight)
+
+    async def check_health(self) -> None:
+        """Serve calls this every health_check_period_s; raising makes Serve replace the replica."""
+        await self.engine.check_health()
+
+    def __del__(self):
+        # Serve calls this on graceful shutdown: stop the engine-core process with us.
+        engine = getattr(self, "engine", None)
+        if engine is not None:
+            engine.shutdown()
+
+    # -- handle API ------------------------------------------------------------------
+    async def models(self) -> list[str]:
+        return [self.config.served_model_name] + [a.name for a in self.config.adapters]
+
+    async def generate(self, prompt: str | None = None, messages: list[dict] | None = None,
+                       model: str | None = None, sampling: dict[str, Any] | None = None) -> dict[str, Any]:
+        """One completion (``prompt``) or chat turn (``messages``); returns text + usage."""
+        resp = await self._call(prompt, messages, model, sampling, stream=False)
+        choice = resp.choices[0]
+        text = choice.message.content if messages is not None else choice.text
+        return {"text": text or "", "finish_reason": choice.finish_reason, "model": resp.model,
+                "prompt_tokens": resp.usage.prompt_tokens, "completion_tokens": resp.usage.completion_tokens}
+
+    async def generate_stream(self, prompt: str | None = None, messages: list[dict] | None = None,
+                              model: str | None = None, sampling: dict[str, Any] | None = None) -> AsyncIterator[str]:
+        """Like ``generate`` but yields text deltas; call with ``handle.options(stream=True)``."""
+        stream = await self._call(prompt, messages, model, sampling, stream=True)
+        async for line in stream:
+            for event in line.split("\n\n"):
+                data = event.removeprefix("data: ").strip()
+                if not data or data == "[DONE]":
+                    continue
+                chunk = json.loads(data)
+                if "error" in chunk:
+                    err = chunk["error"]
+                    raise LLMRequestError(int(err.get("code") or 500), err.get("message", ""), err.get("type", ""))
+                for choice in chunk.get("choices", []):
+                    delta = choice.get("delta", {}).get("content") if messages is not None else choice.get("text")
+                    if delta:
+                        yield delta
+
+    async def _call(self, prompt, messages, model, sampling, stream: bool):
+        from pydantic import ValidationError
+        from vllm.entrypoints.openai.chat_completion.protocol import ChatCompletionRequest
+        from vllm.entrypoints.openai.completion.protocol import CompletionRequest
+        from vllm.entrypoints.serve.engine.protocol import ErrorResponse
+        from vllm.exceptions import VLLMClientError
+
+        if self._state is None:
+            raise RuntimeError("LLMDeployment is not initialised yet (its ASGI app has not been built)")
+        if (prompt is None) == (messages is None):
+            raise LLMRequestError(400, "pass exactly one of `prompt` (completion) or `messages` (chat)")
+        body = {**(sampling or {}), "model": model or self.config.served_model_name, "stream": stream}
+        try:
+            if messages is not None:
+                serving = self._state.openai_serving_chat
+                resp = await serving.create_chat_completion(ChatCompletionRequest(messages=messages, **body), None)
+            else:
+                serving = self._state.openai_serving_completion
+                resp = await serving.create_completion(CompletionRequest(prompt=prompt, **body), None)
+        except ValidationError as e:
+            raise LLMRequestError(400, str(e)) from None
+        except (ValueError, VLLMClientError) as e:  # vLLM raises some request errors instead of returning them
+            err = serving.create_error_response(e).error
+            raise LLMRequestError(err.code, err.message, err.type) from None
+        if isinstance(resp, ErrorResponse):
+            raise LLMRequestError(resp.error.code, resp.error.message, resp.error.type)
+        return resp
+
+
+def llm_deployment(config: LLMServeConfig):
+    """The LLMDeployment with this config's replica count, resources, limits and health checks."""
+    env = dict(config.env)
+    if config.api_key_env:
+        # The replica reads the key from its own environment; forward the caller's value so
+        # a local `start()` works. On a cluster, set it in the runtime_env / pod instead.
+        if config.api_key_env not in env:
+            env[config.api_key_env] = config.api_key()
+    return serve.deployment(LLMDeployment).options(
+        num_replicas=config.num_replicas,
+        max_ongoing_requests=config.max_ongoing_requests,
+        max_queued_requests=config.max_queued_requests,
+        health_check_period_s=config.health_check_period_s,
+        health_check_timeout_s=config.health_check_timeout_s,
+        # Engine start (weights + KV cache + warm-up) takes ~40-80 s on 2 CPU cores.
+        graceful_shutdown_timeout_s=20,
+        ray_actor_options={"num_cpus": config.num_cpus, "num_gpus": config.num_gpus,
+                           "runtime_env": {"env_vars": env}},
+    )

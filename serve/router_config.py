@@ -1,0 +1,34 @@
+"""Config of the RAG router deployment (light: pydantic only)."""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from components.config import Config
+from components.rag.config import RetrievalConfig
+
+
+class RouterConfig(Config):
+    """How the router retrieves, routes and calls the LLM."""
+
+    index_dir: str = Field(..., description="A rag.index artifact directory (index.json + qdrant/ for local mode).")
+    retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig, description="Search settings.")
+    relevance_threshold: float = Field(0.35, ge=-1, le=1, description=(
+        "Cosine similarity (query vs chunk, all-MiniLM-L6-v2) the best source must reach for a grounded "
+        "answer. ~0.3-0.4 separates on-topic from off-topic queries on the stdlib docs."))
+    fallback: Literal["generate", "refuse"] = Field("refuse", description=(
+        "Below the threshold: 'generate' answers from the model alone, 'refuse' says it doesn't know "
+        "without calling the LLM."))
+    refusal_text: str = Field("I don't know: none of the indexed documents is relevant to this question.",
+                              description="The answer of the 'refuse' route.")
+    max_query_chars: int = Field(2000, ge=1, description="Longer queries are rejected with 413.")
+    max_source_chars: int = Field(1500, ge=50, description="Each source's text is cut to this in the prompt.")
+    model: str | None = Field(None, description="LLM model (or adapter) name to request; None = the base model.")
+    default_max_tokens: int = Field(128, ge=1, description="max_tokens when the request sets none.")
+    search_timeout_s: float = Field(3.0, gt=0, description=(
+        "Bound on embed + search; past it (or when Qdrant is down) the router answers 503."))
+    lock_wait_s: float = Field(10.0, ge=0, description=(
+        "Local-mode index: how long a replica waits for a writer's lock before failing to start."))
+    num_replicas: int = Field(1, ge=1, description="Router replicas (each holds a private index snapshot in local mode).")
+    num_cpus: float = Field(1.0, ge=0, description="CPUs per router replica (query embedding runs there).")

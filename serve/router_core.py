@@ -1,0 +1,180 @@
+"""The RAG router's request handling, independent of Ray Serve (so unit tests need no cluster).
+
+``RouterCore`` validates an OpenAI chat request, retrieves sources (bounded in time), routes
+(grounded / plain / refuse, ``components.rag.routing``) and calls the LLM through a tiny
+protocol — the handle API of ``serve.llm.LLMDeployment``::
+
+    await llm.generate(messages=..., model=..., sampling=...) -> {"text", "finish_reason", "model",
+                                                                 "prompt_tokens", "completion_tokens"}
+    async for delta in llm.generate_stream(messages=..., model=..., sampling=...): ...
+
+``HandleLLM`` adapts a Serve ``DeploymentHandle`` to it; tests pass a fake.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any, Protocol
+
+from components.rag.routing import (
+    choose_route,
+    cited_sources,
+    grounded_messages,
+    query_of,
+)
+from serve.router_config import RouterConfig
+
+# OpenAI request fields passed on to the LLM unchanged (the LLM validates their ranges).
+SAMPLING_FIELDS = ("max_tokens", "max_completion_tokens", "temperature", "top_p", "top_k", "seed", "stop",
+                   "presence_penalty", "frequency_penalty", "repetition_penalty", "min_tokens")
+ROUTER_MODEL = "rag-router"
+
+
+class LLMClient(Protocol):
+    async def generate(self, *, messages: list[dict], model: str | None, sampling: dict) -> dict[str, Any]: ...
+
+    def generate_stream(self, *, messages: list[dict], model: str | None, sampling: dict) -> AsyncIterator[str]: ...
+
+
+class HandleLLM:
+    """``LLMClient`` over a Serve DeploymentHandle to ``LLMDeployment`` (or anything with its methods)."""
+
+    def __init__(self, handle):
+        self.handle = handle
+
+    async def generate(self, **kwargs) -> dict[str, Any]:
+        return await self.handle.generate.remote(**kwargs)
+
+    async def generate_stream(self, **kwargs) -> AsyncIterator[str]:
+        async for delta in self.handle.options(stream=True).generate_stream.remote(**kwargs):
+            yield delta
+
+
+class RouterError(Exception):
+    """A request the router answers with an OpenAI-style error body and this status."""
+
+    def __init__(self, status_code: int, message: str, type_: str = "invalid_request_error", param: str | None = None):
+        super().__init__(message)
+        self.status_code, self.message, self.type, self.param = status_code, message, type_, param
+
+    def to_body(self) -> dict:
+        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.status_code}}
+
+
+def llm_error(e: BaseException) -> RouterError | None:
+    """An LLM rejection (``serve.errors.LLMRequestError``, possibly wrapped by Ray) as a RouterError."""
+    for err in (e, getattr(e, "cause", None)):
+        status = getattr(err, "status_code", None)
+        if isinstance(status, int) and 400 <= status < 600:
+            return RouterError(status, getattr(err, "message", str(err)), getattr(err, "type", "llm_error"))
+    return None
+
+
+class RouterCore:
+    def __init__(self, config: RouterConfig, retriever, llm: LLMClient):
+        self.config, self.retriever, self.llm = config, retriever, llm
+
+    # -- steps ---------------------------------------------------------------------
+    def parse(self, body: Any) -> tuple[list[dict], str, dict, bool]:
+        """messages, query, sampling, stream — or a 4xx RouterError."""
+        if not isinstance(body, dict):
+            raise RouterError(400, "request body must be a JSON object")
+        messages = body.get("messages")
+        if not isinstance(messages, list) or not messages or not all(isinstance(m, dict) for m in messages):
+            raise RouterError(400, "`messages` must be a non-empty list of {role, content} objects", param="messages")
+        if not any(m.get("role") == "user" for m in messages):
+            raise RouterError(400, "`messages` needs at least one message with role 'user'", param="messages")
+        query = query_of(messages).strip()
+        if not query:
+            raise RouterError(400, "the last user message is empty: send a question", param="messages")
+        if len(query) > self.config.max_query_chars:
+            raise RouterError(413, f"the query has {len(query)} characters; at most {self.config.max_query_chars} "
+                                   "are accepted — shorten it", param="messages")
+        sampling = {k: body[k] for k in SAMPLING_FIELDS if k in body}
+        if "max_tokens" not in sampling and "max_completion_tokens" not in sampling:
+            sampling["max_tokens"] = self.config.default_max_tokens
+        return messages, query, sampling, bool(body.get("stream", False))
+
+    async def retrieve(self, query: str):
+        from components.rag.qdrant_store import StoreUnavailableError
+
+        try:
+            return await asyncio.wait_for(asyncio.to_thread(self.retriever.timed_search, query),
+                                          timeout=self.config.search_timeout_s)
+        except TimeoutError:
+            raise RouterError(503, f"retrieval did not finish within {self.config.search_timeout_s} s "
+                                   "(Qdrant slow or unreachable); retry later", "service_unavailable") from None
+        except StoreUnavailableError as e:
+            raise RouterError(503, f"the document index is unavailable: {e}", "service_unavailable") from None
+
+    async def plan(self, body: Any) -> dict:
+        """Everything before generation: parse, retrieve, route, build the LLM messages."""
+        messages, query, sampling, stream = self.parse(body)
+        sources, timings = await self.retrieve(query)
+        cfg = self.config
+        route = choose_route(sources, cfg.relevance_threshold, cfg.fallback)
+        cited = cited_sources(sources, cfg.relevance_threshold) if route == "rag" else []
+        llm_messages = grounded_messages(messages, cited, cfg.max_source_chars) if route == "rag" else messages
+        rag = {"route": route, "threshold": cfg.relevance_threshold, "query": query,
+               "sources": [{"n": n, **s.to_dict()} for n, s in enumerate(cited, 1)],
+               "retrieved": [s.to_dict() for s in sources], "timings_ms": timings}
+        return {"messages": llm_messages, "sampling": sampling, "stream": stream, "rag": rag}
+
+    # -- responses -------------------------------------------------------------------
+    async def complete(self, body: Any) -> dict:
+        plan = await self.plan(body)
+        rag = plan["rag"]
+        t0 = time.perf_counter()
+        if rag["route"] == "refuse":
+            out = {"text": self.config.refusal_text, "finish_reason": "stop", "model": ROUTER_MODEL,
+                   "prompt_tokens": 0, "completion_tokens": 0}
+        else:
+            try:
+                out = await self.llm.generate(messages=plan["messages"], model=self.config.model, sampling=plan["sampling"])
+            except Exception as e:
+                raise (llm_error(e) or e) from None
+        rag["timings_ms"]["generate_ms"] = (time.perf_counter() - t0) * 1e3
+        return {
+            "id": f"chatcmpl-rag-{uuid.uuid4().hex}", "object": "chat.completion", "created": int(time.time()),
+            "model": out["model"],
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": out["text"]},
+                         "finish_reason": out["finish_reason"]}],
+            "usage": {"prompt_tokens": out["prompt_tokens"], "completion_tokens": out["completion_tokens"],
+                      "total_tokens": out["prompt_tokens"] + out["completion_tokens"]},
+            "rag": rag,
+        }
+
+    async def stream(self, plan: dict) -> AsyncIterator[str]:
+        """SSE lines of ``chat.completion.chunk`` objects; the first and last chunks carry ``rag``.
+
+        Call :meth:`plan` first, so bad requests and a down index become status codes, not a broken stream.
+        """
+        rag = plan["rag"]
+        cid, created = f"chatcmpl-rag-{uuid.uuid4().hex}", int(time.time())
+        model = self.config.model or ROUTER_MODEL
+
+        def chunk(delta: dict, finish: str | None = None, extra: dict | None = None) -> str:
+            obj = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model,
+                   "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **(extra or {})}
+            return f"data: {json.dumps(obj)}\n\n"
+
+        yield chunk({"role": "assistant", "content": ""}, extra={"rag": rag})
+        t0 = time.perf_counter()
+        if rag["route"] == "refuse":
+            yield chunk({"content": self.config.refusal_text})
+        else:
+            try:
+                async for delta in self.llm.generate_stream(messages=plan["messages"], model=self.config.model,
+                                                            sampling=plan["sampling"]):
+                    yield chunk({"content": delta})
+            except Exception as e:  # headers are sent: report in-band, as OpenAI's servers do
+                err = llm_error(e) or RouterError(500, f"generation failed: {type(e).__name__}: {e}", "server_error")
+                yield f"data: {json.dumps(err.to_body())}\n\n"
+                yield "data: [DONE]\n\n"
+                return
+        rag["timings_ms"]["generate_ms"] = (time.perf_counter() - t0) * 1e3
+        yield chunk({}, finish="stop", extra={"rag": rag})
+        yield "data: [DONE]\n\n"

@@ -1,0 +1,67 @@
+"""The ``serve.deploy`` step: deploy the serving app from flow artifacts, smoke-test it, write endpoint.json."""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from serve.config import AdapterConfig, LLMServeConfig, ServeAppConfig, ServeDeployConfig, SpeculativeConfig
+
+
+def _hf_dir(root: Path, sub: str, marker: str) -> Path:
+    """An artifact's HF directory: ``root/sub`` (the stage layout) or ``root`` itself."""
+    for cand in (root / sub, root):
+        if (cand / marker).is_file():
+            return cand
+    raise FileNotFoundError(f"no {marker} under {root}/{sub} or {root}: is this input the right artifact?")
+
+
+def app_config_from_inputs(config: ServeDeployConfig, inputs: dict[str, Path]) -> ServeAppConfig:
+    """The concrete app config: the deploy config with model/draft/adapter paths filled from inputs."""
+    llm = config.app.llm.model_copy(deep=True)
+    llm.model = str(_hf_dir(inputs["model"], "model", "config.json"))
+    if "adapter" in inputs:
+        llm.adapters = [*llm.adapters, AdapterConfig(
+            name=config.adapter_name, path=str(_hf_dir(inputs["adapter"], "adapter", "adapter_config.json")))]
+    if "draft" in inputs:
+        if llm.speculative.method == "ngram":
+            raise ValueError("a `draft` input was given but app.llm.speculative.method is ngram: "
+                             "drop the draft input or set method: none (the draft turns on draft_model)")
+        llm.speculative = SpeculativeConfig(method="draft_model",
+                                            draft_model=str(_hf_dir(inputs["draft"], "model", "config.json")),
+                                            num_speculative_tokens=llm.speculative.num_speculative_tokens)
+    return config.app.model_copy(update={"llm": LLMServeConfig.model_validate(llm.model_dump())})
+
+
+def smoke_request(info: dict, prompt: str, max_tokens: int, api_key: str | None) -> dict[str, float]:
+    """One streamed completion: time to first token and total latency, proving the endpoint answers."""
+    from openai import OpenAI
+
+    client = OpenAI(base_url=info["url"], api_key=api_key or "none", max_retries=2, timeout=120)
+    t0 = time.perf_counter()
+    ttft, n = None, 0
+    for chunk in client.completions.create(model=info["model"], prompt=prompt, max_tokens=max_tokens, stream=True):
+        if chunk.choices and chunk.choices[0].text:
+            ttft = ttft if ttft is not None else time.perf_counter() - t0
+            n += 1
+    return {"smoke_ttft_ms": 1000 * (ttft if ttft is not None else float("nan")),
+            "smoke_latency_s": time.perf_counter() - t0, "smoke_chunks": float(n)}
+
+
+def run_deploy(ctx, config: ServeDeployConfig) -> dict[str, float]:
+    from serve import app as serve_app
+
+    app_config = app_config_from_inputs(config, {k: Path(v) for k, v in ctx.inputs.items()})
+    t0 = time.perf_counter()
+    info = serve_app.start(app_config)
+    startup_s = time.perf_counter() - t0
+    smoke = smoke_request(info, config.smoke_prompt, config.smoke_max_tokens, app_config.llm.api_key())
+    metrics = {"startup_s": startup_s, **smoke}
+    endpoint = {**info, "startup_s": startup_s, "smoke": smoke}
+    path = Path(ctx.output) / "endpoint.json"
+    path.write_text(json.dumps(endpoint, indent=2))
+    ctx.log_metrics(metrics)
+    ctx.log_artifact(path)
+    ctx.set_tags({"serve.url": info["url"], "serve.models": ",".join(info["models"]),
+                  "serve.speculative": app_config.llm.speculative.method})
+    return metrics

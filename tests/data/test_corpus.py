@@ -1,0 +1,90 @@
+"""data.corpus: the stdlib corpus and user folders, with every bad input counted under a reason."""
+from __future__ import annotations
+
+import json
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from components.data.config import CorpusConfig
+from components.data.shards import read_docs
+from components.data.stdlib_corpus import module_document, pydoc_topics
+from components.data.steps import run_corpus
+from flows.engine.context import StepContext
+
+PROSE = "A paragraph of ordinary text about Python modules and functions. " * 5
+
+
+@pytest.fixture()
+def planted(tmp_path):
+    """A folder with 5 good documents and 9 bad inputs of 7 kinds."""
+    d = tmp_path / "user_data"
+    (d / "sub").mkdir(parents=True)
+    (d / "good.txt").write_text(PROSE)
+    (d / "sub" / "good2.txt").write_text(PROSE + " More.")
+    (d / "latin1.txt").write_bytes("caf\xe9 au lait".encode("latin-1"))           # invalid_utf8
+    (d / "empty.txt").write_text("   \n\t")                                      # empty
+    (d / "huge.txt").write_text("x" * 5000)                                      # too_large (max_chars=4000)
+    lines = [json.dumps({"text": PROSE, "id": "j1"}), "{not json", json.dumps({"body": "no text field"}), "",
+             json.dumps({"text": PROSE + " again", "id": "j1"})]                 # bad json, missing field, dup id
+    (d / "records.jsonl").write_bytes(("\n".join(lines) + "\n").encode() + b'{"text": "\xff\xfe"}\n')  # invalid utf8
+    pq.write_table(pa.table({"text": [PROSE + " p1", None], "title": ["t1", "t2"]}), d / "table.parquet")  # 1 missing
+    (d / "corrupt.parquet").write_bytes(b"PAR1 this is not parquet")             # unreadable_file
+    (d / "notes.csv").write_text("a,b\n1,2\n")                                   # unsupported_file
+    return d
+
+
+def test_accounting_identity_with_planted_bad_files(tmp_path, planted):
+    ctx = StepContext.for_test(tmp_path / "out")
+    cfg = CorpusConfig(include_stdlib_topics=False, include_stdlib_modules=False, paths=[str(planted)],
+                       max_chars=4000)
+    metrics = run_corpus(ctx, cfg)
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["dropped_by_reason"] == {
+        "corpus:bad_jsonl_record": 1, "corpus:duplicate_id": 1, "corpus:empty": 1, "corpus:invalid_utf8": 2,
+        "corpus:missing_text_field": 2, "corpus:too_large": 1, "corpus:unreadable_file": 1,
+        "corpus:unsupported_file": 1}
+    assert report["num_kept"] == 4
+    assert report["num_in"] == report["num_kept"] + sum(report["dropped_by_reason"].values()) == 14
+    assert set(report["samples_by_reason"]) == set(report["dropped_by_reason"])
+    docs = list(read_docs(tmp_path / "out"))
+    assert sorted(d["id"] for d in docs) == ["j1", "user_data/good.txt", "user_data/sub/good2.txt", "user_data/table.parquet#0"]
+    assert all(set(d) == {"id", "text", "source", "title"} and all(isinstance(v, str) for v in d.values()) for d in docs)
+    assert metrics["docs_kept"] == 4 and metrics["dropped/corpus/invalid_utf8"] == 2
+    logged = [json.loads(line) for line in (tmp_path / "out" / "_metrics.jsonl").read_text().splitlines()]
+    assert logged[-1]["metrics"]["docs_in"] == 14
+
+
+def test_stdlib_corpus_is_real_documentation(tmp_path):
+    ctx = StepContext.for_test(tmp_path / "out")
+    metrics = run_corpus(ctx, CorpusConfig(max_docs=100, docs_per_shard=32))
+    docs = list(read_docs(tmp_path / "out"))
+    assert len(docs) == 100 == metrics["docs_kept"]
+    assert len(list((tmp_path / "out" / "docs").glob("part-*.parquet"))) == 4
+    assert {d["source"] for d in docs} == {"stdlib:pydoc_topics", "stdlib:module_docstrings"}
+    assert any("namespace" in d["text"] for d in docs)
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["stopped_at_max_docs"] is True
+    assert report["num_in"] == report["num_kept"] + report["num_dropped"]
+
+
+def test_topics_and_module_documents():
+    topics = list(pydoc_topics())
+    assert len(topics) > 50 and topics[0]["id"].startswith("topics/")
+    text = module_document('"""Mod doc."""\ndef f(a, b=1):\n    """Add things."""\nclass C:\n    """A class."""\n'
+                           '    def m(self):\n        """A method."""\n    def _p(self):\n        """hidden"""\n', "m")
+    assert text == "Mod doc.\n\nf(a, b=1)\nAdd things.\n\nclass C\nA class.\n\nC.m(self)\nA method."
+
+
+def test_config_needs_a_source_and_rejects_unknown_fields():
+    with pytest.raises(ValueError, match="no source"):
+        CorpusConfig(include_stdlib_topics=False, include_stdlib_modules=False)
+    with pytest.raises(ValueError, match="extra"):
+        CorpusConfig(pathz=["x"])
+
+
+def test_missing_folder_is_a_clear_error(tmp_path):
+    with pytest.raises(ValueError, match="not a directory"):
+        run_corpus(StepContext.for_test(tmp_path / "o"), CorpusConfig(paths=[str(tmp_path / "nope")]))
+    assert not (tmp_path / "o" / "docs").exists()

@@ -1,0 +1,95 @@
+"""data.clean and data.dedup on Ray Data, end to end on real stdlib docs with planted problems."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from components.data.config import CleanConfig, CorpusConfig, DedupConfig
+from components.data.dedup import find_duplicate_clusters
+from components.data.shards import read_docs
+from components.data.steps import run_clean, run_corpus, run_dedup
+from flows.engine.context import StepContext
+
+pytestmark = pytest.mark.integration
+
+GERMAN = ("Der Interpreter liest eine Datei und führt die Anweisungen der Reihe nach aus. Jedes Modul hat seinen "
+          "eigenen Namensraum, und die Namen auf der obersten Ebene werden zu Attributen des Moduls. ") * 4
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory, ray_local):
+    """corpus (stdlib topics + planted files) -> clean -> dedup, each step's output dir and metrics."""
+    from pydoc_data.topics import topics
+
+    root = tmp_path_factory.mktemp("data_pipeline")
+    user = root / "user"
+    user.mkdir()
+    base = topics["class"]
+    (user / "exact_copy.txt").write_text(base)
+    words = base.split()
+    words[40:43] = ["altered", "words", "here"]
+    (user / "near_copy.txt").write_text(" ".join(words[:len(words)]).replace(" ", " ", 1))
+    (user / "german.txt").write_text(GERMAN)
+    (user / "pii.txt").write_text(topics["import"] + "\nReport bugs to maintainer.name@example.com or call "
+                                  "(415) 555-2671; the mirror is 8.8.4.4.\n")
+    (user / "short.txt").write_text("This is a short note about the import system of Python.")
+    (user / "bad.txt").write_bytes(b"\xff\xfe broken")
+
+    out = {}
+    steps = [("corpus", run_corpus, CorpusConfig(include_stdlib_modules=False, paths=[str(user)]), {}),
+             ("clean", run_clean, CleanConfig(batch_size=32), {"docs": "corpus"}),
+             ("dedup", run_dedup, DedupConfig(batch_size=32), {"docs": "clean"})]
+    for name, fn, cfg, needs in steps:
+        ctx = StepContext.for_test(root / name, {k: root / v for k, v in needs.items()}, name=name)
+        out[name] = (root / name, fn(ctx, cfg))
+    return out
+
+
+def _report(path):
+    return json.loads((path / "report.json").read_text())
+
+
+def test_every_step_keeps_the_accounting_identity(pipeline):
+    previous_kept = None
+    for name in ("corpus", "clean", "dedup"):
+        report = _report(pipeline[name][0])
+        assert report["num_in"] == report["num_kept"] + sum(report["dropped_by_reason"].values())
+        assert report["num_kept"] == len(list(read_docs(pipeline[name][0])))
+        if previous_kept is not None:
+            assert report["num_in"] == previous_kept, f"{name} lost documents between steps"
+        previous_kept = report["num_kept"]
+    assert _report(pipeline["corpus"][0])["dropped_by_reason"] == {"corpus:invalid_utf8": 1}
+
+
+def test_clean_drops_planted_bad_docs_with_reasons_and_samples(pipeline):
+    path, metrics = pipeline["clean"]
+    report = _report(path)
+    reasons = report["dropped_by_reason"]
+    assert reasons.get("langid:not_en") == 1
+    assert reasons.get("gopher_quality:short_doc", 0) >= 1
+    assert [s["id"] for s in report["samples_by_reason"]["langid:not_en"]] == ["user/german.txt"]
+    kept = {d["id"]: d["text"] for d in read_docs(path)}
+    assert report["num_kept"] >= 0.6 * report["num_in"], "defaults must keep most of the stdlib docs"
+    pii = kept["user/pii.txt"]
+    assert "<EMAIL>" in pii and "<PHONE>" in pii and "<IP_ADDRESS>" in pii and "example.com" not in pii
+    assert report["rewrites"]["pii_email"] == 1 and metrics["rewrites/pii_phone"] == 1
+    assert metrics["docs_kept"] == report["num_kept"]
+
+
+def test_dedup_removes_planted_duplicates_and_matches_python_api(pipeline):
+    clean_dir = pipeline["clean"][0]
+    path, metrics = pipeline["dedup"]
+    report = _report(path)
+    clusters = [json.loads(line) for line in (path / "clusters.jsonl").read_text().splitlines()]
+    planted = [c for c in clusters if "user/exact_copy.txt" in c["members"]]
+    assert len(planted) == 1 and planted[0]["survivor"] == "topics/class"
+    assert {"user/exact_copy.txt", "user/near_copy.txt"} <= set(planted[0]["members"])
+    kept_ids = {d["id"] for d in read_docs(path)}
+    assert "topics/class" in kept_ids and not {"user/exact_copy.txt", "user/near_copy.txt"} & kept_ids
+    assert report["dropped_by_reason"].get("dedup:near_duplicate", 0) + \
+        report["dropped_by_reason"].get("dedup:exact_duplicate", 0) == report["num_dropped"] >= 2
+    expected = find_duplicate_clusters(list(read_docs(clean_dir)))
+    assert [(c["survivor"], c["members"], c["kind"]) for c in clusters] == \
+        [(c.survivor, c.members, c.kind) for c in expected]
+    assert metrics["num_clusters"] == len(expected)

@@ -1,0 +1,29 @@
+"""Session fixtures for post-training tests: a tiny LM that has learned something (built once per session)."""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+
+def _tiny_lm():
+    spec = importlib.util.spec_from_file_location("posttrain_tiny_lm", Path(__file__).parents[1] / "sft" / "tiny_lm.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+tiny_lm = _tiny_lm()
+
+
+@pytest.fixture(scope="session")
+def trained_lm_dir(tmp_path_factory, tiny_tokenizer_dir, stdlib_texts) -> Path:
+    """Debug-preset Llama trained 200 steps (seq 64, batch 8, seed 0) on the docs + chat-format arithmetic."""
+    return tiny_lm.build_tiny_lm(tmp_path_factory.getbasetemp(), tiny_tokenizer_dir, stdlib_texts,
+                                 steps=200, seq_len=64, batch_size=8)
+
+
+@pytest.fixture(scope="session")
+def tokens_dir(tmp_path_factory, tiny_tokenizer_dir, stdlib_texts) -> Path:
+    return tiny_lm.write_token_shards(tmp_path_factory.mktemp("tokens"), tiny_tokenizer_dir, stdlib_texts, seq_len=64)

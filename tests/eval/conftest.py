@@ -1,0 +1,59 @@
+"""Eval fixtures: an sft.dataset-shaped eval set, a tokenize.pack-shaped token artifact, a tmp MLflow store."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture(scope="session")
+def eval_data_dir(tmp_path_factory, stdlib_texts) -> Path:
+    out = tmp_path_factory.mktemp("sft_data")
+    rows = []
+    for i, text in enumerate(stdlib_texts[:12]):
+        first = text.strip().split("\n")[0][:80]
+        rows.append({"question": f"What does this section cover: {first}?", "answer": first, "source_id": f"doc-{i}"})
+    (out / "eval.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return out
+
+
+@pytest.fixture(scope="session")
+def tokens_dir(tmp_path_factory, tiny_tokenizer_dir, stdlib_texts) -> Path:
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_tokenizer_dir)
+    seq_len = 64
+    ids = np.concatenate([tok(t, add_special_tokens=False)["input_ids"] for t in stdlib_texts[-5:]])
+    blocks = ids[: (len(ids) // seq_len) * seq_len].reshape(-1, seq_len)[:16].astype(np.uint16)
+    out = tmp_path_factory.mktemp("tokens")
+    (out / "val").mkdir()
+    mm = np.memmap(out / "val" / "000.bin", dtype=np.uint16, mode="w+", shape=blocks.shape)
+    mm[:] = blocks
+    mm.flush()
+    manifest = {"seq_len": seq_len, "dtype": "uint16", "vocab_size": len(tok), "train": [], "val": ["val/000.bin"],
+                "num_train_blocks": 0, "num_val_blocks": len(blocks), "num_train_tokens": 0,
+                "num_val_tokens": int(blocks.size), "tokenizer_sha256": ""}
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    return out
+
+
+@pytest.fixture
+def mlflow_uri(tmp_path, monkeypatch) -> str:
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.chdir(tmp_path)
+    return uri
+
+
+JUDGE_PORT = 18200
+
+
+@pytest.fixture(scope="session")
+def judge_url(tiny_model_dir):
+    """A real OpenAI-compatible endpoint (uvicorn on loopback) serving the tiny Llama."""
+    from serve.online_eval_hf_server import BackgroundServer, build_app
+
+    with BackgroundServer(build_app(tiny_model_dir), JUDGE_PORT) as url:
+        yield url + "/v1"

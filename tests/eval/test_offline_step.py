@@ -1,0 +1,39 @@
+"""eval.offline end to end: tiny model, eval.jsonl, token shards, real MLflow store, real judge endpoint."""
+import json
+
+import pytest
+
+from components.eval.config import GateConfig, JudgeConfig, OfflineEvalConfig
+from components.eval.steps import run_offline_eval
+from components.tracking import registry
+from flows.engine.context import StepContext
+
+pytestmark = pytest.mark.integration
+
+
+def test_offline_eval_judge_skipped_then_judged(tmp_path, mlflow_uri, tiny_model_dir, eval_data_dir, tokens_dir,
+                                                judge_url):
+    inputs = {"model": tiny_model_dir, "data": eval_data_dir, "tokens": tokens_dir}
+    gate = GateConfig(registered_model="tiny-chat", metric="rougeL")
+    cfg = OfflineEvalConfig(max_questions=4, max_new_tokens=8, max_ppl_blocks=8, gate=gate)
+    ctx = StepContext.for_test(tmp_path / "a", inputs)
+    metrics = run_offline_eval(ctx, cfg)
+    report = json.loads((ctx.output / "report.json").read_text())
+    assert report["judge"]["status"] == "skipped" and not any(k.startswith("judge_") for k in metrics)
+    assert 1.0 < metrics["perplexity"] < 1e5 and "f1" in metrics and "bleu" in metrics
+    assert report["prompt_versions"]["llmflow-system"] == "prompts:/llmflow-system/1"
+    rows = [json.loads(x) for x in (ctx.output / "results.jsonl").read_text().splitlines()]
+    assert len(rows) == 4 and all("prediction" in r for r in rows)
+    first = json.loads((ctx.output / "gate.json").read_text())
+    assert first["promoted"] and registry.version_by_alias(mlflow_uri, "tiny-chat", "champion")
+
+    judged_cfg = cfg.model_copy(update={"judge": JudgeConfig(base_url=judge_url, model="tiny", constrained_choice=True)})
+    ctx2 = StepContext.for_test(tmp_path / "b", inputs)
+    m2 = run_offline_eval(ctx2, judged_cfg)
+    report2 = json.loads((ctx2.output / "report.json").read_text())
+    assert report2["judge"]["status"] == "ran" and 1 <= m2["judge_overall"] <= 5
+    assert "pairwise_position_flip_rate" in m2
+    assert report2["prompt_versions"]["llmflow-system"] == "prompts:/llmflow-system/1"  # unchanged → not re-registered
+    second = json.loads((ctx2.output / "gate.json").read_text())
+    # same model, same greedy answers: no gain, so the champion stays
+    assert not second["promoted"] and second["champion"]["version"] == first["candidate"]["version"]

@@ -1,0 +1,26 @@
+from components.eval.heuristics import groundedness, heuristic_scores, is_refusal, repetition_rate
+from components.eval.pii import redact, redact_obj
+
+PII = "mail jane.doe@example.com or call +1 415-555-0134, card 4111 1111 1111 1111, ssn 123-45-6789, ip 10.1.2.3"
+
+
+def test_redact_removes_every_kind():
+    out, counts = redact(PII)
+    for secret in ("jane.doe@example.com", "415-555-0134", "4111 1111 1111 1111", "123-45-6789", "10.1.2.3"):
+        assert secret not in out
+    assert set(counts) == {"EMAIL", "PHONE", "CARD", "SSN", "IP"}
+
+
+def test_redact_keeps_ordinary_numbers_and_nested():
+    text = "Python 3.11 added 25 features in 2022"
+    assert redact(text)[0] == text
+    obj = redact_obj({"messages": [{"role": "user", "content": "I am bob@x.org"}], "n": 3})
+    assert obj == {"messages": [{"role": "user", "content": "I am [REDACTED_EMAIL]"}], "n": 3}
+
+
+def test_heuristics():
+    assert is_refusal("I'm sorry, I cannot help with that") and not is_refusal("A list is mutable.")
+    assert repetition_rate("the cat the cat the cat the cat") > 0.5
+    assert groundedness("lists are mutable", "In Python lists are mutable sequences") == 1.0
+    s = heuristic_scores("what is a list", "a list is mutable", "lists are mutable")
+    assert s["refusal"] == 0.0 and s["query_words"] == 4.0 and "groundedness" in s

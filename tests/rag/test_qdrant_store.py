@@ -1,0 +1,102 @@
+"""The Qdrant module against real embedded Qdrant (local mode) and an unreachable server."""
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from components.rag.qdrant_store import (
+    IndexLockedError,
+    QdrantStore,
+    StoreUnavailableError,
+)
+from components.rag.sparse import SparseConfig, doc_vector, query_vector
+
+DIMS = 16
+
+
+def fill(store, n=60, seed=0):
+    rng = np.random.default_rng(seed)
+    vecs = rng.normal(size=(n, DIMS)).astype(np.float32)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    texts = [f"topic{i % 7} word{i} shared" for i in range(n)]
+    ids = [f"00000000-0000-0000-0000-{i:012d}" for i in range(n)]
+    store.ensure_collection(DIMS)
+    store.upsert(ids, vecs, [doc_vector(t, SparseConfig()) for t in texts], [{"text": t, "doc_id": str(i)} for i, t in enumerate(texts)])
+    return ids, vecs, texts
+
+
+def test_dense_sparse_hybrid_and_delete(tmp_path):
+    with QdrantStore.open(tmp_path / "q", "c") as store:
+        ids, vecs, texts = fill(store)
+        assert store.count() == 60 and store.point_ids() == set(ids)
+        q = vecs[5]
+        exact = np.argsort(-vecs @ q)[:5]
+        assert [h.id for h in store.search_dense(q, 5)] == [ids[i] for i in exact]
+        assert store.search_sparse(query_vector("word17"), 3)[0].id == ids[17]
+        hybrid = store.search_hybrid(vecs[3], query_vector("word40"), 5, 20, with_vectors=True)
+        assert {ids[3], ids[40]} <= {h.id for h in hybrid}  # each branch's best survives fusion
+        assert hybrid[0].dense is not None and len(hybrid[0].dense) == DIMS
+        store.delete(ids[:10])
+        assert store.count() == 50
+        assert store.ensure_collection(DIMS) is False  # same schema: kept
+    with QdrantStore.open(tmp_path / "q", "c") as store:  # persisted
+        assert store.count() == 50
+
+
+def test_second_writer_fails_at_once_with_a_clear_message(tmp_path):
+    with QdrantStore.open(tmp_path / "q", "c") as store:
+        fill(store, n=5)
+        t0 = time.monotonic()
+        with pytest.raises(IndexLockedError, match="already open in another process.*QDRANT_URL"):
+            QdrantStore.open(tmp_path / "q", "c")
+        # readers wait a bounded time for the writer, then fail clearly instead of hanging
+        with pytest.raises(IndexLockedError, match="stayed locked"):
+            QdrantStore.open(tmp_path / "q", "c", read_only=True, lock_wait_s=0.5)
+        assert time.monotonic() - t0 < 5
+    r1 = QdrantStore.open(tmp_path / "q", "c", read_only=True)
+    r2 = QdrantStore.open(tmp_path / "q", "c", read_only=True)  # readers coexist: private snapshots
+    assert r1.count() == r2.count() == 5
+    snap = r1._owned_dir
+    r1.close(), r2.close()
+    assert not snap.exists()
+    with QdrantStore.open(tmp_path / "q", "c") as store:  # and the original is writable again
+        assert store.count() == 5
+
+
+@pytest.mark.integration
+def test_writer_in_another_process_is_refused(tmp_path):
+    path = tmp_path / "q"
+    with QdrantStore.open(path, "c") as store:
+        fill(store, n=5)
+        code = ("from components.rag.qdrant_store import QdrantStore, IndexLockedError\n"
+                f"try:\n    QdrantStore.open({str(path)!r}, 'c')\nexcept IndexLockedError as e:\n    print('LOCKED', e)\n")
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+        assert "LOCKED" in out.stdout and "QDRANT_URL" in out.stdout, out.stderr[-2000:]
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_unreachable_server_raises_unavailable_fast():
+    store = QdrantStore.open(None, "c", url=f"http://127.0.0.1:{_free_port()}", timeout_s=1)
+    t0 = time.monotonic()
+    with pytest.raises(StoreUnavailableError, match="unavailable"):
+        store.search_dense(np.ones(DIMS), 3)
+    assert time.monotonic() - t0 < 3
+
+
+def test_silent_server_times_out_within_bound():
+    with socket.socket() as listener:  # accepts connections, never answers
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        store = QdrantStore.open(None, "c", url=f"http://127.0.0.1:{listener.getsockname()[1]}", timeout_s=1)
+        t0 = time.monotonic()
+        with pytest.raises(StoreUnavailableError):
+            store.count()
+        assert time.monotonic() - t0 < 5

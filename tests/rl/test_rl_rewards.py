@@ -1,0 +1,34 @@
+"""Reward callables follow f(completions, **kw) -> list[float]."""
+import pytest
+from pydantic import ValidationError
+
+from components.rl.config import RewardSpec
+from components.rl.rewards import build_rewards, exact_match, length_reward, regex_reward, score
+
+
+def test_exact_match_numbers_and_words():
+    assert exact_match([" 12", "12 apples", "13", "While.", "for"], answer=["12", "12", "12", "while", "while"]) == \
+        [1.0, 1.0, 0.0, 1.0, 0.0]
+
+
+def test_regex_format_matches_at_start():
+    f = regex_reward(r"-?\d+\b")
+    assert f(["42", " -3 is it", "it is 42"]) == [1.0, 1.0, 0.0]
+
+
+def test_length_reward_peaks_at_target():
+    f = length_reward(4)
+    assert f(["abcd", "ab", "abcdefgh", ""]) == [1.0, 0.5, 0.0, 0.0]
+
+
+def test_build_and_score_weighted_sum():
+    rewards = build_rewards([RewardSpec(kind="exact_match"), RewardSpec(kind="regex", pattern=r"\d", weight=0.5),
+                             RewardSpec(kind="callable", ref="components.rl.rewards:exact_match", weight=2.0)])
+    total, means = score(rewards, ["7", "x"], answer=["7", "7"], prompts=["p", "p"])
+    assert total == [3.5, 0.0]
+    assert means["reward/regex_1"] == 0.5
+
+
+def test_reward_spec_requires_its_field():
+    with pytest.raises(ValidationError, match="needs field 'pattern'"):
+        RewardSpec(kind="regex")

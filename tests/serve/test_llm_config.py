@@ -1,0 +1,116 @@
+"""Unit: serving configs, the yaml files users run, the ASGI guard, the handle error type (fast, no engine)."""
+from __future__ import annotations
+
+import asyncio
+import pickle
+from pathlib import Path
+
+import pytest
+import yaml
+
+from serve.config import AdapterConfig, LLMServeConfig, ServeAppConfig, SpeculativeConfig
+from serve.errors import GuardMiddleware, LLMRequestError
+
+SERVE_DIR = Path(__file__).resolve().parents[2] / "serve"
+
+
+def test_speculative_config_validates_and_maps_to_vllm():
+    assert SpeculativeConfig().to_vllm() is None
+    assert SpeculativeConfig(method="ngram", num_speculative_tokens=3).to_vllm()["num_speculative_tokens"] == 3
+    spec = SpeculativeConfig(method="draft_model", draft_model="/d").to_vllm()
+    assert spec == {"method": "draft_model", "model": "/d", "num_speculative_tokens": 4}
+    with pytest.raises(ValueError, match="draft_model"):
+        SpeculativeConfig(method="draft_model")
+    with pytest.raises(ValueError, match="method: draft_model"):
+        SpeculativeConfig(method="ngram", draft_model="/d")
+    with pytest.raises(ValueError):
+        SpeculativeConfig(method="medusa")
+
+
+def test_vllm_cli_args_carry_model_adapters_spec_and_extras():
+    cfg = LLMServeConfig(model="/m", served_model_name="base", adapters=[AdapterConfig(name="sft", path="/a")],
+                         speculative=SpeculativeConfig(method="ngram"), engine_kwargs={"block_size": 32,
+                                                                                      "enable_prefix_caching": True})
+    args = cfg.vllm_cli_args()
+    assert args[0] == "/m" and args[args.index("--served-model-name") + 1] == "base"
+    assert "--enable-lora" in args and "sft=/a" in args and "--enforce-eager" in args
+    assert '"method": "ngram"' in args[args.index("--speculative-config") + 1]
+    assert args[args.index("--block-size") + 1] == "32" and "--enable-prefix-caching" in args
+
+
+def test_config_errors_name_the_fix(monkeypatch):
+    with pytest.raises(ValueError, match="unique"):
+        LLMServeConfig(model="/m", served_model_name="x", adapters=[AdapterConfig(name="x", path="/a")])
+    with pytest.raises(ValueError, match="llm.model is not set"):
+        LLMServeConfig().vllm_cli_args()
+    monkeypatch.delenv("NO_SUCH_KEY_VAR", raising=False)
+    with pytest.raises(ValueError, match="export NO_SUCH_KEY_VAR"):
+        LLMServeConfig(model="/m", api_key_env="NO_SUCH_KEY_VAR").api_key()
+    with pytest.raises(ValueError):
+        LLMServeConfig(model="/m", max_ongoing_request=3)  # typo: extra="forbid"
+
+
+@pytest.mark.parametrize("name", ["serve_config.yaml", "serve_config.cluster.yaml"])
+def test_shipped_serve_configs_validate(name):
+    from ray.serve.schema import ServeDeploySchema
+
+    raw = yaml.safe_load((SERVE_DIR / name).read_text())
+    ServeDeploySchema.model_validate(raw)
+    [app] = raw["applications"]
+    assert app["import_path"] == "serve.app:build_app"
+    cfg = ServeAppConfig.model_validate(app["args"])
+    assert cfg.llm.model
+
+
+# -- the ASGI guard in front of vLLM's app ---------------------------------------------
+async def _call(mw, path: str, headers: dict[str, str] | None = None):
+    sent = []
+
+    async def send(msg):
+        sent.append(msg)
+
+    scope = {"type": "http", "method": "POST", "path": path,
+             "headers": [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]}
+    await mw(scope, None, send)
+    return sent[0]["status"], sent
+
+
+def test_guard_checks_bearer_key_but_leaves_health_open():
+    async def ok_app(scope, receive, send):
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+
+    mw = GuardMiddleware(ok_app, api_key="k")
+    assert asyncio.run(_call(mw, "/v1/models"))[0] == 401
+    assert asyncio.run(_call(mw, "/v1/models", {"Authorization": "Bearer nope"}))[0] == 401
+    assert asyncio.run(_call(mw, "/v1/models", {"Authorization": "Basic k"}))[0] == 401
+    assert asyncio.run(_call(mw, "/v1/models", {"Authorization": "Bearer k"}))[0] == 200
+    assert asyncio.run(_call(mw, "/health"))[0] == 200
+    status, sent = asyncio.run(_call(mw, "/v1/completions"))
+    assert b"authentication_error" in sent[1]["body"]
+
+
+def test_guard_sheds_with_429_once_full_and_counts_back_down():
+    release = asyncio.Event()
+
+    async def slow_app(scope, receive, send):
+        await release.wait()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+
+    async def scenario():
+        mw = GuardMiddleware(slow_app, max_inflight=2)
+        running = [asyncio.create_task(_call(mw, "/v1/completions")) for _ in range(2)]
+        await asyncio.sleep(0)
+        status, sent = await _call(mw, "/v1/chat/completions")
+        assert status == 429 and b"rate_limit_exceeded" in sent[1]["body"]
+        release.set()
+        assert [(await t)[0] for t in running] == [200, 200]
+        assert mw.inflight == 0
+        assert (await _call(mw, "/v1/completions"))[0] == 200
+
+    asyncio.run(scenario())
+
+
+def test_llm_request_error_survives_pickling():
+    err = pickle.loads(pickle.dumps(LLMRequestError(404, "no model", "NotFoundError")))
+    assert (err.status_code, err.message, err.type) == (404, "no model", "NotFoundError")
+    assert err.to_body()["error"]["code"] == 404

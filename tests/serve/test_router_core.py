@@ -1,0 +1,135 @@
+"""Routing logic of the RAG router with a fake retriever and a fake LLM (no Ray, no Qdrant)."""
+import asyncio
+import json
+import time
+
+import pytest
+
+from components.rag.qdrant_store import StoreUnavailableError
+from components.rag.retriever import Source
+from serve.router_config import RouterConfig
+from serve.router_core import RouterCore, RouterError
+
+
+class FakeRetriever:
+    def __init__(self, relevance=0.8, error=None, delay_s=0.0):
+        self.relevance, self.error, self.delay_s = relevance, error, delay_s
+
+    def timed_search(self, query):
+        time.sleep(self.delay_s)
+        if self.error:
+            raise self.error
+        return [Source(id="p1", doc_id="assert", title="assert", source="pydoc", text="assert raises AssertionError",
+                       chunk_index=0, score=0.5, relevance=self.relevance),
+                Source(id="p2", doc_id="del", title="del", source="pydoc", text="del removes names",
+                       chunk_index=0, score=0.4, relevance=self.relevance - 0.5)], {"embed_ms": 1.0, "search_ms": 2.0}
+
+
+class FakeLLM:
+    """Echoes the prompt it got, so tests see what the router sent."""
+
+    def __init__(self, error=None):
+        self.calls, self.error = [], error
+
+    async def generate(self, *, messages, model, sampling):
+        self.calls.append((messages, sampling))
+        if self.error:
+            raise self.error
+        text = messages[-1]["content"]
+        return {"text": text, "finish_reason": "stop", "model": "fake", "prompt_tokens": 3, "completion_tokens": 2}
+
+    async def generate_stream(self, *, messages, model, sampling):
+        self.calls.append((messages, sampling))
+        for word in messages[-1]["content"].split(" ")[:5]:
+            yield word + " "
+
+
+class LLMRejection(Exception):
+    def __init__(self):
+        super().__init__("bad temperature")
+        self.status_code, self.message, self.type = 400, "temperature must be >= 0", "invalid_request_error"
+
+
+def core(fallback="refuse", retriever=None, llm=None, **kw):
+    cfg = RouterConfig(index_dir="unused", relevance_threshold=0.5, fallback=fallback, search_timeout_s=0.5, **kw)
+    return RouterCore(cfg, retriever or FakeRetriever(), llm or FakeLLM())
+
+
+def ask(q, **kw):
+    return {"model": "x", "messages": [{"role": "user", "content": q}], **kw}
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def test_relevant_query_gets_grounded_prompt_and_citations():
+    llm = FakeLLM()
+    out = run(core(llm=llm).complete(ask("what does assert do?", temperature=0)))
+    prompt = llm.calls[0][0][-1]["content"]
+    assert out["rag"]["route"] == "rag" and "[1] assert" in prompt and "Question: what does assert do?" in prompt
+    assert [s["id"] for s in out["rag"]["sources"]] == ["p1"]  # p2 is below the threshold: not cited
+    assert out["rag"]["sources"][0]["n"] == 1 and out["rag"]["sources"][0]["title"] == "assert"
+    assert llm.calls[0][1] == {"temperature": 0, "max_tokens": 128}
+    assert set(out["rag"]["timings_ms"]) == {"embed_ms", "search_ms", "generate_ms"}
+    assert out["object"] == "chat.completion" and out["choices"][0]["message"]["content"] == prompt
+
+
+def test_irrelevant_query_refuses_without_calling_the_llm():
+    llm = FakeLLM()
+    out = run(core(retriever=FakeRetriever(relevance=0.2), llm=llm).complete(ask("weather in Paris?")))
+    assert out["rag"]["route"] == "refuse" and "don't know" in out["choices"][0]["message"]["content"]
+    assert out["rag"]["sources"] == [] and llm.calls == []
+
+
+def test_irrelevant_query_with_generate_policy_sends_the_plain_conversation():
+    llm = FakeLLM()
+    out = run(core("generate", retriever=FakeRetriever(relevance=0.2), llm=llm).complete(ask("weather in Paris?")))
+    assert out["rag"]["route"] == "generate" and llm.calls[0][0] == [{"role": "user", "content": "weather in Paris?"}]
+
+
+@pytest.mark.parametrize("body,status", [
+    (ask("   "), 400), (ask("x" * 2001), 413), ({"messages": []}, 400), ([1, 2], 400),
+    ({"messages": [{"role": "system", "content": "hi"}]}, 400)])
+def test_bad_requests_are_4xx(body, status):
+    with pytest.raises(RouterError) as e:
+        run(core().complete(body))
+    assert e.value.status_code == status and e.value.to_body()["error"]["code"] == status
+
+
+def test_index_down_or_slow_is_503_within_the_bound():
+    with pytest.raises(RouterError) as e:
+        run(core(retriever=FakeRetriever(error=StoreUnavailableError("refused"))).complete(ask("q")))
+    assert e.value.status_code == 503 and "unavailable" in e.value.message
+
+    async def timed():  # timed inside the loop: asyncio.run itself waits for the stuck thread on exit
+        t0 = time.monotonic()
+        try:
+            await core(retriever=FakeRetriever(delay_s=1.5)).complete(ask("q"))
+        except RouterError as err:
+            return err, time.monotonic() - t0
+
+    err, elapsed_s = run(timed())
+    assert err.status_code == 503 and elapsed_s < 1.2
+
+
+def test_llm_rejection_keeps_its_status():
+    with pytest.raises(RouterError) as e:
+        run(core(llm=FakeLLM(error=LLMRejection())).complete(ask("assert?")))
+    assert e.value.status_code == 400 and "temperature" in e.value.message
+
+
+def test_stream_carries_rag_first_and_last_then_done():
+    c = core()
+
+    async def collect():
+        plan = await c.plan(ask("what does assert do?", stream=True))
+        return [line async for line in c.stream(plan)]
+
+    lines = run(collect())
+    assert lines[-1] == "data: [DONE]\n\n"
+    chunks = [json.loads(line.removeprefix("data: ")) for line in lines[:-1]]
+    assert chunks[0]["rag"]["route"] == "rag" and chunks[0]["choices"][0]["delta"]["role"] == "assistant"
+    assert chunks[-1]["choices"][0]["finish_reason"] == "stop" and "generate_ms" in chunks[-1]["rag"]["timings_ms"]
+    text = "".join(ch["choices"][0]["delta"].get("content", "") for ch in chunks)
+    assert text.startswith("Answer the question")
