@@ -27,8 +27,9 @@ PORT = 18203
 
 def make_model(out: Path) -> Path:
     """A debug-preset Llama with a BPE tokenizer trained on the stdlib docs (no download)."""
-    import torch
     from pydoc_data.topics import topics
+
+    import torch
     from transformers import LlamaForCausalLM
 
     from components.models.presets import build_config
@@ -51,8 +52,8 @@ def serve(model_dir: str, workdir: str) -> None:
 
     from serve.online_eval import OnlineEvaluator, RequestRecord
     from serve.online_eval_config import OnlineEvalConfig
-    from serve.online_eval_process import OnlineEvalProcess
     from serve.online_eval_hf_server import ChatRequest, HFChatModel
+    from serve.online_eval_process import OnlineEvalProcess
 
     llm = HFChatModel(model_dir)
     state: dict = {"ev": None}

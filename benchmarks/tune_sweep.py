@@ -10,6 +10,9 @@ stdlib docs, 64-token blocks) run three ways, interleaved, each repeated:
   tune x1     one Tuner, 1 trial at a time — against sequential this is Tune's own cost
 
 Parallel efficiency = sequential / (2 · tune x2); per-trial overhead = (tune x1 − sequential) / trials.
+On a shared machine the 2 cores may not both be ours: a CPU probe (the same fixed matmul work in
+1 process, then split over 2 processes) measures the speedup the machine offered during each
+repeat, and the table reports Tune's speedup against it too.
 Reports medians and the spread (half the min–max range over the median).
 """
 from __future__ import annotations
@@ -22,6 +25,33 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 from train_common import median_spread, stdlib_tokens  # noqa: E402
+
+
+def _burn(n: int) -> None:
+    import numpy as np
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        a = np.random.default_rng(0).random((192, 192))
+        for _ in range(n):
+            a = np.tanh(a @ a)
+
+
+def cpu_probe(work: int = 1200) -> float:
+    """Speedup the machine gives right now: fixed work in 1 process vs split over 2 processes."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    times = []
+    for split in (1, 2):
+        procs = [ctx.Process(target=_burn, args=(work // split,)) for _ in range(split)]
+        t0 = time.perf_counter()
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join()
+        times.append(time.perf_counter() - t0)
+    return times[0] / times[1]
 
 
 def main() -> None:
@@ -67,11 +97,14 @@ def main() -> None:
 
     run_trial(trials[0].to_dict(), SweepConfig(**base), tokens, work / "warmup")  # imports, allocator
     times: dict[str, list[float]] = {"sequential": [], "tune x2": [], "tune x1": []}
+    probes: list[float] = []
     for rep in range(args.repeats):
+        probes.append(cpu_probe())
         times["sequential"].append(sequential(rep))
         times["tune x2"].append(tuned(rep, 2))
         times["tune x1"].append(tuned(rep, 1))
-        print(f"repeat {rep}: " + ", ".join(f"{k} {v[-1]:.1f}s" for k, v in times.items()), flush=True)
+        print(f"repeat {rep}: " + ", ".join(f"{k} {v[-1]:.1f}s" for k, v in times.items())
+              + f", machine 2-process speedup {probes[-1]:.2f}x", flush=True)
     ray.shutdown()
 
     seq, seq_sp = median_spread(times["sequential"])
@@ -88,6 +121,10 @@ def main() -> None:
     print(f"| sweep wall, 1 at a time (s) | {x1:.1f} | {seq:.1f} (sequential) | {x1 / seq:.2f} | "
           f"±{100 * x1_sp:.0f}% |")
     print(f"| Tune overhead per trial (s) | {over_med:.2f} | 0 | - | min {min(over):.2f} max {max(over):.2f} |")
+    probe_med, probe_sp = median_spread(probes)
+    speedups = [s / t for s, t in zip(times["sequential"], times["tune x2"])]
+    print(f"| sweep speedup vs machine's 2-process speedup | {median_spread(speedups)[0]:.2f}x | "
+          f"{probe_med:.2f}x (CPU probe) | {median_spread(speedups)[0] / probe_med:.2f} | ±{100 * probe_sp:.0f}% |")
 
 
 if __name__ == "__main__":

@@ -30,29 +30,38 @@ class ExportIn(BaseModel):
     out_dir: str = Field(description="folder to write preferences.jsonl, failures.jsonl, report.json into")
 
 
+def do_feedback(evaluator: OnlineEvaluator, body: FeedbackIn) -> dict:
+    from fastapi import HTTPException
+
+    thumb = 1 if body.thumb in ("up", 1) else -1
+    try:
+        return {"trace_id": evaluator.feedback(thumb, body.comment, body.request_id, body.trace_id, body.user)}
+    except KeyError as e:
+        raise HTTPException(404, str(e)) from e
+    except ValueError as e:
+        raise HTTPException(422, str(e)) from e
+
+
+def metrics_view(evaluator: OnlineEvaluator) -> dict:
+    return {"arms": evaluator.arm_metrics(), "counters": evaluator.counters,
+            "drift": {k: {"statistic": r.statistic, "threshold": r.threshold, "drifted": r.drifted}
+                      for k, r in evaluator.drift_state.items()}}
+
+
 def feedback_routes(evaluator: OnlineEvaluator):
-    from fastapi import APIRouter, HTTPException
+    """The routes as an APIRouter, for ingresses that host the evaluator in-process."""
+    from fastapi import APIRouter
     from starlette.concurrency import run_in_threadpool
 
     router = APIRouter()
 
     @router.post("/feedback")
     async def feedback(body: FeedbackIn) -> dict:
-        thumb = 1 if body.thumb in ("up", 1) else -1
-        try:
-            trace_id = await run_in_threadpool(evaluator.feedback, thumb, body.comment, body.request_id,
-                                               body.trace_id, body.user)
-        except KeyError as e:
-            raise HTTPException(404, str(e)) from e
-        except ValueError as e:
-            raise HTTPException(422, str(e)) from e
-        return {"trace_id": trace_id}
+        return await run_in_threadpool(do_feedback, evaluator, body)
 
     @router.get("/online/metrics")
     async def metrics() -> dict:
-        return {"arms": evaluator.arm_metrics(), "counters": evaluator.counters,
-                "drift": {k: {"statistic": r.statistic, "threshold": r.threshold, "drifted": r.drifted}
-                          for k, r in evaluator.drift_state.items()}}
+        return metrics_view(evaluator)
 
     @router.post("/online/export")
     async def export(body: ExportIn) -> dict:
@@ -62,7 +71,10 @@ def feedback_routes(evaluator: OnlineEvaluator):
 
 
 def online_eval_deployment(config: OnlineEvalConfig):
-    """A Serve deployment class hosting one evaluator (one replica: drift windows are per process)."""
+    """The bound Serve deployment hosting one evaluator (one replica: drift windows are per process).
+
+    Other deployments take it as a constructor argument and get a handle; they call
+    ``handle.submit.remote(asdict(record))`` and never await it."""
     from fastapi import FastAPI
     from ray import serve
 
@@ -73,7 +85,6 @@ def online_eval_deployment(config: OnlineEvalConfig):
     class OnlineEvalDeployment:
         def __init__(self, config_dict: dict):
             self.evaluator = OnlineEvaluator(OnlineEvalConfig.model_validate(config_dict))
-            app.include_router(feedback_routes(self.evaluator))
 
         def submit(self, record: dict, shadow_response: str | None = None) -> bool:
             return self.evaluator.submit(RequestRecord(**record), shadow_response)
@@ -84,6 +95,22 @@ def online_eval_deployment(config: OnlineEvalConfig):
 
         def export_preferences(self, out_dir: str) -> dict:
             return self.evaluator.export_preferences(out_dir)
+
+        def flush(self) -> dict:
+            self.evaluator.flush()
+            return dict(self.evaluator.counters)
+
+        @app.post("/feedback")
+        def http_feedback(self, body: FeedbackIn) -> dict:
+            return do_feedback(self.evaluator, body)
+
+        @app.get("/online/metrics")
+        def http_metrics(self) -> dict:
+            return metrics_view(self.evaluator)
+
+        @app.post("/online/export")
+        def http_export(self, body: ExportIn) -> dict:
+            return self.evaluator.export_preferences(body.out_dir)
 
         def __del__(self):
             self.evaluator.close(timeout_s=10)

@@ -49,11 +49,20 @@ class Accounting:
         out = {"docs_kept": self.num_kept, "docs_in": self.num_in, "docs_dropped": self.num_dropped,
                "kept_fraction": self.num_kept / self.num_in if self.num_in else 0.0}
         out.update({f"dropped/{r.replace(':', '/')}": n for r, n in sorted(self.dropped_by_reason.items())})
+        out.update({f"dropped_by_filter/{f}": n for f, n in sorted(self.dropped_by_filter().items())})
         return out
+
+    def dropped_by_filter(self) -> Counter:
+        """Drops per filter (the part of a reason before ':'), for one line per filter in dashboards."""
+        by_filter: Counter = Counter()
+        for reason, n in self.dropped_by_reason.items():
+            by_filter[reason.split(":", 1)[0]] += n
+        return by_filter
 
     def to_dict(self) -> dict:
         return {"step": self.step, "num_in": self.num_in, "num_kept": self.num_kept,
-                "num_dropped": self.num_dropped, "dropped_by_reason": dict(sorted(self.dropped_by_reason.items())),
+                "num_dropped": self.num_dropped, "dropped_by_filter": dict(sorted(self.dropped_by_filter().items())),
+                "dropped_by_reason": dict(sorted(self.dropped_by_reason.items())),
                 "samples_by_reason": dict(sorted(self.samples_by_reason.items())), **self.extra}
 
     def write(self, out_dir: str | Path) -> Path:

@@ -73,13 +73,15 @@ def _filters_for(config_json: str) -> list[Filter]:
 
 
 def clean_batch(batch, config_json: str):
-    """Ray Data batch function (pyarrow in, pyarrow out): adds ``drop_reason`` and the counter columns."""
+    """Ray Data batch function (pyarrow in, pyarrow out): the cleaned text, ``drop_reason``,
+    ``num_chars_in`` (length before cleaning) and the rewrite counter columns."""
     import pyarrow as pa
 
     filters = _filters_for(config_json)
-    texts, reasons = [], []
+    texts, reasons, lengths = [], [], []
     counters = {k: [] for k in COUNTERS}
     for text in batch.column("text").to_pylist():
+        lengths.append(len(text or ""))
         new, reason, counts = clean_text(text or "", filters)
         texts.append(new)
         reasons.append(reason)
@@ -87,6 +89,7 @@ def clean_batch(batch, config_json: str):
             counters[k].append(counts.get(k, 0))
     out = batch.set_column(batch.schema.get_field_index("text"), "text", pa.array(texts, pa.string()))
     out = out.append_column("drop_reason", pa.array(reasons, pa.string()))
+    out = out.append_column("num_chars_in", pa.array(lengths, pa.int64()))
     for k in COUNTERS:
         out = out.append_column(k, pa.array(counters[k], pa.int64()))
     return out

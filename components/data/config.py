@@ -131,13 +131,15 @@ class PIIConfig(Config):
 
 
 class CleanConfig(Config):
+    """The filters run in this order (FineWeb's); the first that drops a document names the reason."""
+
     unicode: UnicodeConfig = Field(default_factory=UnicodeConfig, description="Unicode normalisation.")
+    langid: LangIdConfig = Field(default_factory=LangIdConfig, description="Language identification.")
+    gopher_repetition: GopherRepetitionConfig = Field(default_factory=GopherRepetitionConfig,
+                                                      description="Gopher repetition rules.")
     gopher_quality: GopherQualityConfig = Field(default_factory=GopherQualityConfig, description="Gopher quality.")
     c4: C4Config = Field(default_factory=C4Config, description="C4 rules.")
     fineweb: FineWebConfig = Field(default_factory=FineWebConfig, description="FineWeb line rules.")
-    gopher_repetition: GopherRepetitionConfig = Field(default_factory=GopherRepetitionConfig,
-                                                      description="Gopher repetition rules.")
-    langid: LangIdConfig = Field(default_factory=LangIdConfig, description="Language identification.")
     pii: PIIConfig = Field(default_factory=PIIConfig, description="PII scrubbing (rewrites, never drops).")
     batch_size: int = Field(64, ge=1, description="Documents per Ray Data batch.")
     samples_per_reason: int = Field(5, ge=0, description="Dropped documents kept per reason in report.json.")

@@ -86,6 +86,7 @@ def run_clean(ctx, config: CleanConfig) -> dict[str, float]:
     started = time.perf_counter()
     acc = Accounting("data.clean", max_samples_per_reason=config.samples_per_reason)
     totals = dict.fromkeys(COUNTERS, 0)
+    chars = {"in": 0, "kept": 0}
     # A Dataset copies the DataContext when it is created: order settings go first.
     with ordered_execution():
         ds = docs_dataset(ctx.input("docs"), config.batch_size)
@@ -99,15 +100,20 @@ def run_clean(ctx, config: CleanConfig) -> dict[str, float]:
             for row in batch.to_pylist():
                 for k in COUNTERS:
                     totals[k] += row[k]
+                chars["in"] += row["num_chars_in"]
                 if row["drop_reason"]:
                     acc.drop(row["drop_reason"], row["id"], row["text"])
                 else:
                     acc.keep()
+                    chars["kept"] += len(row["text"])
                     yield {c: row[c] for c in DOC_COLUMNS}
 
     write_docs(kept_docs(), ctx.output, config.docs_per_shard)
     acc.extra["rewrites"] = totals
-    return _finish(ctx, acc, started, {f"rewrites/{k}": v for k, v in totals.items()})
+    acc.extra["num_chars_in"], acc.extra["num_chars_kept"] = chars["in"], chars["kept"]
+    kept_chars = chars["kept"] / chars["in"] if chars["in"] else 0.0
+    return _finish(ctx, acc, started, {"kept_chars_fraction": kept_chars,
+                                       **{f"rewrites/{k}": v for k, v in totals.items()}})
 
 
 # -- data.dedup ------------------------------------------------------------------------------

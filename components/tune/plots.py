@@ -42,12 +42,22 @@ def plot_isoflop(rows: list[dict], fit: IsoFlopFit | None, path: Path) -> Path:
 
 
 def plot_frontier(fit: IsoFlopFit | None, parametric: ParametricFit | None, budgets: list[float],
-                  predict_budget: float, path: Path) -> Path:
-    """N_opt(C) and D_opt(C): IsoFLOP vertices and power laws, the parametric law, up to the prediction."""
+                  predict_budget: float, path: Path, rows: list[dict] = ()) -> Path:
+    """N_opt(C) and D_opt(C): IsoFLOP vertices and power laws, the parametric law, up to the prediction
+    (with its bootstrap interval); the sweep's runs in grey for scale."""
     plt = _plt()
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     cs = np.logspace(np.log10(min(budgets)) - 0.2, np.log10(predict_budget) + 0.1, 50)
+    key = f"{predict_budget:.3g}"
     for ax, which in zip(axes, ("N", "D")):
+        if rows:
+            ax.scatter([6.0 * r["num_params"] * r["num_tokens"] for r in rows],
+                       [r["num_params"] if which == "N" else r["num_tokens"] for r in rows],
+                       color="lightgrey", s=15, label="runs trained")
+        for model, color in ((fit, "C0"), (parametric, "C1")):
+            ci = model.ci.get(f"{which.lower()}_opt@{key}") if model is not None else None
+            if ci:
+                ax.plot([predict_budget] * 2, ci, color=color, lw=4, alpha=0.4)
         if fit is not None:
             pts = fit.n_opt if which == "N" else fit.d_opt
             ax.scatter(fit.budgets, pts, color="C0", label="IsoFLOP optima")
@@ -59,7 +69,7 @@ def plot_frontier(fit: IsoFlopFit | None, parametric: ParametricFit | None, budg
             expo = parametric.n_exponent if which == "N" else parametric.d_exponent
             ax.plot(cs, n_opt if which == "N" else d_opt, color="C1", ls="--",
                     label=f"parametric L(N,D) ∝ C^{expo:.2f}")
-        ax.axvline(predict_budget, color="grey", ls=":", label=f"prediction C = {predict_budget:.2g}")
+        ax.axvline(predict_budget, color="grey", ls=":", label=f"prediction C = {predict_budget:.2g} (bar: CI)")
         ax.set_xscale("log"), ax.set_yscale("log")
         ax.set(xlabel="compute C (FLOPs)", ylabel=f"{which}_opt", title=f"compute-optimal {which}")
         ax.legend(fontsize=8)

@@ -149,7 +149,7 @@ def _plots(report: dict, rows: list[dict], config: SweepConfig, predict_budget: 
     budgets = sorted({6.0 * r["num_params"] * r["num_tokens"] for r in rows}) if config.mode == "grid" \
         else sorted(config.budgets_flops)
     if iso is not None or par is not None:
-        paths.append(plot_frontier(iso, par, budgets, predict_budget, out / "frontier.png"))
+        paths.append(plot_frontier(iso, par, budgets, predict_budget, out / "frontier.png", rows))
     if par is not None:
         holdout = report.get("holdout") if "predicted_loss" in report.get("holdout", {}) else None
         paths.append(plot_predicted_vs_measured(rows, par, holdout, out / "predicted_vs_measured.png"))

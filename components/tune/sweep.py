@@ -1,8 +1,9 @@
 """Run sets of trials on Ray Tune: a resumable ``Tuner`` per phase (lr search, sweep, holdout).
 
 Each phase is its own Tune experiment under ``<storage>/<experiment>``; running the step
-again with the same settings finds it and resumes it with ``Tuner.restore`` (finished
-trials are kept; unfinished ones resume from their last checkpoint; errored ones restart).
+again with the same settings finds it and resumes it with ``Tuner.restore``: finished
+trials are kept, unfinished and errored ones train again from the start (sweep trials are
+short; checkpointing them through Tune would cost more than it saves).
 """
 from __future__ import annotations
 
@@ -48,8 +49,12 @@ def run_phase(name: str, param_space: dict, config: SweepConfig, tokens_dir: Pat
     else:
         tuner = tune.Tuner(
             trainable, param_space=param_space,
+            # Reusing actors saves each trial the torch/transformers import; but a trial stopped early
+            # leaves its training thread running (the pretraining function has no stop hook), so
+            # under a stopping scheduler each trial gets its own actor, killed with the trial.
             tune_config=tune.TuneConfig(metric="val_loss", mode="min", scheduler=scheduler,
-                                        max_concurrent_trials=config.max_concurrent_trials, reuse_actors=True),
+                                        max_concurrent_trials=config.max_concurrent_trials,
+                                        reuse_actors=scheduler is None),
             run_config=tune.RunConfig(name=name, storage_path=storage_root(config), callbacks=callbacks,
                                       verbose=0, failure_config=tune.FailureConfig(max_failures=1)),
         )
@@ -83,7 +88,8 @@ def search_lr(trials: list[Trial], config: SweepConfig, tokens_dir: Path, callba
             cheapest[key] = t
     best = {}
     for (depth, width), trial in cheapest.items():
-        scheduler = ASHAScheduler(time_attr="training_iteration", max_t=config.num_reports,
+        # A trial reports num_reports times, once more when its length is not a multiple of it.
+        scheduler = ASHAScheduler(time_attr="training_iteration", max_t=config.num_reports + 1,
                                   grace_period=min(search.grace_period, config.num_reports),
                                   reduction_factor=search.reduction_factor)
         rows = run_phase(f"{experiment}-lr-d{depth}w{width}",

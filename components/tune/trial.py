@@ -44,7 +44,9 @@ def run_trial(trial: dict, config: SweepConfig, tokens_dir: str | Path, output_d
               report: Callable[[dict], None] | None = None) -> dict[str, float]:
     """Train one trial to its end; returns (and reports last) its final metrics.
 
-    A restarted trial (same ``output_dir``) resumes from its latest checkpoint.
+    Called again on the same ``output_dir`` after a crash, it resumes from the pretraining
+    function's latest checkpoint there (under Tune the trial dir is per Ray session, so a
+    trial restored in a new session starts over).
     """
     import torch
 

@@ -75,6 +75,9 @@ def test_clean_drops_planted_bad_docs_with_reasons_and_samples(pipeline):
     assert "<EMAIL>" in pii and "<PHONE>" in pii and "<IP_ADDRESS>" in pii and "example.com" not in pii
     assert report["rewrites"]["pii_email"] == 1 and metrics["rewrites/pii_phone"] == 1
     assert metrics["docs_kept"] == report["num_kept"]
+    assert report["dropped_by_filter"]["langid"] == reasons["langid:not_en"] + reasons.get("langid:low_score", 0)
+    assert 0.6 < metrics["kept_chars_fraction"] < 1.0
+    assert report["num_chars_kept"] == sum(len(t) for t in kept.values())
 
 
 def test_dedup_removes_planted_duplicates_and_matches_python_api(pipeline):

@@ -66,13 +66,13 @@ def test_search_cites_chunks_that_contain_the_answer(rag_index_dir):
         assert max(h.relevance for h in off_topic) < 0.3
 
 
-def test_evaluate_reports_hybrid_not_worse_than_dense(tmp_path, rag_index_dir, rag_docs_dir):
+def test_evaluate_reports_hybrid_not_worse_than_dense(tmp_path, rag_index_dir, rag_docs_dir, rag_docs):
     ctx = StepContext.for_test(tmp_path / "eval", {"index": rag_index_dir, "docs": rag_docs_dir})
     from components.rag.steps import run_evaluate
 
     metrics = run_evaluate(ctx, EvaluateConfig(num_queries=20, query_words=6))
     report = json.loads((ctx.output / "report.json").read_text())
-    assert report["num_queries"] == 20
+    assert report["num_queries"] == len(rag_docs)  # one query per document
     for mode in ("dense", "hybrid"):
         assert 0 <= report[mode]["recall_at_1"] <= report[mode]["recall_at_5"] <= report[mode]["recall_at_10"] <= 1
     # keyword queries: the sparse branch adds exact-term evidence that dense similarity blurs

@@ -149,7 +149,7 @@ def test_drift_alert_log_tag_and_webhook(store, tmp_path, caplog):
 
     hook_app.get("/health")(lambda: {"ok": True})
     drift = DriftConfig(reference_size=20, window_size=20, check_every=20)
-    with BackgroundServer(hook_app, HOOK_PORT) as hook_url:
+    with BackgroundServer(hook_app, HOOK_PORT) as hook_url, caplog.at_level("WARNING", logger="llmflow.online_eval"):
         ev = make_eval(store, tmp_path, sample_rate=1.0, drift=drift, alert_webhook=hook_url + "/hook")
         for i in range(20):
             ev.submit(rec(i, f"what is a list {i % 3}", "a list is a mutable sequence"))
@@ -157,8 +157,7 @@ def test_drift_alert_log_tag_and_webhook(store, tmp_path, caplog):
         assert get_experiment_tags(store, ev.traces.experiment_id).get("drift.query_length") is None
         for i in range(20, 40):
             ev.submit(rec(i, "explain quantum chromodynamics gluon confinement lattice " * 3, "no"))
-        with caplog.at_level("WARNING", logger="llmflow.online_eval"):
-            ev.flush()
+        ev.flush()
         ev.close()
     tags = get_experiment_tags(store, ev.traces.experiment_id)
     assert tags["drift.query_length"] == "ALERT" and tags["drift.unknown_word_rate"] == "ALERT"

@@ -115,14 +115,15 @@ def test_deepspeed_zero2_loss_falls_and_checkpoints_in_its_format(ray_local, tok
     assert (tmp_path / "model" / "model.safetensors").exists()
 
 
-def test_moe_preset_trains_and_exports(tokens_dir, tmp_path):
+def test_moe_preset_trains_with_activation_checkpointing_and_exports(tokens_dir, tmp_path):
     from transformers import AutoModelForCausalLM
 
     from components.train.loop import train
     from components.train.steps import read_metrics
 
     train(_common(model={"depth": 2, "moe": True, "num_experts": 4, "experts_per_token": 2},
-                  strategy="fsdp2", micro_batch_size=8, max_steps=6), tokens_dir, tmp_path)
+                  strategy="fsdp2", micro_batch_size=8, max_steps=6, activation_checkpointing=True),
+          tokens_dir, tmp_path)
     metrics = read_metrics(tmp_path)
     assert metrics[6]["loss"] < metrics[1]["loss"] - 0.3
     assert AutoModelForCausalLM.from_pretrained(tmp_path / "model").config.model_type == "mixtral"
