@@ -1,4 +1,4 @@
-"""python benchmarks/eval_online_overhead.py --rounds 5 --requests 40 --modes thread@0.1,process@0.1,process@1.0
+"""python benchmarks/eval_online_overhead.py --rounds 10 --requests 20 --modes thread@0.1,process@0.1,process@1.0
 
 Request latency of a real HTTP chat endpoint (FastAPI + uvicorn on loopback, a tiny HF
 Llama generating ``--max-tokens`` greedy tokens) with the online evaluation loop off vs on,
@@ -64,6 +64,11 @@ def serve(model_dir: str, workdir: str) -> None:
     def health():
         return {"ok": True}
 
+    @app.on_event("shutdown")
+    def shutdown():  # uvicorn turns SIGTERM into this: stop the loop's child processes cleanly
+        for ev in evaluators.values():
+            ev.close(60)
+
     @app.post("/admin/mode")
     def mode(body: dict):
         name = body["mode"]
@@ -110,8 +115,8 @@ def percentile(xs: list[float], q: float) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--requests", type=int, default=40, help="requests per block")
+    ap.add_argument("--rounds", type=int, default=10)
+    ap.add_argument("--requests", type=int, default=20, help="requests per block")
     ap.add_argument("--max-tokens", type=int, default=32)
     ap.add_argument("--modes", default="thread@0.1,process@0.1,process@1.0",
                     help="comma list of WHERE@SAMPLE_RATE, WHERE = thread (in the server process) or process")

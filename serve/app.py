@@ -32,6 +32,10 @@ def build_llm(config: LLMServeConfig):
 def build_app(args: dict[str, Any]):
     """Serve application builder: ``args`` are ``ServeAppConfig`` fields (only ``llm`` matters here;
     HTTP host/port live in the Serve config file's ``http_options`` when run via ``serve run``)."""
+    import json
+
+    # `serve run serve.app:build_app llm='{...}'` passes strings; config files and Python pass dicts.
+    args = {k: json.loads(v) if isinstance(v, str) and v.lstrip().startswith("{") else v for k, v in args.items()}
     config = ServeAppConfig.model_validate(args)
     return build_llm(config.llm)
 
@@ -54,21 +58,19 @@ def endpoint_info(config: ServeAppConfig) -> dict[str, Any]:
 
 def start(config: ServeAppConfig) -> dict[str, Any]:
     """Deploy the app on the connected Ray cluster (``ray.init`` first), wait for it, describe it."""
-    import httpx
     from ray import serve
 
     serve.start(http_options={"host": config.http_host, "port": config.http_port})
     serve.run(build_llm(config.llm), name=config.app_name, route_prefix=config.route_prefix)
     info = endpoint_info(config)
-    wait_healthy(info["health_url"], config.start_timeout_s, httpx)
+    wait_healthy(info["health_url"], config.start_timeout_s)
     return info
 
 
-def wait_healthy(health_url: str, timeout_s: float, httpx=None) -> float:
+def wait_healthy(health_url: str, timeout_s: float) -> float:
     """Poll ``/health`` until 200; returns the seconds waited. Raises TimeoutError naming the URL."""
-    import httpx as _httpx
+    import httpx
 
-    httpx = httpx or _httpx
     t0 = time.monotonic()
     last = None
     while time.monotonic() - t0 < timeout_s:

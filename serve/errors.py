@@ -12,7 +12,8 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 GUARDED_PREFIXES = ("/v1",)  # /health stays open for load balancers and probes
 GENERATION_PATHS = ("/v1/completions", "/v1/chat/completions")

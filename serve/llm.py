@@ -31,22 +31,23 @@ and is validated exactly as the HTTP routes validate them. A rejected request ra
 from __future__ import annotations
 
 import json
-import logging
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator
+from typing import Any
 
 from ray import serve
 
 from serve.config import LLMServeConfig
 from serve.errors import GuardMiddleware, LLMRequestError
 
-logger = logging.getLogger(__name__)
-
 
 @serve.ingress()  # the ASGI app is vLLM's, built on the replica once the engine is up
 class LLMDeployment:
     async def __init__(self, config: LLMServeConfig | dict):
         from vllm.engine.arg_utils import AsyncEngineArgs
-        from vllm.entrypoints.launchers.cli_args import make_arg_parser, validate_parsed_serve_args
+        from vllm.entrypoints.launchers.cli_args import (
+            make_arg_parser,
+            validate_parsed_serve_args,
+        )
         from vllm.usage.usage_lib import UsageContext
         from vllm.utils.argparse_utils import FlexibleArgumentParser
         from vllm.v1.engine.async_llm import AsyncLLM
@@ -125,7 +126,9 @@ class LLMDeployment:
 
     async def _call(self, prompt, messages, model, sampling, stream: bool):
         from pydantic import ValidationError
-        from vllm.entrypoints.openai.chat_completion.protocol import ChatCompletionRequest
+        from vllm.entrypoints.openai.chat_completion.protocol import (
+            ChatCompletionRequest,
+        )
         from vllm.entrypoints.openai.completion.protocol import CompletionRequest
         from vllm.entrypoints.serve.engine.protocol import ErrorResponse
         from vllm.exceptions import VLLMClientError
@@ -155,11 +158,10 @@ class LLMDeployment:
 def llm_deployment(config: LLMServeConfig):
     """The LLMDeployment with this config's replica count, resources, limits and health checks."""
     env = dict(config.env)
-    if config.api_key_env:
+    if config.api_key_env and config.api_key_env not in env:
         # The replica reads the key from its own environment; forward the caller's value so
         # a local `start()` works. On a cluster, set it in the runtime_env / pod instead.
-        if config.api_key_env not in env:
-            env[config.api_key_env] = config.api_key()
+        env[config.api_key_env] = config.api_key()
     return serve.deployment(LLMDeployment).options(
         num_replicas=config.num_replicas,
         max_ongoing_requests=config.max_ongoing_requests,

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import itertools
 import multiprocessing as mp
+import os
+import queue
 import threading
 from typing import Any
 
@@ -21,13 +23,19 @@ from serve.online_eval import RequestRecord
 from serve.online_eval_config import OnlineEvalConfig
 
 
-def _child(config_dict: dict, inbox, outbox) -> None:
+def _child(config_dict: dict, inbox, outbox, parent_pid: int) -> None:
     from serve.online_eval import OnlineEvaluator
 
     ev = OnlineEvaluator(OnlineEvalConfig.model_validate(config_dict))
     outbox.put(("ready", None, None))
     while True:
-        msg = inbox.get()
+        try:
+            msg = inbox.get(timeout=5)
+        except queue.Empty:
+            if os.getppid() != parent_pid:  # the server died without close(): do not linger as an orphan
+                ev.close(timeout_s=30)
+                return
+            continue
         if msg[0] == "submit":
             ev.submit(msg[1], msg[2])
             continue
@@ -44,7 +52,7 @@ class OnlineEvalProcess:
     def __init__(self, config: OnlineEvalConfig, start_timeout_s: float = 300.0):
         ctx = mp.get_context("spawn")
         self._inbox, self._outbox = ctx.Queue(), ctx.Queue()
-        self._proc = ctx.Process(target=_child, args=(config.model_dump(), self._inbox, self._outbox),
+        self._proc = ctx.Process(target=_child, args=(config.model_dump(), self._inbox, self._outbox, os.getpid()),
                                  name="online-eval", daemon=True)
         self._proc.start()
         self._ids = itertools.count()

@@ -134,7 +134,7 @@ class RouterCore:
         else:
             try:
                 out = await self.llm.generate(messages=plan["messages"], model=self.config.model, sampling=plan["sampling"])
-            except Exception as e:
+            except Exception as e:  # noqa: BLE001 — LLM rejections arrive wrapped by Ray; others re-raise
                 raise (llm_error(e) or e) from None
         rag["timings_ms"]["generate_ms"] = (time.perf_counter() - t0) * 1e3
         return {
@@ -170,7 +170,7 @@ class RouterCore:
                 async for delta in self.llm.generate_stream(messages=plan["messages"], model=self.config.model,
                                                             sampling=plan["sampling"]):
                     yield chunk({"content": delta})
-            except Exception as e:  # headers are sent: report in-band, as OpenAI's servers do
+            except Exception as e:  # noqa: BLE001 — headers are sent: report in-band, as OpenAI's servers do
                 err = llm_error(e) or RouterError(500, f"generation failed: {type(e).__name__}: {e}", "server_error")
                 yield f"data: {json.dumps(err.to_body())}\n\n"
                 yield "data: [DONE]\n\n"

@@ -5,7 +5,13 @@ import json
 import time
 from pathlib import Path
 
-from serve.config import AdapterConfig, LLMServeConfig, ServeAppConfig, ServeDeployConfig, SpeculativeConfig
+from serve.config import (
+    AdapterConfig,
+    LLMServeConfig,
+    ServeAppConfig,
+    ServeDeployConfig,
+    SpeculativeConfig,
+)
 
 
 def _hf_dir(root: Path, sub: str, marker: str) -> Path:

@@ -1,47 +1,32 @@
-"""PII redaction for traces: emails, phone numbers, IPv4 addresses, payment cards (Luhn-checked),
-US SSNs and API-key-like secrets are replaced by ``[REDACTED_<KIND>]`` before anything is logged.
+"""PII redaction for traces and feedback, before anything is logged.
 
-Kept small and local to the online loop (the data stage's scrubber was not available when
-this was written); ``redact`` returns per-kind counts so the loop can report what it removed.
+Reuses the data stage's scrubber (``components.data.filters.pii``: emails, public IPs,
+phone numbers, Luhn-checked cards → ``<EMAIL>``-style placeholders) and adds two kinds
+that show up in chat traffic but not in pretraining text: US SSNs and API-key-like secrets.
 """
 from __future__ import annotations
 
 import re
 from collections import Counter
 
-_PATTERNS: list[tuple[str, re.Pattern]] = [
-    ("EMAIL", re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")),
-    ("SECRET", re.compile(r"\b(?:sk|pk|api|key|tok)[-_][A-Za-z0-9_-]{16,}\b", re.IGNORECASE)),
-    ("CARD", re.compile(r"\b(?:\d[ -]?){12,18}\d\b")),
-    ("SSN", re.compile(r"\b\d{3}-\d{2}-\d{4}\b")),
-    ("IP", re.compile(r"\b(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)\b")),
-    ("PHONE", re.compile(r"(?<!\w)(?:\+?\d{1,3}[ .-]?)?(?:\(\d{2,4}\)|\d{2,4})[ .-]?\d{3,4}[ .-]?\d{3,4}(?!\w)")),
+from components.data.filters.pii import PIIScrubber
+
+_SCRUBBER = PIIScrubber()
+_EXTRA: list[tuple[str, re.Pattern, str]] = [
+    ("secret", re.compile(r"\b(?:sk|pk|api|key|tok|ghp|xox[bp])[-_][A-Za-z0-9_-]{16,}\b", re.IGNORECASE), "<SECRET>"),
+    ("ssn", re.compile(r"(?<![\d-])\d{3}-\d{2}-\d{4}(?![\d-])"), "<SSN>"),
 ]
-
-
-def _luhn_ok(digits: str) -> bool:
-    total, parity = 0, len(digits) % 2
-    for i, ch in enumerate(digits):
-        d = int(ch)
-        if i % 2 == parity:
-            d = d * 2 - 9 if d * 2 > 9 else d * 2
-        total += d
-    return total % 10 == 0
 
 
 def redact(text: str) -> tuple[str, Counter]:
     """Return ``text`` with PII replaced, and how many of each kind were replaced."""
     counts: Counter = Counter()
-
-    for kind, pattern in _PATTERNS:
-        def sub(m: re.Match, kind=kind) -> str:
-            if kind == "CARD":
-                digits = re.sub(r"\D", "", m.group(0))
-                if not _luhn_ok(digits):
-                    return m.group(0)
-            counts[kind] += 1
-            return f"[REDACTED_{kind}]"
-        text = pattern.sub(sub, text)
+    for kind, pattern, placeholder in _EXTRA:  # before the phone rule, which would eat an SSN's digits
+        text, n = pattern.subn(placeholder, text)
+        if n:
+            counts[kind] += n
+    text, found = _SCRUBBER.scrub(text)
+    counts.update({k: v for k, v in found.items() if v})
     return text, counts
 
 

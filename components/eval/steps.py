@@ -92,6 +92,7 @@ def run_offline_eval(ctx, config: OfflineEvalConfig, judge_backend=None) -> dict
     ctx.log_metrics(metrics)
 
     out = ctx.output
+    table_rows = []
     with open(out / "results.jsonl", "w") as f:
         for i, (r, p) in enumerate(zip(rows, preds)):
             row = {"question": r["question"], "reference": r["answer"], "prediction": p,
@@ -102,6 +103,11 @@ def run_offline_eval(ctx, config: OfflineEvalConfig, judge_backend=None) -> dict
             if pairwise:
                 row.update(pairwise_vs_reference=pairwise[i].verdict, pairwise_orders=[pairwise[i].first, pairwise[i].second])
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
+            table_rows.append(row)
+    if ctx.run_id is not None:
+        from components.tracking.traces import log_table
+
+        log_table(tracking_uri, ctx.run_id, table_rows, "eval_results.json")
     table = "| metric | value |\n|---|---|\n" + "".join(f"| {k} | {v:.4f} |\n" for k, v in metrics.items())
     (out / "results.md").write_text(table + f"\njudge: {judge_status['status']}\n")
     report = {"metrics": metrics, "num_questions": len(rows), "judge": judge_status,

@@ -30,6 +30,9 @@ class ModelConfig(Config):
     moe: bool = Field(False, description="Build a Mixtral-style mixture-of-experts model instead of dense Llama.")
     num_experts: int = Field(4, ge=2, description="Experts per MoE layer (only with moe: true).")
     experts_per_token: int = Field(2, ge=1, description="Experts each token is routed to (only with moe: true).")
+    max_position_embeddings: int = Field(
+        2048, ge=16, description="Context length the model advertises (RoPE: no learned positions); raised to "
+                                 "the training seq_len if that is longer. Serving caps max_model_len here.")
 
     @model_validator(mode="after")
     def _check(self) -> "ModelConfig":
@@ -43,10 +46,11 @@ class ModelConfig(Config):
         return PRESETS[self.preset] if self.preset else self.depth
 
     def build(self, vocab_size: int, max_seq_len: int):
-        """The transformers config (LlamaConfig or MixtralConfig) this section describes."""
+        """The transformers config (LlamaConfig or MixtralConfig) for sequences up to ``max_seq_len``."""
         from components.models import presets
 
         depth = self.resolved_depth
+        max_seq_len = max(max_seq_len, self.max_position_embeddings)
         if self.moe:
             return presets.build_moe_config(depth, vocab_size, max_seq_len=max_seq_len,
                                             tie_embeddings=self.tie_embeddings, width=self.width,

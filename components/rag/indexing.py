@@ -101,11 +101,12 @@ def docs_path(docs_dir: str | Path) -> Path:
     return path
 
 
-def index_documents(docs_dir: str | Path, store, config: IndexConfig, log=None) -> dict[str, Any]:
+def index_documents(docs_dir: str | Path, store, config: IndexConfig, log=None, progress=None) -> dict[str, Any]:
     """Bring ``store``'s collection in line with the documents; returns counts and timings.
 
     ``store`` is an open, writable :class:`components.rag.qdrant_store.QdrantStore`.
-    ``log(metrics, step)`` receives progress (upsert batches).
+    ``log(metrics, step)`` receives progress (upsert batches); ``progress(iterable, desc=...)``
+    wraps the batch loop (``ctx.progress`` in a step).
     """
     import ray.data
     from ray.data import ActorPoolStrategy
@@ -131,7 +132,10 @@ def index_documents(docs_dir: str | Path, store, config: IndexConfig, log=None) 
         compute=ActorPoolStrategy(size=config.embed_concurrency), num_cpus=1)
     wanted: set[str] = set()
     num_upserted = 0
-    for step, batch in enumerate(pipeline.iter_batches(batch_size=config.upsert_batch_size, batch_format="numpy")):
+    batches = pipeline.iter_batches(batch_size=config.upsert_batch_size, batch_format="numpy")
+    if progress is not None:
+        batches = progress(batches, desc="rag.index: chunk, embed, upsert")
+    for step, batch in enumerate(batches):
         wanted.update(str(i) for i in batch["id"])
         new = batch["is_new"]
         if not new.any():

@@ -114,7 +114,7 @@ class QdrantStore:
             # check_compatibility would make a blocking request at construction; health is
             # checked by the first real call, which honours the timeout.
             client = QdrantClient(url=url, api_key=os.environ.get("QDRANT_API_KEY") or None,
-                                  timeout=max(1, int(round(timeout_s))), check_compatibility=False)
+                                  timeout=max(1, round(timeout_s)), check_compatibility=False)
             return cls(client, collection, location=url)
         if path is None:
             raise ValueError("a local Qdrant index needs a path (or set QDRANT_URL for a server)")

@@ -15,7 +15,7 @@ def run_index(ctx, config: IndexConfig) -> dict[str, float]:
     url = server_url()
     path = None if url else ctx.output / "qdrant"
     with QdrantStore.open(path, config.store.collection, url=url, timeout_s=config.store.timeout_s) as store:
-        counts = index_documents(ctx.input("docs"), store, config, log=ctx.log_metrics)
+        counts = index_documents(ctx.input("docs"), store, config, log=ctx.log_metrics, progress=ctx.progress)
     meta = {
         "collection": config.store.collection, "model": MODEL_NAME, "dims": DIMS,
         "backend": "server" if url else "local", "location": url or "qdrant",

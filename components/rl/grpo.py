@@ -90,10 +90,9 @@ def grpo_train(model, tokenizer, prompts: list[dict], rewards, config: GRPOConfi
         ids, attn, mask = ids.to(device), attn.to(device), mask.to(device)
 
         t0 = time.perf_counter()
-        ref_logp = None
-        if config.kl_beta > 0:
-            with torch.no_grad(), model.disable_adapter():
-                ref_logp = _logprobs(model, ids, attn, config.minibatch_size)
+        # Reference log-probs are computed even at kl_beta=0: the KL is still worth watching.
+        with torch.no_grad(), model.disable_adapter():
+            ref_logp = _logprobs(model, ids, attn, config.minibatch_size)
         ref_s = time.perf_counter() - t0
 
         t0 = time.perf_counter()
@@ -109,7 +108,7 @@ def grpo_train(model, tokenizer, prompts: list[dict], rewards, config: GRPOConfi
                 idx = perm[s:s + config.minibatch_size].to(device)
                 logp = token_logprobs(model, ids[idx], attn[idx])
                 old = old_logp[idx] if old_logp is not None else logp.detach()  # mu=1: ratio is 1 by definition
-                loss, stats = grpo_loss(logp, old, ref_logp[idx] if ref_logp is not None else None, adv[idx],
+                loss, stats = grpo_loss(logp, old, ref_logp[idx], adv[idx],
                                         mask[idx], config.clip_eps, config.kl_beta)
                 (loss * len(idx) / n).backward()
                 stats["loss"] = float(loss)

@@ -30,10 +30,11 @@ def grpo_loss(logp: torch.Tensor, old_logp: torch.Tensor, ref_logp: torch.Tensor
     unclipped, clipped = ratio * adv, torch.clamp(ratio, 1 - clip_eps, 1 + clip_eps) * adv
     per_token = -torch.min(unclipped, clipped)
     kl = torch.zeros_like(logp)
-    if ref_logp is not None and kl_beta > 0:
+    if ref_logp is not None:
         d = ref_logp - logp
         kl = torch.exp(d) - d - 1
-        per_token = per_token + kl_beta * kl
+        if kl_beta > 0:
+            per_token = per_token + kl_beta * kl
     lengths = mask.sum(1).clamp(min=1)
     loss = ((per_token * mask).sum(1) / lengths).mean()
     with torch.no_grad():

@@ -121,3 +121,13 @@ def end_monitor_run(tracking_uri: str, run_id: str) -> None:
     from mlflow.tracking import MlflowClient
 
     MlflowClient(tracking_uri=tracking_uri).set_terminated(run_id, status="FINISHED")
+
+
+def log_table(tracking_uri: str, run_id: str, rows: list[dict], artifact_file: str) -> None:
+    """A per-example results table on a run (MLflow's table view: compare runs row by row)."""
+    from mlflow.tracking import MlflowClient
+
+    columns = sorted({k for r in rows for k in r})
+    data = {c: [r.get(c) if isinstance(r.get(c), (str, int, float, bool, type(None))) else json.dumps(r.get(c))
+                for r in rows] for c in columns}
+    MlflowClient(tracking_uri=tracking_uri).log_table(run_id, data=data, artifact_file=artifact_file)

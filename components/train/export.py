@@ -18,6 +18,7 @@ def export_hf(state_dict: dict[str, torch.Tensor], model_config, tokenizer_dir: 
     tok = AutoTokenizer.from_pretrained(tokenizer_dir)
     model_config.bos_token_id, model_config.eos_token_id, model_config.pad_token_id = (
         tok.bos_token_id, tok.eos_token_id, tok.pad_token_id)
+    model_config.use_cache = True  # training turned the KV cache off; generation wants it
     model = AutoModelForCausalLM.from_config(model_config)
     # Compiled layers carry an `_orig_mod.` prefix in their keys; the HF names are the plain ones.
     state_dict = {k.replace("_orig_mod.", ""): v for k, v in state_dict.items()}

@@ -20,6 +20,7 @@ KIND_MODULES = [
     "components.rag.kinds",
     "components.train.kinds",
     "components.tune.kinds",
+    "components.sft.kinds", "components.rl.kinds", "components.distill.kinds",
     "serve.kinds",
 ]
 

@@ -3,7 +3,13 @@ import re
 
 import pytest
 
-from components.eval.judge import Judge, combine_orders, pairwise_summary, parse_choice, parse_rubric
+from components.eval.judge import (
+    Judge,
+    combine_orders,
+    pairwise_summary,
+    parse_choice,
+    parse_rubric,
+)
 from components.eval.prompt_templates import TEMPLATES
 from components.tracking.prompts import PromptRef
 
@@ -17,13 +23,13 @@ class BiasedFakeJudge:
 
     def chat(self, prompt: str, max_tokens: int, choices=None) -> str:
         if "Answer A:" in prompt:
-            a = re.search(r"Answer A: (.*)\n\nAnswer B:", prompt, re.S).group(1)
-            b = re.search(r"Answer B: (.*)\n\nReply", prompt, re.S).group(1)
+            a = re.search(r"Answer A: (.*)\n\nAnswer B:", prompt, re.DOTALL).group(1)
+            b = re.search(r"Answer B: (.*)\n\nReply", prompt, re.DOTALL).group(1)
             fa, fb = (len(FACTS & set(x.lower().split())) for x in (a, b))
             if abs(fa - fb) <= 1:
                 return "A"
             return "A" if fa > fb else "B"
-        ans = re.search(r"\nAnswer: (.*)\n\nReply", prompt, re.S).group(1)
+        ans = re.search(r"\nAnswer: (.*)\n\nReply", prompt, re.DOTALL).group(1)
         s = 1 + min(4, len(FACTS & set(ans.lower().split())))
         return f'{{"relevance": {s}, "accuracy": {s}, "completeness": {s}, "clarity": 5}}'
 

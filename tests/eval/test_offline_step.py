@@ -28,8 +28,21 @@ def test_offline_eval_judge_skipped_then_judged(tmp_path, mlflow_uri, tiny_model
     assert first["promoted"] and registry.version_by_alias(mlflow_uri, "tiny-chat", "champion")
 
     judged_cfg = cfg.model_copy(update={"judge": JudgeConfig(base_url=judge_url, model="tiny", constrained_choice=True)})
-    ctx2 = StepContext.for_test(tmp_path / "b", inputs)
+    from components.tracking.mlflow_tracking import FlowTracker, get_run
+
+    tracker = FlowTracker(mlflow_uri, "eval-test", workdir=tmp_path)
+    run_id = tracker.start_step(tracker.start_flow("f", {}), "eval", {}, {})
+    ctx2 = StepContext(name="eval", output=tmp_path / "b", inputs=inputs, run_id=run_id, tracking_uri=mlflow_uri,
+                       show_progress=False)
     m2 = run_offline_eval(ctx2, judged_cfg)
+    run = get_run(mlflow_uri, run_id)
+    assert run.data.tags["eval.judge"] == "ran" and run.data.tags["gate.promoted"] == "False"
+    assert run.data.tags["prompt.llmflow-judge-criterion"] == "prompts:/llmflow-judge-criterion/1"
+    assert "f1" in run.data.metrics
+    from mlflow.tracking import MlflowClient
+
+    logged = {a.path for a in MlflowClient(mlflow_uri).list_artifacts(run_id)}
+    assert {"eval_results.json", "gate.json", "report.json"} <= logged
     report2 = json.loads((ctx2.output / "report.json").read_text())
     assert report2["judge"]["status"] == "ran" and 1 <= m2["judge_overall"] <= 5
     assert "pairwise_position_flip_rate" in m2

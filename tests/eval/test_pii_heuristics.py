@@ -1,21 +1,28 @@
-from components.eval.heuristics import groundedness, heuristic_scores, is_refusal, repetition_rate
+from components.eval.heuristics import (
+    groundedness,
+    heuristic_scores,
+    is_refusal,
+    repetition_rate,
+)
 from components.eval.pii import redact, redact_obj
 
-PII = "mail jane.doe@example.com or call +1 415-555-0134, card 4111 1111 1111 1111, ssn 123-45-6789, ip 10.1.2.3"
+PII = ("mail jane.doe@example.com or call +1 415-555-0134, card 4111 1111 1111 1111, ssn 123-45-6789, "
+       "ip 93.184.216.34, key sk-abcdefghijklmnop1234")
 
 
 def test_redact_removes_every_kind():
     out, counts = redact(PII)
-    for secret in ("jane.doe@example.com", "415-555-0134", "4111 1111 1111 1111", "123-45-6789", "10.1.2.3"):
+    for secret in ("jane.doe@example.com", "415-555-0134", "4111 1111 1111 1111", "123-45-6789", "93.184.216.34",
+                   "sk-abcdefghijklmnop1234"):
         assert secret not in out
-    assert set(counts) == {"EMAIL", "PHONE", "CARD", "SSN", "IP"}
+    assert set(counts) == {"email", "phone", "card", "ssn", "ip", "secret"}
 
 
 def test_redact_keeps_ordinary_numbers_and_nested():
-    text = "Python 3.11 added 25 features in 2022"
+    text = "Python 3.11 added 25 features in 2022; bind to 127.0.0.1"
     assert redact(text)[0] == text
     obj = redact_obj({"messages": [{"role": "user", "content": "I am bob@x.org"}], "n": 3})
-    assert obj == {"messages": [{"role": "user", "content": "I am [REDACTED_EMAIL]"}], "n": 3}
+    assert obj == {"messages": [{"role": "user", "content": "I am <EMAIL>"}], "n": 3}
 
 
 def test_heuristics():

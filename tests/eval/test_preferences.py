@@ -2,7 +2,12 @@ import json
 
 import pytest
 
-from components.eval.preferences import FeedbackRecord, JudgedPair, export_preferences, read_preferences
+from components.eval.preferences import (
+    FeedbackRecord,
+    JudgedPair,
+    export_preferences,
+    read_preferences,
+)
 
 
 def test_feedback_and_judge_verdicts_round_trip(tmp_path):

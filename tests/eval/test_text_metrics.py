@@ -1,6 +1,11 @@
 import pytest
 
-from components.eval.text_metrics import exact_match, normalize_answer, qa_metrics, token_f1
+from components.eval.text_metrics import (
+    exact_match,
+    normalize_answer,
+    qa_metrics,
+    token_f1,
+)
 
 
 def test_normalisation_follows_squad_rules():

@@ -1,3 +1,5 @@
+import itertools
+
 import pytest
 
 from components.rag.chunking import chunk_text, load_tokenizer
@@ -18,7 +20,7 @@ def test_chunks_respect_size_overlap_and_cover_the_text(tokenizer, rag_docs):
     for c in chunks[:-1]:
         assert c.num_tokens <= 64
         assert c.text == text[c.start_char:c.end_char]
-    for a, b in zip(chunks, chunks[1:]):
+    for a, b in itertools.pairwise(chunks):
         assert b.start_char < a.end_char, "consecutive chunks must overlap"
         assert b.start_char > a.start_char
     assert chunks[0].start_char == 0 or text[:chunks[0].start_char].isspace()

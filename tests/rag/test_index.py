@@ -78,6 +78,6 @@ def test_evaluate_reports_hybrid_not_worse_than_dense(tmp_path, rag_index_dir, r
     # keyword queries: the sparse branch adds exact-term evidence that dense similarity blurs
     assert report["hybrid"]["ndcg_at_10"] >= report["dense"]["ndcg_at_10"], report
     assert report["hybrid"]["recall_at_10"] > 0.5
-    assert list(metrics)[0] == "hybrid_recall_at_1"
+    assert next(iter(metrics)) == "hybrid_recall_at_1"
     logged = [json.loads(l) for l in (ctx.output / "_metrics.jsonl").read_text().splitlines()]
     assert "dense_mrr" in logged[-1]["metrics"]

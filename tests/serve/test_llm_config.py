@@ -8,7 +8,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from serve.config import AdapterConfig, LLMServeConfig, ServeAppConfig, SpeculativeConfig
+from serve.config import (
+    AdapterConfig,
+    LLMServeConfig,
+    ServeAppConfig,
+    SpeculativeConfig,
+)
 from serve.errors import GuardMiddleware, LLMRequestError
 
 SERVE_DIR = Path(__file__).resolve().parents[2] / "serve"
@@ -85,7 +90,7 @@ def test_guard_checks_bearer_key_but_leaves_health_open():
     assert asyncio.run(_call(mw, "/v1/models", {"Authorization": "Basic k"}))[0] == 401
     assert asyncio.run(_call(mw, "/v1/models", {"Authorization": "Bearer k"}))[0] == 200
     assert asyncio.run(_call(mw, "/health"))[0] == 200
-    status, sent = asyncio.run(_call(mw, "/v1/completions"))
+    _, sent = asyncio.run(_call(mw, "/v1/completions"))
     assert b"authentication_error" in sent[1]["body"]
 
 
@@ -114,3 +119,11 @@ def test_llm_request_error_survives_pickling():
     err = pickle.loads(pickle.dumps(LLMRequestError(404, "no model", "NotFoundError")))
     assert (err.status_code, err.message, err.type) == (404, "no model", "NotFoundError")
     assert err.to_body()["error"]["code"] == 404
+
+
+def test_build_app_accepts_cli_json_strings(monkeypatch):
+    import serve.app
+
+    monkeypatch.setattr(serve.app, "build_llm", lambda llm: llm)
+    llm = serve.app.build_app({"llm": '{"model": "/m", "served_model_name": "x"}', "http_port": 18001})
+    assert (llm.model, llm.served_model_name) == ("/m", "x")

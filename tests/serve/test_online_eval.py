@@ -20,7 +20,7 @@ from serve.online_eval_config import ExperimentConfig, OnlineEvalConfig
 from serve.online_eval_hf_server import BackgroundServer, build_app
 
 pytestmark = pytest.mark.integration
-PII = ["jane.doe@example.com", "415-555-0134", "4111 1111 1111 1111", "123-45-6789", "10.20.30.40"]
+PII = ["jane.doe@example.com", "415-555-0134", "4111 1111 1111 1111", "123-45-6789", "93.184.216.34"]
 APP_PORT, HOOK_PORT = 18201, 18202
 
 
@@ -41,8 +41,24 @@ def rec(i: int, query: str, response: str, **kw) -> RequestRecord:
                          end_time_ns=now, **kw)
 
 
+class RecordingRubricBackend:
+    """A deterministic judge backend that keeps every prompt it was sent."""
+
+    def __init__(self):
+        self.prompts: list[str] = []
+
+    def chat(self, prompt, max_tokens, choices=None):
+        self.prompts.append(prompt)
+        return '{"relevance": 4, "accuracy": 3, "completeness": 3, "clarity": 4}'
+
+
 def test_pii_never_reaches_a_stored_trace(store, tmp_path):
-    ev = make_eval(store, tmp_path, sample_rate=1.0)
+    p = {n: PromptRef(n, 2, t) for n, t in TEMPLATES.items()}
+    backend = RecordingRubricBackend()
+    judge = Judge(backend, p["llmflow-judge-rubric"], p["llmflow-judge-pairwise"], p["llmflow-judge-criterion"])
+    cfg = OnlineEvalConfig(tracking_uri=store, embed_queries=False, sample_rate=1.0, judge_rate=1.0,
+                           feedback_path=str(tmp_path / "fb.jsonl"))
+    ev = OnlineEvaluator(cfg, judge=judge, prompt_versions={"llmflow-rag": "prompts:/llmflow-rag/3"})
     text = f"I am {PII[0]}, phone {PII[1]}, card {PII[2]}, ssn {PII[3]}, host {PII[4]}"
     ev.submit(rec(1, "Help me: " + text, "Sure " + PII[0], messages=[{"role": "user", "content": text}],
                   context="ctx " + PII[1], retrieved_ids=["doc-1", PII[0]], prompt_tokens=12, completion_tokens=3))
@@ -50,7 +66,7 @@ def test_pii_never_reaches_a_stored_trace(store, tmp_path):
     trace_id = ev.feedback(+1, comment=f"reach me at {PII[0]}", request_id="req-1")
     ev.close()
     stored = ev.traces.get_trace_json(trace_id)
-    assert "[REDACTED_EMAIL]" in stored and "doc-1" in stored
+    assert "<EMAIL>" in stored and "doc-1" in stored
     for secret in PII:
         assert secret not in stored
     # nothing anywhere in the store (sqlite file, artifact dirs) or the feedback log holds the raw PII
@@ -60,6 +76,10 @@ def test_pii_never_reaches_a_stored_trace(store, tmp_path):
     trace = json.loads(stored)
     tags = trace["info"]["tags"]
     assert tags["prompt.llmflow-rag"] == "prompts:/llmflow-rag/3" and int(tags["pii.redactions"]) >= 5
+    assert tags["judge"] == "scored" and tags["prompt.judge"] == "prompts:/llmflow-judge-rubric/2"
+    rubric = [a for a in trace["info"]["assessments"] if a["assessment_name"] == "judge_rubric"]
+    assert rubric[0]["feedback"]["value"]["accuracy"] == 3
+    assert backend.prompts and not any(secret in q for q in backend.prompts for secret in PII)  # judge saw no PII
     root = next(s for s in trace["data"]["spans"] if not s.get("parent_span_id"))
     assert json.loads(root["attributes"]["prompt_tokens"]) == 12
     assert 4.0 < json.loads(root["attributes"]["latency_ms"]) < 6.0

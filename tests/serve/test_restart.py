@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import time
 
+import openai
 import pytest
 
 from tests.serve.conftest import APP_NAME
@@ -44,7 +45,7 @@ def test_killed_replica_restarts_and_serves(llm_app, client):
                 r = client.completions.create(model="tiny", prompt="back?", max_tokens=4)
                 if r.usage.completion_tokens == 4:
                     break
-            except Exception as e:  # the new replica may still be loading the engine
+            except openai.APIError as e:  # the new replica may still be loading the engine
                 last = e
         time.sleep(2)
     else:

@@ -133,3 +133,37 @@ def test_stream_carries_rag_first_and_last_then_done():
     assert chunks[-1]["choices"][0]["finish_reason"] == "stop" and "generate_ms" in chunks[-1]["rag"]["timings_ms"]
     text = "".join(ch["choices"][0]["delta"].get("content", "") for ch in chunks)
     assert text.startswith("Answer the question")
+
+
+@pytest.mark.integration
+def test_real_store_on_a_dead_server_gives_503_within_the_bound(tmp_path, monkeypatch):
+    """The real chain: index.json (server backend) → open_index → qdrant-client on a dead port → 503."""
+    import socket
+
+    from components.rag.retriever import Retriever, open_index
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    (tmp_path / "index.json").write_text(json.dumps({"backend": "server", "location": "http://qdrant:6333",
+                                                     "collection": "llmflow_docs"}))
+    monkeypatch.setenv("QDRANT_URL", f"http://127.0.0.1:{dead}")
+    cfg = RouterConfig(index_dir=str(tmp_path), search_timeout_s=2.0)
+
+    class OneHotEmbedder:
+        def embed(self, texts):
+            import numpy as np
+            return np.eye(1, 384, dtype=np.float32).repeat(len(texts), axis=0)
+
+    store = open_index(tmp_path, timeout_s=cfg.search_timeout_s)
+    router = RouterCore(cfg, Retriever(store, OneHotEmbedder(), cfg.retrieval), FakeLLM())
+
+    async def timed():
+        t0 = time.monotonic()
+        try:
+            await router.complete(ask("what does assert do?"))
+        except RouterError as err:
+            return err, time.monotonic() - t0
+
+    err, elapsed_s = run(timed())
+    assert err.status_code == 503 and "unavailable" in err.message and elapsed_s < 3

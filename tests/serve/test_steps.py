@@ -8,7 +8,7 @@ import pytest
 
 from flows.engine.context import StepContext
 from flows.engine.registry import get
-from serve.config import ServeDeployConfig, SpeculativeConfig
+from serve.config import ServeDeployConfig
 from serve.steps import app_config_from_inputs
 
 
@@ -66,7 +66,7 @@ def test_run_deploy_writes_endpoint_json(tmp_path, monkeypatch):
     endpoint = json.loads((tmp_path / "out" / "endpoint.json").read_text())
     assert endpoint["url"] == "http://127.0.0.1:18001/v1" and endpoint["models"] == ["llmflow"]
     assert endpoint["api_key_env"] is None and endpoint["smoke"]["smoke_ttft_ms"] == 5.0
-    assert list(metrics)[0] == "startup_s" and started["cfg"].llm.model == str(tmp_path / "m" / "model")
+    assert next(iter(metrics)) == "startup_s" and started["cfg"].llm.model == str(tmp_path / "m" / "model")
 
 
 @pytest.mark.integration

@@ -44,7 +44,6 @@ def sweep(ray_local, sweep_tokens_dir, tracked, tmp_path_factory):
         shapes=[ModelShape(depth=1, width=32), ModelShape(depth=2, width=32), ModelShape(depth=1, width=64),
                 ModelShape(depth=1, width=96)],
         min_steps=20, max_steps=1000, num_bootstrap=40, holdout_budget_flops=3e10,
-        lr_search=LrSearchConfig(lrs=[3e-3, 1e-2], grace_period=1, reduction_factor=2),
         storage_path=str(tmp_path_factory.mktemp("tune_storage")), max_concurrent_trials=2)
     out = tmp_path_factory.mktemp("sweep_out")
 
@@ -94,23 +93,36 @@ def test_every_trial_is_a_nested_mlflow_run(sweep):
 
     runs = search_runs(sweep["uri"], "tune-itest", f"tags.mlflow.parentRunId = '{sweep['step_run']}'")
     trial_runs = [r for r in runs if r.data.tags.get("llmflow.kind") == "tune.trial"]
-    lr_runs = [r for r in trial_runs if "/lr" in r.info.run_name]
-    sweep_runs = [r for r in trial_runs if "/lr" not in r.info.run_name]
+    sweep_runs = [r for r in trial_runs if r.data.tags.get("llmflow.sweep") == "itest"]
     assert len(sweep_runs) == 9  # 8 sweep trials + the held-out run
-    assert len(lr_runs) == 8  # ASHA: 2 learning rates for each of the 4 shapes
     for r in sweep_runs:
-        assert r.info.status == "FINISHED"
+        assert r.info.status == "FINISHED" and r.data.tags["llmflow.trial_status"] == "finished"
         assert "val_loss" in r.data.metrics and "num_params" in r.data.params
-    # ASHA-stopped trials end KILLED and say so; finished ones FINISHED.
-    for r in lr_runs:
-        status = r.data.tags["llmflow.trial_status"]
-        assert (status, r.info.status) in {("finished", "FINISHED"), ("stopped_early", "KILLED")}
 
 
-def test_lr_search_picks_a_searched_rate_per_shape(sweep):
-    fit = json.loads((sweep["out"] / "fit.json").read_text())
-    assert set(fit["lr_by_shape"]) == {"d1w32", "d2w32", "d1w64", "d1w96"}
-    assert set(fit["lr_by_shape"].values()) <= {3e-3, 1e-2}
+def test_lr_search_with_asha(ray_local, sweep_tokens_dir, tracked, tmp_path):
+    """Per shape, ASHA over learning rates on its cheapest trial; each lr trial a nested run."""
+    from components.tracking.mlflow_tracking import search_runs
+    from components.tune.plan import plan_trials
+    from components.tune.sweep import search_lr
+    from components.tune.trial_runs import TrialRuns
+
+    uri, step_run = tracked
+    config = SweepConfig(
+        name="lrtest", budgets_flops=[2e9, 4e9], min_steps=10, num_reports=3, batch_size=8,
+        shapes=[ModelShape(depth=1, width=32), ModelShape(depth=2, width=32), ModelShape(depth=1, width=64)],
+        lr_search=LrSearchConfig(lrs=[1e-3, 1e-2], grace_period=1, reduction_factor=2),
+        storage_path=str(tmp_path), max_concurrent_trials=2)
+    trials, _ = plan_trials(config, 512, 64)
+    best = search_lr(trials, config, sweep_tokens_dir, [TrialRuns(uri, step_run, "lrtest")], "lrtest")
+    assert set(best) == {(1, 32), (2, 32), (1, 64)} and set(best.values()) <= {1e-3, 1e-2}
+    runs = [r for r in search_runs(uri, "tune-itest", f"tags.mlflow.parentRunId = '{step_run}'")
+            if r.data.tags.get("llmflow.sweep") == "lrtest"]
+    assert len(runs) == 6  # 2 learning rates × 3 shapes
+    # ASHA-stopped trials end KILLED and say so; the others FINISHED.
+    for r in runs:
+        assert (r.data.tags["llmflow.trial_status"], r.info.status) in {("finished", "FINISHED"),
+                                                                       ("stopped_early", "KILLED")}
 
 
 def test_rerun_resumes_from_the_tune_experiment(sweep):
