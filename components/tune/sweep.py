@@ -49,12 +49,9 @@ def run_phase(name: str, param_space: dict, config: SweepConfig, tokens_dir: Pat
     else:
         tuner = tune.Tuner(
             trainable, param_space=param_space,
-            # Reusing actors saves each trial the torch/transformers import; but a trial stopped early
-            # leaves its training thread running (the pretraining function has no stop hook), so
-            # under a stopping scheduler each trial gets its own actor, killed with the trial.
+            # Reused workers save each trial the torch/transformers import (seconds on 2 cores).
             tune_config=tune.TuneConfig(metric="val_loss", mode="min", scheduler=scheduler,
-                                        max_concurrent_trials=config.max_concurrent_trials,
-                                        reuse_actors=scheduler is None),
+                                        max_concurrent_trials=config.max_concurrent_trials, reuse_actors=True),
             run_config=tune.RunConfig(name=name, storage_path=storage_root(config), callbacks=callbacks,
                                       verbose=0, failure_config=tune.FailureConfig(max_failures=1)),
         )
@@ -76,9 +73,15 @@ def run_phase(name: str, param_space: dict, config: SweepConfig, tokens_dir: Pat
 
 def search_lr(trials: list[Trial], config: SweepConfig, tokens_dir: Path, callbacks: list,
               experiment: str) -> dict[tuple[int, int], float]:
-    """Per shape, ASHA over ``lr_search.lrs`` on its cheapest planned trial; best lr per (depth, width)."""
+    """Per shape, ASHA over ``lr_search.lrs`` on its cheapest planned trial; best lr per (depth, width).
+
+    One Tuner for all shapes (workers are reused across them); ``ShapeASHA`` keeps the
+    early-stopping races within a shape.
+    """
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
+
+    from components.tune.schedulers import ShapeASHA
 
     search = config.lr_search
     cheapest: dict[tuple[int, int], Trial] = {}
@@ -86,15 +89,17 @@ def search_lr(trials: list[Trial], config: SweepConfig, tokens_dir: Path, callba
         key = (t.depth, t.width)
         if key not in cheapest or t.num_steps < cheapest[key].num_steps:
             cheapest[key] = t
-    best = {}
-    for (depth, width), trial in cheapest.items():
-        # A trial reports num_reports times, once more when its length is not a multiple of it.
-        scheduler = ASHAScheduler(time_attr="training_iteration", max_t=config.num_reports + 1,
-                                  grace_period=min(search.grace_period, config.num_reports),
-                                  reduction_factor=search.reduction_factor)
-        rows = run_phase(f"{experiment}-lr-d{depth}w{width}",
-                         {"trial": trial.to_dict(), "lr": tune.grid_search(search.lrs)},
-                         config, tokens_dir, callbacks, scheduler=scheduler)
-        done = [r for r in rows if r["finished"]] or rows
-        best[(depth, width)] = min(done, key=lambda r: r["val_loss"])["lr"]
+    # A trial reports num_reports times, once more when its length is not a multiple of it.
+    scheduler = ShapeASHA(lambda: ASHAScheduler(
+        time_attr="training_iteration", max_t=config.num_reports + 1,
+        grace_period=min(search.grace_period, config.num_reports), reduction_factor=search.reduction_factor))
+    rows = run_phase(f"{experiment}-lr",
+                     {"trial": tune.grid_search([t.to_dict() for t in cheapest.values()]),
+                      "lr": tune.grid_search(search.lrs)},
+                     config, tokens_dir, callbacks, scheduler=scheduler)
+    best: dict[tuple[int, int], float] = {}
+    for key in cheapest:
+        mine = [r for r in rows if (r["depth"], r["width"]) == key]
+        done = [r for r in mine if r["finished"]] or mine
+        best[key] = min(done, key=lambda r: r["val_loss"])["lr"]
     return best

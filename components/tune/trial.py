@@ -69,16 +69,20 @@ def run_trial(trial: dict, config: SweepConfig, tokens_dir: str | Path, output_d
     t0 = time.perf_counter()
     worker.start()
     pending = None
-    while True:
-        alive = worker.is_alive()
-        records, offset = _new_val_records(metrics_path, offset)
-        for record in records:
-            if pending is not None and report is not None:
-                report(pending)
-            pending = _report_row(record, trial)
-        if not alive:
-            break
-        time.sleep(0.2)
+    try:
+        while True:
+            alive = worker.is_alive()
+            records, offset = _new_val_records(metrics_path, offset)
+            for record in records:
+                if pending is not None and report is not None:
+                    report(pending)  # under Tune, raises SystemExit when the scheduler stops this trial
+                pending = _report_row(record, trial)
+            if not alive:
+                break
+            time.sleep(0.2)
+    except BaseException:
+        _interrupt(worker)
+        raise
     if "error" in outcome:
         raise outcome["error"]
     summary = outcome["summary"]
@@ -91,6 +95,24 @@ def run_trial(trial: dict, config: SweepConfig, tokens_dir: str | Path, output_d
     for leftover in ("checkpoints", "model"):
         shutil.rmtree(output_dir / leftover, ignore_errors=True)
     return final
+
+
+class TrialStopped(Exception):
+    """Raised inside the training thread when the trial is stopped (ASHA) or fails."""
+
+
+def _interrupt(worker: threading.Thread, timeout_s: float = 30.0) -> None:
+    """Stop the training thread so a reused Tune worker does not keep training a stopped trial.
+
+    The pretraining function has no stop hook (TODO(lead): a ``should_stop`` callback in
+    ``components.train.loop.train`` would replace this), so raise an exception in that thread:
+    it fires at its next Python bytecode, i.e. within one step of a tiny model.
+    """
+    import ctypes
+
+    if worker.is_alive() and worker.ident is not None:
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(worker.ident), ctypes.py_object(TrialStopped))
+        worker.join(timeout_s)
 
 
 def _new_val_records(path: Path, offset: int) -> tuple[list[dict], int]:
