@@ -134,7 +134,7 @@ def main() -> None:
             ours50, ours99 = statistics.median(p50s), statistics.median(p99s)
             ratio = f"{ours50 / base50:.2f}x" if k in ("router_total_ms", "generate_ms") else "–"
             base = f"{base50:.1f} / {base99:.1f} ms" if k in ("router_total_ms", "generate_ms") else "–"
-            print(f"| router {k[:-3]} p50 / p99 | {ours50:.1f} / {ours99:.1f} ms | {base} | {ratio} | "
+            print(f"| router {k[:-3].replace('router_', '')} p50 / p99 | {ours50:.1f} / {ours99:.1f} ms | {base} | {ratio} | "
                   f"±{(max(p50s) - min(p50s)) / 2:.1f} ms |")
     finally:
         serve.shutdown()

@@ -48,7 +48,7 @@ def train_draft(draft, blocks, cfg: DraftDistillConfig, teacher=None, log: Calla
         ids = torch.from_numpy(blocks.take(rng.integers(0, len(blocks), cfg.batch_size))[:, :seq_len]).to(device)
         logits = draft(input_ids=ids).logits[:, :-1].float()
         ce = F.cross_entropy(logits.reshape(-1, logits.size(-1)), ids[:, 1:].reshape(-1))
-        rec = {"ce": float(ce)}
+        rec = {"ce": ce.item()}
         if teacher is not None:
             with torch.no_grad():
                 t_logits = teacher(input_ids=ids).logits[:, :-1].float()
@@ -57,14 +57,14 @@ def train_draft(draft, blocks, cfg: DraftDistillConfig, teacher=None, log: Calla
                           F.log_softmax(t_logits / T, -1).reshape(-1, logits.size(-1)),
                           log_target=True, reduction="batchmean") * T * T
             loss = kl + cfg.ce_weight * ce
-            rec["kl"] = float(kl)
+            rec["kl"] = kl.item()
         else:
             loss = ce
         loss.backward()
         torch.nn.utils.clip_grad_norm_(draft.parameters(), 1.0)
         opt.step()
         opt.zero_grad(set_to_none=True)
-        rec.update({"loss": float(loss), "lr": lr, "tokens_per_s": ids.numel() / (time.perf_counter() - t0)})
+        rec.update({"loss": loss.item(), "lr": lr, "tokens_per_s": ids.numel() / (time.perf_counter() - t0)})
         history.append(rec)
         if log is not None:
             log(rec, step)

@@ -53,6 +53,8 @@ class IndexConfig(Config):
     embed_batch_size: int = Field(32, ge=1, description="Chunks per embedding batch (Ray Data map_batches).")
     embed_concurrency: int = Field(1, ge=1, description=(
         "Embedding actors; each holds a copy of the model (~90 MB) and wants a CPU."))
+    embed_num_gpus: float = Field(0.0, ge=0, description=(
+        "GPUs per embedding actor (0 on CPU machines; e.g. 0.25 to pack four actors on one GPU)."))
     upsert_batch_size: int = Field(256, ge=1, description="Points per Qdrant upsert call.")
     max_docs: int | None = Field(None, ge=1, description="Index only the first N documents (None = all).")
 

@@ -20,13 +20,14 @@ def model_dir() -> str:
 class Embedder:
     """Unit-norm sentence embeddings (cosine = dot product). Also a Ray Data ``map_batches`` class."""
 
-    def __init__(self, device: str = "cpu", batch_size: int = 32):
+    def __init__(self, device: str | None = None, batch_size: int = 32):
         from sentence_transformers import SentenceTransformer
 
-        self.model = SentenceTransformer(model_dir(), device=device)
+        from components.train.device import use_gpu
+
+        # A Ray actor without a GPU sees none, so this is "cpu" unless the caller reserved one.
+        self.model = SentenceTransformer(model_dir(), device=device or ("cuda" if use_gpu() else "cpu"))
         self.batch_size = batch_size
-        self.dims = self.model.get_embedding_dimension() if hasattr(self.model, "get_embedding_dimension") \
-            else self.model.get_sentence_embedding_dimension()
 
     def embed(self, texts: list[str]):
         """float32 array (len(texts), dims), rows of norm 1."""

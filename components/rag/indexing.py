@@ -129,7 +129,7 @@ def index_documents(docs_dir: str | Path, store, config: IndexConfig, log=None, 
         fingerprint=fingerprint)).map_batches(
         EmbedNew, batch_format="numpy", batch_size=config.embed_batch_size,
         fn_constructor_kwargs={"existing": existing, "batch_size": config.embed_batch_size},
-        compute=ActorPoolStrategy(size=config.embed_concurrency), num_cpus=1)
+        compute=ActorPoolStrategy(size=config.embed_concurrency), num_cpus=1, num_gpus=config.embed_num_gpus)
     wanted: set[str] = set()
     num_upserted = 0
     batches = pipeline.iter_batches(batch_size=config.upsert_batch_size, batch_format="numpy")

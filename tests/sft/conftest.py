@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,9 @@ tiny_lm = _tiny_lm()
 @pytest.fixture(scope="session")
 def trained_lm_dir(tmp_path_factory, tiny_tokenizer_dir, stdlib_texts) -> Path:
     """Debug-preset Llama trained 200 steps (seq 64, batch 8, seed 0) on the docs + chat-format arithmetic."""
-    return tiny_lm.build_tiny_lm(tmp_path_factory.getbasetemp(), tiny_tokenizer_dir, stdlib_texts,
+    # LLMFLOW_POSTTRAIN_CACHE lets a developer reuse the (deterministic) model across sessions.
+    cache = Path(os.environ.get("LLMFLOW_POSTTRAIN_CACHE") or tmp_path_factory.getbasetemp())
+    return tiny_lm.build_tiny_lm(cache, tiny_tokenizer_dir, stdlib_texts,
                                  steps=200, seq_len=64, batch_size=8)
 
 
