@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from train_common import median_spread, stdlib_tokens  # noqa: E402
+from train_common import median_spread, stdlib_tokens
 
 
 def _burn(n: int) -> None:
@@ -63,19 +63,19 @@ def main() -> None:
     import ray
     from ray import tune
 
+    from components.train.data import read_manifest
     from components.tune.config import ModelShape, SweepConfig
     from components.tune.plan import plan_trials
     from components.tune.sweep import run_phase
     from components.tune.trial import run_trial
-    from components.train.data import read_manifest
 
     work = Path(tempfile.mkdtemp(prefix="tune_bench_"))
     tokens = stdlib_tokens(work / "tokens", seq_len=64, vocab_size=512)
     manifest = read_manifest(tokens)
-    base = dict(budgets_flops=[float(b) for b in args.budgets.split(",")], batch_size=8, lr=1e-2, num_reports=2,
-                shapes=[ModelShape(depth=1, width=32), ModelShape(depth=2, width=32),
-                        ModelShape(depth=1, width=64), ModelShape(depth=1, width=96)],
-                storage_path=str(work / "tune"), resume=False)
+    base = {"budgets_flops": [float(b) for b in args.budgets.split(",")], "batch_size": 8, "lr": 1e-2,
+            "num_reports": 2, "storage_path": str(work / "tune"), "resume": False,
+            "shapes": [ModelShape(depth=1, width=32), ModelShape(depth=2, width=32),
+                       ModelShape(depth=1, width=64), ModelShape(depth=1, width=96)]}
     trials, _ = plan_trials(SweepConfig(**base), int(manifest["vocab_size"]), int(manifest["seq_len"]))
     print(f"{len(trials)} trials, {sum(t.num_steps for t in trials)} steps in all", flush=True)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
@@ -114,7 +114,7 @@ def main() -> None:
     over = [(t - s) / len(trials) for s, t in zip(times["sequential"], times["tune x1"])]
     eff_med, eff_sp = median_spread(eff)
     over_med, _ = median_spread(over)
-    print(f"\n| metric | ours | baseline | ratio | spread |\n|---|---|---|---|---|")
+    print("\n| metric | ours | baseline | ratio | spread |\n|---|---|---|---|---|")
     print(f"| sweep wall, {len(trials)} trials, 2 at a time (s) | {x2:.1f} | {seq:.1f} (sequential) | "
           f"{seq / x2:.2f}x speedup | ±{100 * x2_sp:.0f}% / ±{100 * seq_sp:.0f}% |")
     print(f"| parallel efficiency on 2 cores | {100 * eff_med:.0f}% | 100% (ideal) | {eff_med:.2f} | ±{100 * eff_sp:.0f}% |")

@@ -94,7 +94,7 @@ class SweepConfig(Config):
     resume: bool = Field(default=True, description="Resume an interrupted sweep of the same name and settings with Tuner.restore.")
 
     @model_validator(mode="after")
-    def _check(self) -> "SweepConfig":
+    def _check(self) -> SweepConfig:
         problems = []
         if self.mode == "isoflop" and len(self.budgets_flops) < 2:
             problems.append(f"budgets_flops={self.budgets_flops}: isoflop mode needs at least 2 budgets to fit N_opt(C); add budgets")

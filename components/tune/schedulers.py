@@ -7,7 +7,7 @@ trial to its own, so a single Tuner (one pool of reused workers) searches every 
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 

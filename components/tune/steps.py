@@ -140,7 +140,11 @@ def _holdout(report: dict, rows: list[dict], config: SweepConfig, vocab_size: in
 
 
 def _plots(report: dict, rows: list[dict], config: SweepConfig, predict_budget: float, out: Path) -> list[Path]:
-    from components.tune.plots import plot_frontier, plot_isoflop, plot_predicted_vs_measured
+    from components.tune.plots import (
+        plot_frontier,
+        plot_isoflop,
+        plot_predicted_vs_measured,
+    )
 
     iso, par = report.get("_iso"), report.get("_par")
     paths = []

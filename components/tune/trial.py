@@ -16,8 +16,8 @@ import math
 import shutil
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from components.tune.config import SweepConfig
 

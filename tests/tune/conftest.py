@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -31,23 +30,11 @@ def make_token_artifact(texts: list[str], out: Path, vocab_size: int = 512, seq_
         mm = np.memmap(out / split / "shard-00000.bin", dtype=np.uint16, mode="w+", shape=blocks.shape)
         mm[:] = blocks
         mm.flush()
-        manifest.update({split: [f"{split}/shard-00000.bin"], f"num_{split}_blocks": int(len(blocks)),
+        manifest.update({split: [f"{split}/shard-00000.bin"], f"num_{split}_blocks": len(blocks),
                          f"num_{split}_tokens": int(blocks.size)})
     manifest["tokenizer_sha256"] = hashlib.sha256((out / "tokenizer" / "tokenizer.json").read_bytes()).hexdigest()
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
     return out
-
-
-def sweep_texts() -> list[str]:
-    """The stdlib's pydoc topics plus module docstrings: ~1 MB of real technical English."""
-    import pkgutil
-    import importlib
-    from pydoc_data.topics import topics
-
-    texts = [topics[k] for k in sorted(topics)]
-    for mod in sorted(m.name for m in pkgutil.iter_modules() if not m.name.startswith("_"))[:0]:
-        texts.append(importlib.import_module(mod).__doc__ or "")
-    return texts
 
 
 @pytest.fixture(scope="session")

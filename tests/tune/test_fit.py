@@ -11,7 +11,7 @@ import pytest
 from components.tune.fit import fit_isoflop, fit_parametric
 
 # Hoffmann et al. (2022), approach 3: the law the parametric fit must recover.
-CHINCHILLA = dict(E=1.69, A=406.4, B=410.7, alpha=0.34, beta=0.28)
+CHINCHILLA = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}
 
 
 def chinchilla_runs(seed: int, noise: float = 0.01):

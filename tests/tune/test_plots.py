@@ -4,7 +4,11 @@ from __future__ import annotations
 import numpy as np
 
 from components.tune.fit import fit_isoflop, fit_parametric
-from components.tune.plots import plot_frontier, plot_isoflop, plot_predicted_vs_measured
+from components.tune.plots import (
+    plot_frontier,
+    plot_isoflop,
+    plot_predicted_vs_measured,
+)
 
 
 def test_plots_render(tmp_path):

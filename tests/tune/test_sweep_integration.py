@@ -34,9 +34,8 @@ def tracked(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def sweep(ray_local, sweep_tokens_dir, tracked, tmp_path_factory):
-    from flows.engine.context import StepContext
-
     from components.tune.steps import run_sweep
+    from flows.engine.context import StepContext
 
     uri, step_run = tracked
     config = SweepConfig(
@@ -131,7 +130,7 @@ def test_lr_search_with_asha(ray_local, sweep_tokens_dir, tracked, tmp_path):
 def test_rerun_resumes_from_the_tune_experiment(sweep):
     """Same step again: Tuner.restore finds the finished experiments; nothing retrains."""
     before = json.loads((sweep["out"] / "trials.json").read_text())
-    metrics, wall_s = sweep["run_once"]()
+    _, wall_s = sweep["run_once"]()
     after = json.loads((sweep["out"] / "trials.json").read_text())
     assert [r["val_loss"] for r in after] == [r["val_loss"] for r in before]
     assert wall_s < sweep["wall_s"] / 2, (wall_s, sweep["wall_s"])
