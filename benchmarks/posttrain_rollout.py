@@ -27,8 +27,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 def build_model(tmp: Path, depth: int) -> Path:
-    import torch
     from pydoc_data.topics import topics
+
+    import torch
     from transformers import AutoTokenizer, LlamaForCausalLM
 
     from components.models.presets import build_config

@@ -10,8 +10,11 @@ class DraftDistillConfig(Config):
     """Train a small Llama draft on the target's next-token distribution (forward KL) over the token shards."""
 
     depth: int = Field(1, ge=1, description="Draft layers.")
-    width: int | None = Field(None, ge=64, description="Draft hidden size (None: half the target's, at least 64). "
+    width: int | None = Field(None, ge=64, description="Draft hidden size (None: the target's with init_from_target, else half of it, at least 64). "
                                                          "Heads are 32 or 64 wide: vLLM's CPU attention rejects head_dim 16.")
+    init_from_target: bool = Field(False, description=(
+        "Start the draft from the target's embeddings, LM head, final norm and first `depth` layers "
+        "(layer-drop init; needs width equal to the target's). Both drafts start from the same init."))
     num_steps: int = Field(200, ge=1, description="Optimizer steps (the data-only baseline gets the same).")
     batch_size: int = Field(8, ge=1, description="Blocks per step.")
     seq_len: int | None = Field(None, ge=8, description="Crop blocks to this many tokens (None: the shards' seq_len).")

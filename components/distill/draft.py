@@ -7,7 +7,7 @@ they learn from.
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -17,7 +17,12 @@ from components.distill.config import DraftDistillConfig
 def draft_config(target_config, cfg: DraftDistillConfig):
     from components.models.presets import build_config
 
-    width = cfg.width or max(64, (target_config.hidden_size // 2 + 31) // 32 * 32)
+    if cfg.width:
+        width = cfg.width
+    elif cfg.init_from_target:  # layer-drop init copies tensors: same width as the target
+        width = target_config.hidden_size
+    else:
+        width = max(64, (target_config.hidden_size // 2 + 31) // 32 * 32)
     dc = build_config(depth=cfg.depth, vocab_size=target_config.vocab_size,
                       max_seq_len=target_config.max_position_embeddings,
                       tie_embeddings=bool(getattr(target_config, "tie_word_embeddings", False)), width=width)
@@ -26,6 +31,20 @@ def draft_config(target_config, cfg: DraftDistillConfig):
     if dc.head_dim < 32:
         raise ValueError(f"draft head_dim {dc.head_dim} < 32: vLLM's CPU attention rejects it; raise width")
     return dc
+
+
+def init_from_target(draft, target) -> None:
+    """Copy embeddings, LM head, final norm and the first layers of ``target`` into ``draft`` (shapes must match)."""
+    import torch
+
+    if draft.config.hidden_size != target.config.hidden_size:
+        raise ValueError(f"init_from_target needs the draft width to equal the target's "
+                         f"({target.config.hidden_size}); set width: {target.config.hidden_size} or init_from_target: false")
+    source = target.state_dict()
+    with torch.no_grad():
+        for name, param in draft.state_dict().items():
+            if name in source and source[name].shape == param.shape:
+                param.copy_(source[name])
 
 
 def train_draft(draft, blocks, cfg: DraftDistillConfig, teacher=None, log: Callable[[dict, int], None] | None = None

@@ -13,7 +13,7 @@ def run_draft(ctx, config: DraftDistillConfig) -> dict[str, float]:
     from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM
 
     from components.distill.acceptance import measure, target_greedy
-    from components.distill.draft import draft_config, train_draft
+    from components.distill.draft import draft_config, init_from_target, train_draft
     from components.sft.artifacts import model_dir
     from components.train.data import TokenBlocks
 
@@ -29,6 +29,8 @@ def run_draft(ctx, config: DraftDistillConfig) -> dict[str, float]:
 
     torch.manual_seed(config.seed)
     draft = LlamaForCausalLM(dc)
+    if config.init_from_target:
+        init_from_target(draft, target)
     init = {k: v.clone() for k, v in draft.state_dict().items()}  # the baseline starts from the same weights
     hist = train_draft(draft, train_blocks, config, teacher=target,
                        log=lambda rec, step: ctx.log_metrics({f"distill/{k}": v for k, v in rec.items()}, step=step))

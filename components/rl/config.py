@@ -23,7 +23,7 @@ class RewardSpec(Config):
     ref: str | None = Field(None, description="callable: 'package.module:function' importable on the workers.")
 
     @model_validator(mode="after")
-    def _needs(self) -> "RewardSpec":
+    def _needs(self) -> RewardSpec:
         need = {"regex": "pattern", "length": "target_chars", "reward_model": "path", "callable": "ref"}.get(self.kind)
         if need and getattr(self, need) is None:
             raise ValueError(f"reward kind {self.kind!r} needs field {need!r}; set it in the reward entry")

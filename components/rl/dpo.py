@@ -6,7 +6,7 @@ The headline metric is the held-out implicit-reward margin (pi_c - ref_c) - (pi_
 from __future__ import annotations
 
 import random
-from typing import Callable
+from collections.abc import Callable
 
 from components.rl.config import DPOConfig
 

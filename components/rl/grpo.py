@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from components.rl.config import GRPOConfig
 
@@ -50,7 +50,7 @@ def grpo_train(model, tokenizer, prompts: list[dict], rewards, config: GRPOConfi
     """Train ``model`` (PEFT, trainable adapter) in place; returns per-step metric records."""
     import torch
 
-    from components.rl.grpo_loss import grpo_loss, group_advantages
+    from components.rl.grpo_loss import group_advantages, grpo_loss
     from components.rl.rewards import score
     from components.rl.rollout import merged_state_dict, write_weights
     from components.sft.chat import prompt_text, token_logprobs

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
 
 
 def read_pairs(path: str | Path) -> list[dict]:
@@ -38,13 +42,13 @@ def split(pairs: list[dict], eval_fraction: float, seed: int) -> tuple[list[dict
 
     order = list(range(len(pairs)))
     random.Random(seed).shuffle(order)
-    k = int(round(len(pairs) * eval_fraction))
+    k = round(len(pairs) * eval_fraction)
     if len(pairs) > 1:
         k = min(max(k, 1 if eval_fraction > 0 else 0), len(pairs) - 1)
     return [pairs[i] for i in order[k:]], [pairs[i] for i in order[:k]]
 
 
-def sequence_logps(model, batch) -> "torch.Tensor":
+def sequence_logps(model, batch) -> torch.Tensor:
     """Sum of response-token log-probabilities per sequence (labels == -100 elsewhere)."""
     import torch
 

@@ -7,8 +7,8 @@ loss = -log sigmoid(r(chosen) - r(rejected)).
 from __future__ import annotations
 
 import random
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 from components.rl.config import RewardModelConfig
 

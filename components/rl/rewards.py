@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import importlib
 import re
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from components.rl.config import RewardSpec
 

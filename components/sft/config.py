@@ -57,7 +57,7 @@ class SFTConfig(Config):
     seed: int = Field(0, description="Seed for init and data order.")
 
     @model_validator(mode="after")
-    def _qlora_no_merge(self) -> "SFTConfig":
+    def _qlora_no_merge(self) -> SFTConfig:
         if self.merge and self.lora.quantize_4bit:
             raise ValueError("merge=True with lora.quantize_4bit=True would fold into a 4-bit base; "
                              "set merge=False and merge later on a full-precision base")

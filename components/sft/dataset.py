@@ -11,8 +11,8 @@ import hashlib
 import json
 import random
 import re
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Iterable, Iterator
 
 _UNDERLINE = re.compile(r"^[*=\-~^]{3,}\s*$")
 _STATEMENT = re.compile(r'^The "(\w+)" statement$')

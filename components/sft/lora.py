@@ -18,8 +18,8 @@ def load_base(model_dir: str | Path, quantize_4bit: bool = False, dtype=None):
             raise ValueError("lora.quantize_4bit=True (QLoRA) needs a CUDA GPU and bitsandbytes; "
                              "this machine has no GPU: set lora.quantize_4bit=false to train plain LoRA")
         try:
-            from transformers import BitsAndBytesConfig
             import bitsandbytes  # noqa: F401
+            from transformers import BitsAndBytesConfig
         except ImportError as e:
             raise ValueError("lora.quantize_4bit=True needs bitsandbytes: pip install bitsandbytes") from e
         bnb = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",

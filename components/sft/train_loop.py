@@ -106,22 +106,31 @@ def sft_train(loop_config: dict) -> list[dict]:
     return history
 
 
-def _rank_world() -> tuple[int, int]:
+def _in_train_worker() -> bool:
+    import ray.train
+
     try:
-        import ray.train
-        ctx = ray.train.get_context()
-        return ctx.get_world_rank(), ctx.get_world_size()
-    except Exception:  # not inside a Ray Train worker: a plain single-process run
+        ray.train.get_context()
+    except RuntimeError:  # "Ray Train function utilities not initialized": a plain single-process run
+        return False
+    return True
+
+
+def _rank_world() -> tuple[int, int]:
+    if not _in_train_worker():
         return 0, 1
+    import ray.train
+
+    ctx = ray.train.get_context()
+    return ctx.get_world_rank(), ctx.get_world_size()
 
 
 def _report(metrics: dict, save=None) -> None:
     """ray.train.report inside a worker (with the adapter as checkpoint at the end); no-op outside."""
-    try:
-        import ray.train
-        ray.train.get_context()
-    except Exception:
+    if not _in_train_worker():
         return
+    import ray.train
+
     if save is None:
         ray.train.report(metrics)
         return

@@ -2,7 +2,11 @@
 import pytest
 import torch
 
-from components.distill.acceptance import measure, target_greedy, tokens_per_target_forward
+from components.distill.acceptance import (
+    measure,
+    target_greedy,
+    tokens_per_target_forward,
+)
 from components.distill.config import DraftDistillConfig
 
 

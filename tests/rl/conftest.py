@@ -40,8 +40,7 @@ def prefs_dir(tmp_path_factory) -> Path:
               "Numbers are not my strength, sorry.", "It depends on the context."]
     out = tmp_path_factory.mktemp("prefs")
     with open(out / "pairs.jsonl", "w") as f:
-        for r in arithmetic_prompts(80, 20, seed=1):
-            f.write(json.dumps({"prompt": r["prompt"], "chosen": r["answer"], "rejected": rng.choice(hedges)}) + "\n")
+        f.writelines(json.dumps({"prompt": r["prompt"], "chosen": r["answer"], "rejected": rng.choice(hedges)}) + "\n" for r in arithmetic_prompts(80, 20, seed=1))
     return out
 
 

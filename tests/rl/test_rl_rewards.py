@@ -3,7 +3,13 @@ import pytest
 from pydantic import ValidationError
 
 from components.rl.config import RewardSpec
-from components.rl.rewards import build_rewards, exact_match, length_reward, regex_reward, score
+from components.rl.rewards import (
+    build_rewards,
+    exact_match,
+    length_reward,
+    regex_reward,
+    score,
+)
 
 
 def test_exact_match_numbers_and_words():

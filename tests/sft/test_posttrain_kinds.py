@@ -19,7 +19,7 @@ def test_kinds_registered_with_contract_inputs():
 
 def test_kinds_and_configs_import_nothing_heavy():
     code = ("import sys; from flows.engine import registry; "
-            "[registry.get(n).config_model() for n in %r]; "
-            "print(sorted(m for m in ('torch', 'ray', 'vllm', 'transformers', 'peft') if m in sys.modules))" % list(KINDS))
+            f"[registry.get(n).config_model() for n in {list(KINDS)!r}]; "
+            "print(sorted(m for m in ('torch', 'ray', 'vllm', 'transformers', 'peft') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -73,9 +73,10 @@ def build_tiny_lm(base_dir: Path, tokenizer_dir: Path, texts: list[str], steps: 
 
 def write_docs(out: Path) -> Path:
     """A data.corpus-shaped artifact of the stdlib pydoc topics."""
+    from pydoc_data.topics import topics
+
     import pyarrow as pa
     import pyarrow.parquet as pq
-    from pydoc_data.topics import topics
 
     (out / "docs").mkdir(parents=True, exist_ok=True)
     rows = [{"id": k, "text": v, "source": "pydoc_topics", "title": k} for k, v in sorted(topics.items())]
