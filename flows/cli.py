@@ -12,7 +12,6 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -47,7 +46,7 @@ def validate(recipe: str, set_: list[str] = typer.Option([], "--set", help=SET_H
 def run(recipe: str,
         set_: list[str] = typer.Option([], "--set", help=SET_HELP),
         force: list[str] = typer.Option([], "--force", help="Recompute this step and everything downstream."),
-        address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address (else RAY_ADDRESS)."),
+        address: str | None = typer.Option(None, "--address", help="Ray cluster address (else RAY_ADDRESS)."),
         workdir: Path = typer.Option(Path("."), "--workdir", help="Where local artifacts and mlflow.db live.")):
     """Run a recipe: cached steps are skipped, a failed run resumes at the failed step."""
     from components.tracking.mlflow_tracking import TrackingUnavailable
@@ -124,7 +123,7 @@ def recipes(kinds: bool = typer.Option(False, "--kinds", help="List step kinds a
 
 @app.command()
 def submit(recipe: str, set_: list[str] = typer.Option([], "--set", help=SET_HELP),
-           address: Optional[str] = typer.Option(None, "--address", help="Ray dashboard address (else RAY_ADDRESS)."),
+           address: str | None = typer.Option(None, "--address", help="Ray dashboard address (else RAY_ADDRESS)."),
            runtime_env: Path = typer.Option(Path("cluster/runtime_env.yaml"), help="runtime_env YAML for the job."),
            no_wait: bool = typer.Option(False, "--no-wait")):
     """Submit `llmflow run RECIPE` to a Ray cluster with `ray job submit` (this dir as working_dir)."""

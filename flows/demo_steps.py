@@ -25,8 +25,7 @@ def corpus(ctx: StepContext, config: DemoCorpusConfig) -> dict[str, float]:
 
     names = sorted(topics)[: config.max_docs or None]
     with open(ctx.output / "docs.jsonl", "w") as f:
-        for name in ctx.progress(names, desc="topics"):
-            f.write(json.dumps({"id": name, "text": topics[name]}) + "\n")
+        f.writelines(json.dumps({"id": name, "text": topics[name]}) + "\n" for name in ctx.progress(names, desc="topics"))
     return {"num_docs": len(names)}
 
 

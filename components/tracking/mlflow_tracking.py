@@ -83,6 +83,13 @@ class FlowTracker:
         else:
             self.experiment_id = exp.experiment_id
 
+    @classmethod
+    def for_run(cls, tracking_uri: str, run_id: str) -> FlowTracker:
+        """A tracker in the experiment of an existing run, to nest more runs under it."""
+        client = _client(tracking_uri)
+        exp_id = client.get_run(run_id).info.experiment_id
+        return cls(tracking_uri, client.get_experiment(exp_id).name)
+
     def start_flow(self, name: str, tags: dict[str, str]) -> str:
         run = self.client.create_run(self.experiment_id, run_name=name, tags=tags)
         return run.info.run_id
@@ -140,7 +147,7 @@ class RunLogger:
         batch = [Metric(k, float(v), ts_ms, step or 0) for k, v in metrics.items()]
         try:
             self.client.log_batch(self.run_id, metrics=batch)
-        except Exception as e:  # noqa: BLE001 - any transport failure: keep the metric, send it later
+        except Exception as e:
             if self.spool is None:
                 raise
             with open(self.spool, "a") as f:

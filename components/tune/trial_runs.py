@@ -13,17 +13,10 @@ from __future__ import annotations
 
 from ray.tune import Callback
 
-from components.tracking.mlflow_tracking import FlowTracker, RunLogger, get_run
+from components.tracking.mlflow_tracking import FlowTracker, RunLogger
 
 # Reported keys worth a curve in MLflow (the rest are Tune bookkeeping).
 _CURVES = ("val_loss", "train_loss", "tokens", "progress", "tokens_per_s")
-
-
-def _experiment_name(tracking_uri: str, run_id: str) -> str:
-    # TODO(lead): swap for a tracking helper that opens a run nested under any run
-    # (e.g. FlowTracker.for_run(uri, run_id)); this looks the experiment name up by hand.
-    exp_id = get_run(tracking_uri, run_id).info.experiment_id
-    return RunLogger(run_id, tracking_uri).client.get_experiment(exp_id).name
 
 
 class TrialRuns(Callback):
@@ -38,7 +31,7 @@ class TrialRuns(Callback):
     @property
     def tracker(self) -> FlowTracker:
         if self._tracker is None:
-            self._tracker = FlowTracker(self.tracking_uri, _experiment_name(self.tracking_uri, self.parent_run_id))
+            self._tracker = FlowTracker.for_run(self.tracking_uri, self.parent_run_id)
         return self._tracker
 
     def get_state(self) -> dict:

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -33,7 +34,7 @@ class StepContext:
         self._logger = None
 
     @classmethod
-    def for_test(cls, output: Path, inputs: dict[str, Path] | None = None, name: str = "test") -> "StepContext":
+    def for_test(cls, output: Path, inputs: dict[str, Path] | None = None, name: str = "test") -> StepContext:
         """A context with no MLflow run: metrics go to the artifact's metrics file only."""
         return cls(name=name, output=Path(output), inputs={k: Path(v) for k, v in (inputs or {}).items()},
                    show_progress=False)

@@ -6,9 +6,10 @@ imports nothing heavy, so validating a recipe never imports torch, Ray or vLLM.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
-from typing import Any, Callable
+from typing import Any
 
 from pydantic import BaseModel
 

@@ -167,7 +167,10 @@ class FlowRunner:
     def _start_tracking(self):
         if not self.tracking:
             return None, None, None
-        from components.tracking.mlflow_tracking import FlowTracker, default_tracking_uri
+        from components.tracking.mlflow_tracking import (
+            FlowTracker,
+            default_tracking_uri,
+        )
 
         uri = self.recipe.model.tracking.tracking_uri or default_tracking_uri(self.workdir)
         tracker = FlowTracker(uri, self.recipe.model.tracking.experiment, self.workdir)
