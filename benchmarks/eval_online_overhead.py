@@ -1,4 +1,4 @@
-"""python benchmarks/eval_online_overhead.py --rounds 30 --requests 10 --modes thread@0.1,process@0.1,process@1.0
+"""python benchmarks/eval_online_overhead.py --rounds 20 --requests 10 --modes thread@0.1,process@0.1,thread@1.0
 
 Request latency of a real HTTP chat endpoint (FastAPI + uvicorn on loopback, a tiny HF
 Llama generating ``--max-tokens`` greedy tokens) with the online evaluation loop off vs on,
@@ -115,10 +115,10 @@ def percentile(xs: list[float], q: float) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--rounds", type=int, default=30)
+    ap.add_argument("--rounds", type=int, default=20)
     ap.add_argument("--requests", type=int, default=10, help="requests per block")
     ap.add_argument("--max-tokens", type=int, default=32)
-    ap.add_argument("--modes", default="thread@0.1,process@0.1,process@1.0",
+    ap.add_argument("--modes", default="thread@0.1,process@0.1,thread@1.0",
                     help="comma list of WHERE@SAMPLE_RATE, WHERE = thread (in the server process) or process")
     ap.add_argument("--serve", nargs=2, metavar=("MODEL_DIR", "WORKDIR"), help=argparse.SUPPRESS)
     args = ap.parse_args()

@@ -35,6 +35,7 @@ def _manifest(out: Path, seq_len: int, vocab_size: int, train: np.ndarray, val: 
 def stdlib_tokens(out: Path, seq_len: int = 128, vocab_size: int = 2048) -> Path:
     """The stdlib's pydoc topics, BPE-tokenized and packed (the bundled demo corpus)."""
     from pydoc_data.topics import topics
+
     from transformers import AutoTokenizer
 
     from components.tokenize.bpe import train_bpe_tokenizer

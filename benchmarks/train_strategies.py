@@ -62,7 +62,7 @@ def main() -> None:
         ray.shutdown()
         shutil.rmtree(work, ignore_errors=True)
 
-    base, s_base = median_spread(tps[names[0]])
+    base, _ = median_spread(tps[names[0]])
     print(f"\ndepth {args.depth}, seq {args.seq_len}, 2 workers x micro {args.micro_batch}, {args.steps} steps, "
           f"{args.repeats} repeats, interleaved; baseline = {names[0]}")
     print("| strategy | tokens/s (median) | ratio vs baseline | spread | wall s (median) |")

@@ -117,6 +117,7 @@ class OnlineEvaluator:
         self.counters = {"submitted": 0, "sampled": 0, "dropped": 0, "processed": 0, "errors": 0,
                          "pii_redactions": 0, "judged": 0}
         self._queue: queue.Queue = queue.Queue(maxsize=config.queue_size)
+        self._to_embed: list[tuple[str, Observation]] = []  # worker-thread only
         self._recent: OrderedDict[str, RequestRecord] = OrderedDict()
         self._pending: dict[str, Future] = {}
         self._traced: OrderedDict[str, tuple[str, dict]] = OrderedDict()  # request_id → (trace_id, redacted)
@@ -169,11 +170,14 @@ class OnlineEvaluator:
             try:
                 if job is None:
                     return
-                self._process(*job[1:])
+                if job[0] == "drain":
+                    self._embed_and_observe()
+                else:
+                    self._process(*job[1:])
             except Exception:
                 self.counters["errors"] += 1
                 log.exception("online eval failed on a sample")
-                rec = job[1] if job else None
+                rec = job[1] if job and job[0] == "request" else None
                 if rec is not None:
                     fut = self._pending.pop(rec.request_id, None)
                     if fut is not None and not fut.done():
@@ -226,18 +230,33 @@ class OnlineEvaluator:
             judge_score = self._judge(trace_id, red, arm)
         if shadow_response is not None:
             self._compare_shadow(record, red, shadow_response, trace_id)
-        emb = None
-        if self.embed_fn is not None:
-            emb = np.asarray(self.embed_fn([red["query"]])[0], dtype=np.float32)
-        results = self.drift.observe(Observation(
-            query_len=int(scores["query_words"]), response_len=int(scores["response_words"]),
-            refused=bool(scores["refusal"]), words=heuristics.words(red["query"]), embedding=emb,
-            judge_score=judge_score))
-        if results:
-            self._handle_drift(results)
+        obs = Observation(query_len=int(scores["query_words"]), response_len=int(scores["response_words"]),
+                          refused=bool(scores["refusal"]), words=heuristics.words(red["query"]),
+                          judge_score=judge_score)
+        if self.embed_fn is None:
+            self._observe([obs])
+        else:
+            self._to_embed.append((red["query"], obs))
+            if len(self._to_embed) >= self.config.embed_batch:
+                self._embed_and_observe()
         self.counters["processed"] += 1
         if self.counters["processed"] % self.config.metrics_every == 0:
             self.log_arm_metrics()
+
+    def _embed_and_observe(self) -> None:
+        if not self._to_embed:
+            return
+        batch, self._to_embed = self._to_embed, []
+        vectors = np.asarray(self.embed_fn([q for q, _ in batch]), dtype=np.float32)
+        for (_, obs), v in zip(batch, vectors):
+            obs.embedding = v
+        self._observe([obs for _, obs in batch])
+
+    def _observe(self, observations: list[Observation]) -> None:
+        for obs in observations:
+            results = self.drift.observe(obs)
+            if results:
+                self._handle_drift(results)
 
     def _judge(self, trace_id: str, red: dict, arm: ArmStats) -> float | None:
         result = self.judge.rubric(question=red["query"], answer=red["response"], context=red["context"] or "")
@@ -366,7 +385,8 @@ class OnlineEvaluator:
         RunLogger(self.monitor_run_id, self.tracking_uri).log_metrics(flat, step=self.counters["processed"])
 
     def flush(self, timeout_s: float = 60.0) -> None:
-        """Wait until every queued sample is processed (tests, shutdown)."""
+        """Wait until every queued sample is processed and embedded (tests, shutdown)."""
+        self._queue.put(("drain", None, None))
         deadline = time.monotonic() + timeout_s
         while self._queue.unfinished_tasks and time.monotonic() < deadline:
             time.sleep(0.01)

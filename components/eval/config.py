@@ -72,3 +72,13 @@ class OfflineEvalConfig(Config):
         "(both orders) or skip pairwise")
     gate: GateConfig = Field(default_factory=GateConfig, description="promotion gate")
     seed: int = Field(0, description="seed for sampling questions")
+
+
+class FeedbackPrefsConfig(Config):
+    """``eval.feedback_prefs``: the online loop's feedback log → a ``prefs`` artifact for rl.dpo."""
+
+    feedback_path: str = Field("online_feedback.jsonl", description="the online loop's redacted feedback log "
+                               "(OnlineEvalConfig.feedback_path)")
+    judged_pairs_path: str | None = Field(None, description="judged shadow pairs log; None → "
+                                          "<feedback stem>_judged_pairs.jsonl next to the feedback log")
+    min_pairs: int = Field(1, ge=0, description="fail the step when fewer pairs than this were produced")

@@ -11,4 +11,13 @@ KINDS = [
                     "then the champion/candidate gate on MLflow registry aliases → report.json, gate.json",
         code=("components.eval", "components.tracking"),
     ),
+    StepKind(
+        name="eval.feedback_prefs",
+        config="components.eval.config:FeedbackPrefsConfig",
+        run="components.eval.steps:run_feedback_prefs",
+        inputs=(),
+        description="online feedback + judged shadow pairs → preferences.jsonl (prompt/chosen/rejected) and "
+                    "failures.jsonl: the `prefs` input of rl.dpo",
+        cacheable=False,  # reads a log that keeps growing
+    ),
 ]

@@ -128,3 +128,28 @@ def run_offline_eval(ctx, config: OfflineEvalConfig, judge_backend=None) -> dict
     primary = config.gate.metric
     head = {primary: metrics[primary]} if primary in metrics else {}
     return {**head, **metrics, "promoted": float(gate["promoted"])}
+
+
+def run_feedback_prefs(ctx, config) -> dict[str, float]:
+    """Feedback (thumbs) + judge verdicts from the online loop → preferences.jsonl / failures.jsonl."""
+    from components.eval.preferences import (
+        FeedbackRecord,
+        JudgedPair,
+        export_preferences,
+    )
+
+    fb_path = Path(config.feedback_path)
+    if not fb_path.exists():
+        raise FileNotFoundError(f"feedback_path={fb_path} does not exist: point it at the serving app's "
+                                "OnlineEvalConfig.feedback_path")
+    pairs_path = Path(config.judged_pairs_path) if config.judged_pairs_path else \
+        fb_path.with_name(fb_path.stem + "_judged_pairs.jsonl")
+    feedback = [FeedbackRecord(**json.loads(x)) for x in fb_path.read_text().splitlines() if x.strip()]
+    judged = [JudgedPair(**json.loads(x)) for x in pairs_path.read_text().splitlines() if x.strip()] \
+        if pairs_path.exists() else []
+    report = export_preferences(feedback, ctx.output, judged)
+    if report["num_pairs"] < config.min_pairs:
+        raise ValueError(f"only {report['num_pairs']} preference pairs from {report['num_feedback']} feedback records "
+                         f"(min_pairs={config.min_pairs}): collect more thumbs up/down on the same prompts")
+    ctx.log_metrics({k: float(v) for k, v in report.items()})
+    return {k: float(v) for k, v in report.items()}

@@ -35,7 +35,7 @@ class ModelConfig(Config):
                                  "the training seq_len if that is longer. Serving caps max_model_len here.")
 
     @model_validator(mode="after")
-    def _check(self) -> "ModelConfig":
+    def _check(self) -> ModelConfig:
         if self.moe and self.experts_per_token > self.num_experts:
             raise ValueError(f"experts_per_token={self.experts_per_token} exceeds num_experts={self.num_experts}; "
                              "lower experts_per_token or raise num_experts")

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 from transformers import LlamaConfig, MixtralConfig, PretrainedConfig
 
-from components.models.config import PRESETS  # lives in the light module so recipes validate without torch
+# PRESETS lives in the light config module so recipes validate without torch.
+from components.models.config import PRESETS
 
 MIN_HEAD_DIM = 32  # vLLM's CPU attention rejects head_dim 16
 

@@ -107,8 +107,10 @@ def sft_train(loop_config: dict) -> list[dict]:
 
 
 def _in_train_worker() -> bool:
-    import ray.train
-
+    try:
+        import ray.train
+    except ImportError:  # GPU images without Ray run this loop as a plain function
+        return False
     try:
         ray.train.get_context()
     except RuntimeError:  # "Ray Train function utilities not initialized": a plain single-process run

@@ -66,7 +66,10 @@ def load(path: Path, strategy: str, model, optimizer) -> dict:
             raise RuntimeError(f"DeepSpeed found no checkpoint in {path / 'state'}")
     else:
         import torch.distributed.checkpoint as dcp
-        from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
+        from torch.distributed.checkpoint.state_dict import (
+            get_state_dict,
+            set_state_dict,
+        )
 
         model_sd, optim_sd = get_state_dict(model, optimizer)
         state = {"model": model_sd, "optim": optim_sd}
@@ -78,7 +81,10 @@ def load(path: Path, strategy: str, model, optimizer) -> dict:
 def full_state_dict(strategy: str, model, zero_stage: int) -> dict[str, torch.Tensor] | None:
     """The unsharded model weights on rank 0 (None elsewhere); a collective for sharded strategies."""
     if strategy == "fsdp2":
-        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+        from torch.distributed.checkpoint.state_dict import (
+            StateDictOptions,
+            get_model_state_dict,
+        )
 
         sd = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
         return sd if _rank() == 0 else None

@@ -48,7 +48,7 @@ class PretrainConfig(Config):
                                 "file in checkpoints/ makes it once), to exercise recovery. Leave null.")
 
     @model_validator(mode="after")
-    def _check(self) -> "PretrainConfig":
+    def _check(self) -> PretrainConfig:
         problems = []
         if self.warmup_steps >= self.max_steps:
             problems.append(f"warmup_steps={self.warmup_steps} must be < max_steps={self.max_steps}; "

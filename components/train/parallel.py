@@ -90,8 +90,8 @@ def wrap(model: torch.nn.Module, config: PretrainConfig, info: DeviceInfo) -> Wr
     if config.compile:
         for layer in model.model.layers:  # per block, as torchtitan does: small graphs, shared by all layers
             layer.compile()
-    common = dict(strategy=config.strategy, grad_accum_steps=config.grad_accum_steps,
-                  grad_clip=config.grad_clip, device=info.device)
+    common = {"strategy": config.strategy, "grad_accum_steps": config.grad_accum_steps,
+              "grad_clip": config.grad_clip, "device": info.device}
 
     if config.strategy == "fsdp2":
         from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard

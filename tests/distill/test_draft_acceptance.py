@@ -30,3 +30,17 @@ def test_target_as_its_own_draft_accepts_everything(tiny_model_dir):
 def test_width_must_keep_head_dim_32():
     with pytest.raises(ValueError, match="head_dim"):
         DraftDistillConfig(width=80)
+
+
+def test_init_from_target_needs_matching_width(tiny_model_dir):
+    from transformers import AutoModelForCausalLM, LlamaForCausalLM
+
+    from components.distill.draft import draft_config, init_from_target
+
+    target = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    same = LlamaForCausalLM(draft_config(target.config, DraftDistillConfig(depth=1, init_from_target=True)))
+    init_from_target(same, target)
+    assert torch.equal(same.model.layers[0].mlp.up_proj.weight, target.model.layers[0].mlp.up_proj.weight)
+    narrow = LlamaForCausalLM(draft_config(target.config, DraftDistillConfig(depth=1, width=64)))
+    with pytest.raises(ValueError, match="width"):
+        init_from_target(narrow, target)

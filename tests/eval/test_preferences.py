@@ -32,3 +32,21 @@ def test_feedback_and_judge_verdicts_round_trip(tmp_path):
 def test_bad_thumb_rejected(tmp_path):
     with pytest.raises(ValueError, match="thumb"):
         export_preferences([FeedbackRecord("t", "p", "r", 0)], tmp_path)
+
+
+def test_feedback_prefs_step(tmp_path):
+    from dataclasses import asdict
+
+    from components.eval.config import FeedbackPrefsConfig
+    from components.eval.steps import run_feedback_prefs
+    from flows.engine.context import StepContext
+
+    log = tmp_path / "fb.jsonl"
+    log.write_text("".join(json.dumps(asdict(r)) + "\n" for r in [
+        FeedbackRecord("t1", "q", "good", 1), FeedbackRecord("t2", "q", "bad", -1)]))
+    ctx = StepContext.for_test(tmp_path / "out")
+    metrics = run_feedback_prefs(ctx, FeedbackPrefsConfig(feedback_path=str(log)))
+    assert metrics["num_pairs"] == 1.0
+    assert read_preferences(ctx.output / "preferences.jsonl") == [{"prompt": "q", "chosen": "good", "rejected": "bad"}]
+    with pytest.raises(ValueError, match="min_pairs"):
+        run_feedback_prefs(StepContext.for_test(tmp_path / "o2"), FeedbackPrefsConfig(feedback_path=str(log), min_pairs=5))

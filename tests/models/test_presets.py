@@ -6,7 +6,12 @@ import torch
 from transformers import AutoModelForCausalLM
 
 from components.models.config import PRESETS, ModelConfig
-from components.models.presets import build_config, build_moe_config, count_params, preset_config
+from components.models.presets import (
+    build_config,
+    build_moe_config,
+    count_params,
+    preset_config,
+)
 
 
 def _instantiated_params(config) -> tuple[int, int]:

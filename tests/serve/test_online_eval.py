@@ -4,9 +4,11 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import zlib
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 
 from components.eval.drift_monitor import DriftConfig
@@ -156,6 +158,15 @@ def test_ab_and_shadow_per_arm_metrics(store, tmp_path, tiny_model_dir):
     ev.close()
 
 
+def bag_of_words_embed(texts: list[str]) -> np.ndarray:
+    """A deterministic stand-in embedder: hashed bag of words, unit norm."""
+    out = np.zeros((len(texts), 32), dtype=np.float32)
+    for i, t in enumerate(texts):
+        for w in t.lower().split():
+            out[i, zlib.crc32(w.encode()) % 32] += 1.0
+    return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-6)
+
+
 def test_drift_alert_log_tag_and_webhook(store, tmp_path, caplog):
     from fastapi import FastAPI
 
@@ -170,7 +181,9 @@ def test_drift_alert_log_tag_and_webhook(store, tmp_path, caplog):
     hook_app.get("/health")(lambda: {"ok": True})
     drift = DriftConfig(reference_size=20, window_size=20, check_every=20)
     with BackgroundServer(hook_app, HOOK_PORT) as hook_url, caplog.at_level("WARNING", logger="llmflow.online_eval"):
-        ev = make_eval(store, tmp_path, sample_rate=1.0, drift=drift, alert_webhook=hook_url + "/hook")
+        cfg = OnlineEvalConfig(tracking_uri=store, embed_queries=False, feedback_path=str(tmp_path / "fb.jsonl"),
+                               sample_rate=1.0, drift=drift, alert_webhook=hook_url + "/hook", embed_batch=8)
+        ev = OnlineEvaluator(cfg, embed_fn=bag_of_words_embed)
         for i in range(20):
             ev.submit(rec(i, f"what is a list {i % 3}", "a list is a mutable sequence"))
         ev.flush()
@@ -181,6 +194,7 @@ def test_drift_alert_log_tag_and_webhook(store, tmp_path, caplog):
         ev.close()
     tags = get_experiment_tags(store, ev.traces.experiment_id)
     assert tags["drift.query_length"] == "ALERT" and tags["drift.unknown_word_rate"] == "ALERT"
+    assert tags["drift.query_embedding"] == "ALERT"  # batched embeddings reached the MMD test
     assert "drift[" in tags["drift.last_alert"]
     assert any("DRIFT ALERT" in r.message for r in caplog.records)
     assert {h["feature"] for h in hooks} >= {"query_length", "unknown_word_rate"}

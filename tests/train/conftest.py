@@ -36,7 +36,7 @@ def make_token_shards(texts: list[str], tokenizer_dir: Path, out: Path, seq_len:
             mm.flush()
             paths.append(rel)
         manifest[split] = paths
-        manifest[f"num_{split}_blocks"] = int(len(blocks))
+        manifest[f"num_{split}_blocks"] = len(blocks)
         manifest[f"num_{split}_tokens"] = int(blocks.size)
     shutil.copytree(tokenizer_dir, out / "tokenizer")
     manifest["tokenizer_sha256"] = hashlib.sha256((out / "tokenizer" / "tokenizer.json").read_bytes()).hexdigest()
@@ -47,9 +47,3 @@ def make_token_shards(texts: list[str], tokenizer_dir: Path, out: Path, seq_len:
 @pytest.fixture(scope="session")
 def tokens_dir(tmp_path_factory, stdlib_texts, tiny_tokenizer_dir) -> Path:
     return make_token_shards(stdlib_texts, tiny_tokenizer_dir, tmp_path_factory.mktemp("tokens"), seq_len=64)
-
-
-@pytest.fixture(scope="session")
-def make_shards():
-    """The shard builder itself, for tests that need a differently shaped token artifact."""
-    return make_token_shards

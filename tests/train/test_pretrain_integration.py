@@ -24,8 +24,8 @@ LOSS_TOLERANCE = 1e-3
 
 
 def _common(**kw):
-    base = dict(model={"depth": 2}, max_steps=STEPS, warmup_steps=2, lr=3e-3, eval_every=4,
-                checkpoint_every=CKPT_EVERY, seed=0)
+    base = {"model": {"depth": 2}, "max_steps": STEPS, "warmup_steps": 2, "lr": 3e-3, "eval_every": 4,
+                "checkpoint_every": CKPT_EVERY, "seed": 0}
     return {**base, **kw}
 
 
@@ -145,7 +145,7 @@ def test_export_loads_in_vllm_and_generates(fsdp_run, tmp_path):
     script = tmp_path / "vllm_check.py"
     script.write_text(VLLM_SCRIPT)
     proc = subprocess.run([sys.executable, str(script), str(out / "model")], capture_output=True, text=True,
-                          timeout=300)
+                          timeout=300, check=False)  # the assert below shows stderr
     lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
     assert proc.returncode == 0 and lines, proc.stderr[-3000:]
     assert json.loads(lines[-1][7:])["tokens"] == 8

@@ -1,6 +1,7 @@
 """Fast checks of the pieces the training loop is built from: data order, schedule, FLOPs, config."""
 from __future__ import annotations
 
+import itertools
 import json
 import math
 
@@ -76,7 +77,7 @@ def test_lr_warms_up_then_decays_to_the_floor():
     config = PretrainConfig(lr=1.0, warmup_steps=4, max_steps=20, min_lr_ratio=0.1)
     lrs = [lr_at(s, config) for s in range(20)]
     assert lrs[:4] == [0.25, 0.5, 0.75, 1.0]
-    assert all(x >= y for x, y in zip(lrs[3:], lrs[4:]))
+    assert all(x >= y for x, y in itertools.pairwise(lrs[3:]))
     assert math.isclose(lr_at(20, config), 0.1)
 
 
