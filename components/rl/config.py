@@ -54,6 +54,13 @@ class GRPOConfig(Config):
     vllm_max_model_len: int = Field(512, ge=32, description="vLLM max_model_len: prompt + completion must fit.")
     seed: int = Field(0, description="Seed for prompt order, sampling and init.")
 
+    @model_validator(mode="after")
+    def _sync_needs_full_precision(self) -> GRPOConfig:
+        if self.lora.quantize_4bit and self.rollout_backend == "vllm":
+            raise ValueError("lora.quantize_4bit=True cannot sync merged weights into vLLM (the base is 4-bit); "
+                             "set lora.quantize_4bit=false or rollout_backend='hf'")
+        return self
+
 
 class DPOConfig(Config):
     """DPO on preference pairs ({prompt, chosen, rejected} JSONL) with a LoRA adapter; reference = adapter disabled."""

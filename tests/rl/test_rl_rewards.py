@@ -38,3 +38,12 @@ def test_build_and_score_weighted_sum():
 def test_reward_spec_requires_its_field():
     with pytest.raises(ValidationError, match="needs field 'pattern'"):
         RewardSpec(kind="regex")
+
+
+def test_grpo_rejects_qlora_with_vllm_sync():
+    from components.rl.config import GRPOConfig
+    from components.sft.config import LoRASettings
+
+    with pytest.raises(ValidationError, match="quantize_4bit"):
+        GRPOConfig(lora=LoRASettings(quantize_4bit=True))
+    assert GRPOConfig(lora=LoRASettings(quantize_4bit=True), rollout_backend="hf").rollout_backend == "hf"
