@@ -37,6 +37,10 @@ def resolve_address(cli_address: str | None, recipe_address: str | None) -> str 
 
 def connect(address: str | None, num_cpus: int, persistent: bool, workdir: Path) -> bool:
     """Initialise Ray in this process; returns True if we own a cluster we should shut down."""
+    if persistent and not address:
+        # Ray 2.60 turns token auth on for a `ray start` head when ~/.ray/auth_token exists, but a
+        # driver connecting by address sends the token only in token mode, read when ray is imported.
+        os.environ.setdefault("RAY_AUTH_MODE", "token")
     import ray
 
     if ray.is_initialized():
@@ -58,13 +62,16 @@ def ensure_local_head(workdir: Path, num_cpus: int) -> str:
     f = head_file(workdir)
     if f.exists():
         address = json.loads(f.read_text())["address"]
-        if subprocess.run([_ray_cli(), "status", "--address", address], capture_output=True).returncode == 0:
+        alive = subprocess.run([_ray_cli(), "status", "--address", address], capture_output=True, check=False)
+        if alive.returncode == 0:
             return address
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    r = subprocess.run([_ray_cli(), "start", "--head", f"--port={port}", f"--num-cpus={num_cpus}",
-                        "--include-dashboard=false", "--disable-usage-stats"], capture_output=True, text=True)
+    # Loopback only: a laptop's flow needs no other host, and the address stays the one we saved.
+    r = subprocess.run([_ray_cli(), "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}",
+                        f"--num-cpus={num_cpus}", "--include-dashboard=false", "--disable-usage-stats"],
+                       capture_output=True, text=True, check=False)
     if r.returncode != 0:
         raise RuntimeError(f"`ray start --head` failed:\n{r.stdout[-2000:]}\n{r.stderr[-2000:]}")
     address = f"127.0.0.1:{port}"
