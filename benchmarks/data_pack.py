@@ -54,7 +54,7 @@ def main():
         stream = np.concatenate([np.asarray(e.ids + [eos], dtype=np.uint16) for e in encs])
         return len(stream)
 
-    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False,
+    ray.init(address="local", num_cpus=4, include_dashboard=False, log_to_driver=False,
              runtime_env={"env_vars": {"TOKENIZERS_PARALLELISM": "false"}})
     ray.data.DataContext.get_current().enable_progress_bars = False
     cfg = PackConfig(seq_len=256, val_fraction=0.05, batch_size=args.batch_size)

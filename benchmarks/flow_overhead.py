@@ -46,7 +46,7 @@ def main() -> None:
     args = ap.parse_args()
     import ray
 
-    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=4, include_dashboard=False, log_to_driver=False)
     rows: dict[str, list[float]] = {"direct": [], "engine, fresh": [], "engine, cached": []}
     with tempfile.TemporaryDirectory() as d:
         wd = Path(d)

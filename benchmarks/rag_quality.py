@@ -33,7 +33,7 @@ def main() -> None:
     (root / "docs" / "docs").mkdir(parents=True)
     pd.DataFrame({"id": keys, "text": [topics[k] for k in keys], "source": "pydoc_data.topics",
                   "title": keys}).to_parquet(root / "docs" / "docs" / "part-00000.parquet")
-    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=4, include_dashboard=False, log_to_driver=False)
     try:
         index = run_index(StepContext.for_test(root / "index", {"docs": root / "docs"}), IndexConfig())
         print(f"indexed {index['num_docs']:.0f} docs into {index['num_points']:.0f} chunks in {index['index_s']:.0f} s")

@@ -88,7 +88,7 @@ def main() -> None:
     from serve.router_config import RouterConfig
 
     root = Path(tempfile.mkdtemp(prefix="rag-router-bench-"))
-    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False,
+    ray.init(address="local", num_cpus=4, include_dashboard=False, log_to_driver=False,
              runtime_env={"env_vars": {"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}})
     try:
         t0 = time.perf_counter()

@@ -42,7 +42,7 @@ def main() -> None:
     config = PretrainConfig(model={"depth": args.depth}, strategy="none", num_workers=1, cpus_per_worker=2,
                             micro_batch_size=args.micro_batch, max_steps=args.steps, warmup_steps=2,
                             checkpoint_every=args.steps, eval_every=args.steps, eval_batches=1)
-    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=4, include_dashboard=False, log_to_driver=False)
     torch.set_num_threads(2)
     results: dict[str, dict[str, list[float]]] = {"ray": {"tps": [], "wall": []}, "bare": {"tps": [], "wall": []}}
     try:

@@ -36,7 +36,7 @@ def main() -> None:
     config = PretrainConfig(model={"depth": args.depth}, strategy="fsdp2", num_workers=2,
                             micro_batch_size=args.micro_batch, max_steps=args.steps, warmup_steps=2,
                             eval_every=args.steps, checkpoint_every=args.steps)
-    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=4, include_dashboard=False, log_to_driver=False)
     try:
         start = time.perf_counter()
         summary = run_pretrain(StepContext.for_test(work / "out", inputs={"tokens": tokens}), config)

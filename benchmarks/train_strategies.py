@@ -40,7 +40,7 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="bench_strategies_"))
     tokens = stdlib_tokens(work / "tokens", seq_len=args.seq_len)
-    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=4, include_dashboard=False, log_to_driver=False)
     tps: dict[str, list[float]] = {n: [] for n in names}
     wall: dict[str, list[float]] = {n: [] for n in names}
     try:

@@ -78,7 +78,7 @@ def main() -> None:
                        ModelShape(depth=1, width=64), ModelShape(depth=1, width=96)]}
     trials, _ = plan_trials(SweepConfig(**base), int(manifest["vocab_size"]), int(manifest["seq_len"]))
     print(f"{len(trials)} trials, {sum(t.num_steps for t in trials)} steps in all", flush=True)
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
 
     def sequential(rep: int) -> float:
         config = SweepConfig(**base)

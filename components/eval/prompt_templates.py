@@ -4,10 +4,12 @@ from __future__ import annotations
 
 SYSTEM = "You are llmflow's assistant. Answer questions about Python accurately and concisely."
 
+# The RAG router's grounded prompt (components/rag/routing.py formats it; the router records
+# the registered version on every trace).
 RAG = (
-    "Answer the question using only the context. Cite sources as [id]. "
-    "If the context does not contain the answer, say you do not know.\n\n"
-    "Context:\n{{context}}\n\nQuestion: {{question}}"
+    "Answer the question using only the numbered sources below. Cite the sources you use as [1], [2]. "
+    "If the sources do not contain the answer, say that you don't know.\n\n"
+    "Sources:\n{{context}}\n\nQuestion: {{question}}"
 )
 
 RUBRIC_CRITERIA = ("relevance", "accuracy", "completeness", "clarity")

@@ -7,14 +7,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal
 
+from components.eval.prompt_templates import RAG as RAG_TEMPLATE
 from components.rag.retriever import Source
 
 Route = Literal["rag", "generate", "refuse"]
-
-GROUNDED_INSTRUCTIONS = (
-    "Answer the question using only the numbered sources below. Cite the sources you use as [1], [2]. "
-    "If the sources do not contain the answer, say that you don't know.")
-
 
 def choose_route(sources: Sequence[Source], threshold: float, fallback: Literal["generate", "refuse"]) -> Route:
     """``rag`` when the best source's relevance clears the threshold, else the fallback policy."""
@@ -34,7 +30,8 @@ def grounded_prompt(query: str, sources: Sequence[Source], max_source_chars: int
     for n, s in enumerate(sources, 1):
         text = s.text if len(s.text) <= max_source_chars else s.text[:max_source_chars] + " …"
         blocks.append(f"[{n}] {s.title}\n{text}")
-    return f"{GROUNDED_INSTRUCTIONS}\n\nSources:\n" + "\n\n".join(blocks) + f"\n\nQuestion: {query}"
+    # The template is versioned in MLflow's prompt registry as "llmflow-rag" (prompts as code).
+    return RAG_TEMPLATE.replace("{{context}}", "\n\n".join(blocks)).replace("{{question}}", query)
 
 
 def query_of(messages: list[dict]) -> str:

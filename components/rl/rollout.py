@@ -62,6 +62,11 @@ class VLLMRollout:
     def __init__(self, model_dir: str | Path, max_model_len: int = 512, seed: int = 0, dtype: str = "float32"):
         os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
         os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", "nobind")
+        # The engine core is a child process that inherits this environment. With OpenMP's default
+        # (active) waiting its idle threads spin between requests and steal the cores the learner's
+        # forward/backward needs: measured on 2 cores, ref log-probs and update ran 1.3-2.3x slower
+        # beside an idle engine until it waited passively (benchmarks/posttrain_rollout.py).
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         from vllm import LLM
 
         t0 = time.perf_counter()

@@ -53,7 +53,8 @@ def connect(address: str | None, num_cpus: int, persistent: bool, workdir: Path)
     if persistent:
         ray.init(address=ensure_local_head(workdir, num_cpus), log_to_driver=True)
         return False
-    ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=True)
+    # address="local": a new in-process cluster, never one a `ray start` left running here.
+    ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=True)
     return True
 
 
