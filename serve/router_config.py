@@ -7,12 +7,14 @@ from pydantic import Field
 
 from components.config import Config
 from components.rag.config import RetrievalConfig
+from serve.online_eval_config import OnlineEvalConfig
 
 
 class RouterConfig(Config):
     """How the router retrieves, routes and calls the LLM."""
 
-    index_dir: str = Field(..., description="A rag.index artifact directory (index.json + qdrant/ for local mode).")
+    index_dir: str | None = Field(None, description="A rag.index artifact directory (index.json + qdrant/ for "
+                                  "local mode); in a flow the serve.rag step fills it from its `index` input.")
     retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig, description="Search settings.")
     relevance_threshold: float = Field(0.35, ge=-1, le=1, description=(
         "Cosine similarity (query vs chunk, all-MiniLM-L6-v2) the best source must reach for a grounded "
@@ -32,3 +34,6 @@ class RouterConfig(Config):
         "Local-mode index: how long a replica waits for a writer's lock before failing to start."))
     num_replicas: int = Field(1, ge=1, description="Router replicas (each holds a private index snapshot in local mode).")
     num_cpus: float = Field(1.0, ge=0, description="CPUs per router replica (query embedding runs there).")
+    online_eval: OnlineEvalConfig | None = Field(None, description=(
+        "Evaluate live traffic off the request path (sampled traces, heuristics, judge, drift, feedback "
+        "at POST /feedback); None turns the loop off."))

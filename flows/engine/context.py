@@ -27,6 +27,8 @@ class StepContext:
     run_id: str | None = None
     tracking_uri: str | None = None
     show_progress: bool = True
+    # Long-lived state outside any artifact (e.g. a live service's feedback log): <workdir>/.llmflow/state
+    state_dir: Path | None = None
 
     def __post_init__(self) -> None:
         self.output = Path(self.output)

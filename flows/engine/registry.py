@@ -23,6 +23,7 @@ KIND_MODULES = [
     "components.tune.kinds",
     "components.sft.kinds", "components.rl.kinds", "components.distill.kinds",
     "serve.kinds",
+    "serve.stack_kinds",
 ]
 
 

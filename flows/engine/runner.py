@@ -98,7 +98,7 @@ def _execute(step: PlannedStep, root: str, workdir: str, inputs: dict[str, tuple
     input_paths = {k: store.local_path(up, addr) for k, (up, addr) in inputs.items()}
     tmp = store.new_temp(step.name, step.address)
     ctx = StepContext(name=step.name, output=tmp, inputs=input_paths, address=step.address,
-                      run_id=run_id, tracking_uri=tracking_uri)
+                      run_id=run_id, tracking_uri=tracking_uri, state_dir=Path(workdir) / ".llmflow" / "state")
     t0 = time.time()
     metrics = step.kind.run_fn()(ctx, step.config) or {}
     wall_s = time.time() - t0

@@ -1,0 +1,140 @@
+"""Flow steps that finish the serving stack: ``serve.rag`` puts the RAG router (with the online
+evaluation loop) in front of the LLM app that ``serve.deploy`` started, and ``serve.smoke`` sends
+the queries a user would — plain, chat streaming, an adapter by name, RAG with citations, an
+off-topic question and feedback — through the official ``openai`` client, failing the step if
+any answer is wrong in shape.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from serve.stack_config import RagServeConfig, SmokeConfig
+
+
+def _root_url(v1_url: str) -> str:
+    return v1_url.rstrip("/").removesuffix("/v1")
+
+
+def run_rag(ctx, config: RagServeConfig) -> dict[str, float]:
+    from ray import serve
+
+    from serve.app import wait_healthy
+    from serve.router import build_router
+
+    llm = json.loads((ctx.input("endpoint") / "endpoint.json").read_text())
+    router = config.router.model_copy(deep=True, update={"index_dir": str(ctx.input("index"))})
+    if router.online_eval is not None:
+        oe, updates = router.online_eval, {}
+        if oe.tracking_uri is None and ctx.tracking_uri:
+            updates["tracking_uri"] = ctx.tracking_uri  # the replica's cwd is not the flow's workdir
+        if not Path(oe.feedback_path).is_absolute():
+            updates["feedback_path"] = str(Path(ctx.state_dir or ctx.output) / "online" / oe.feedback_path)
+            Path(updates["feedback_path"]).parent.mkdir(parents=True, exist_ok=True)
+        router = router.model_copy(update={"online_eval": oe.model_copy(update=updates)})
+    handle = serve.get_deployment_handle(llm["deployment"], app_name=llm["app_name"])
+    t0 = time.perf_counter()
+    serve.run(build_router(router, handle), name=config.app_name, route_prefix=config.route_prefix,
+              blocking=False)
+    root = _root_url(llm["url"]) + config.route_prefix.rstrip("/")
+    wait_healthy(f"{root}/health", config.start_timeout_s)
+    startup_s = time.perf_counter() - t0
+    info = {"url": f"{root}/v1", "health_url": f"{root}/health", "app_name": config.app_name,
+            "feedback_url": f"{root}/feedback" if router.online_eval else None,
+            "online_metrics_url": f"{root}/online/metrics" if router.online_eval else None,
+            "llm": llm["url"], "startup_s": startup_s,
+            "feedback_path": router.online_eval.feedback_path if router.online_eval else None}
+    (Path(ctx.output) / "endpoint.json").write_text(json.dumps(info, indent=2))
+    ctx.set_tags({"serve.rag_url": info["url"], "serve.online_eval": bool(router.online_eval)})
+    return {"router_startup_s": startup_s}
+
+
+def run_smoke(ctx, config: SmokeConfig) -> dict[str, float]:
+    import httpx
+    from openai import OpenAI
+
+    llm = json.loads((ctx.input("endpoint") / "endpoint.json").read_text())
+    rag = json.loads((ctx.input("rag") / "endpoint.json").read_text())
+    key = os.environ.get(llm["api_key_env"]) if llm.get("api_key_env") else None
+    client = OpenAI(base_url=llm["url"], api_key=key or "none", timeout=config.timeout_s, max_retries=1)
+    rag_client = OpenAI(base_url=rag["url"], api_key=key or "none", timeout=config.timeout_s, max_retries=1)
+    checks: dict[str, dict[str, Any]] = {}
+
+    def check(name: str, fn) -> None:
+        t0 = time.perf_counter()
+        try:
+            detail = fn()
+            checks[name] = {"ok": True, "latency_s": time.perf_counter() - t0, **detail}
+        except Exception as e:  # noqa: BLE001 - every check is reported, then the step fails below
+            checks[name] = {"ok": False, "latency_s": time.perf_counter() - t0, "error": f"{type(e).__name__}: {e}"}
+
+    def plain():
+        r = client.completions.create(model=llm["model"], prompt=config.plain_prompt, max_tokens=config.max_tokens,
+                                      temperature=0)
+        assert r.usage.completion_tokens > 0, "no tokens generated"
+        return {"text": r.choices[0].text}
+
+    def chat_stream():
+        pieces = [c.choices[0].delta.content or "" for c in client.chat.completions.create(
+            model=llm["model"], messages=[{"role": "user", "content": config.rag_question}],
+            max_tokens=config.max_tokens, stream=True) if c.choices]
+        assert len(pieces) > 1, f"expected several streamed chunks, got {len(pieces)}"
+        return {"chunks": len(pieces), "text": "".join(pieces)}
+
+    def adapter():
+        names = [m for m in llm.get("models", []) if m != llm["model"]]
+        if not names:
+            return {"skipped": "no adapter served"}
+        r = client.completions.create(model=names[0], prompt=config.plain_prompt, max_tokens=config.max_tokens)
+        assert r.model == names[0], r.model
+        return {"adapter": names[0], "text": r.choices[0].text}
+
+    def rag_answer():
+        r = rag_client.chat.completions.create(model="llmflow-rag", max_tokens=config.max_tokens,
+                                               messages=[{"role": "user", "content": config.rag_question}])
+        info = r.model_extra["rag"]
+        assert info["route"] == "rag", f"route {info['route']} (best sources {info['retrieved'][:2]})"
+        assert info["sources"], "a grounded answer must cite sources"
+        checks_feedback["request_id"] = r.id
+        return {"route": info["route"], "sources": [(s["n"], s["title"], round(s["score"], 4)) for s in info["sources"]],
+                "text": r.choices[0].message.content}
+
+    def off_topic():
+        r = rag_client.chat.completions.create(model="llmflow-rag", max_tokens=config.max_tokens,
+                                               messages=[{"role": "user", "content": config.off_topic_question}])
+        route = r.model_extra["rag"]["route"]
+        assert route != "rag", "an off-topic question was answered from sources"
+        return {"route": route, "text": r.choices[0].message.content}
+
+    def rag_stream():
+        first_rag, pieces = None, []
+        for c in rag_client.chat.completions.create(model="llmflow-rag", max_tokens=config.max_tokens, stream=True,
+                                                    messages=[{"role": "user", "content": config.rag_question}]):
+            first_rag = first_rag or (c.model_extra or {}).get("rag")
+            pieces += [c.choices[0].delta.content or ""] if c.choices else []
+        assert first_rag and first_rag["sources"], "the stream must carry the cited sources"
+        return {"chunks": len(pieces), "sources": len(first_rag["sources"])}
+
+    def feedback():
+        if not rag.get("feedback_url"):
+            return {"skipped": "online evaluation is off"}
+        r = httpx.post(rag["feedback_url"], json={"request_id": checks_feedback["request_id"], "thumb": "up",
+                                                  "comment": "smoke test"}, timeout=config.timeout_s)
+        r.raise_for_status()
+        return {"trace_id": r.json()["trace_id"]}
+
+    checks_feedback: dict[str, str] = {}
+    for name, fn in [("plain", plain), ("chat_stream", chat_stream), ("adapter", adapter),
+                     ("rag", rag_answer), ("off_topic", off_topic), ("rag_stream", rag_stream),
+                     ("feedback", feedback)]:
+        check(name, fn)
+    (Path(ctx.output) / "smoke.json").write_text(json.dumps(checks, indent=2, default=str))
+    ctx.log_artifact(Path(ctx.output) / "smoke.json")
+    failed = {k: v["error"] for k, v in checks.items() if not v["ok"]}
+    if failed:
+        raise RuntimeError(f"smoke queries failed: {failed}")
+    return {"smoke_checks_ok": float(len(checks)),
+            "rag_latency_s": checks["rag"]["latency_s"], "plain_latency_s": checks["plain"]["latency_s"]}
