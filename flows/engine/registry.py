@@ -45,6 +45,9 @@ class StepKind:
     num_cpus: float = 1.0
     num_gpus: float = 0.0
     cacheable: bool = True
+    # A resumable step gets the same temporary directory on every attempt, so a re-run after a
+    # crash finds its checkpoints there (the artifact is still published only on success).
+    resumable: bool = False
     code: tuple[str, ...] = field(default_factory=tuple)
 
     @property

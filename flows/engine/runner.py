@@ -96,7 +96,7 @@ def _execute(step: PlannedStep, root: str, workdir: str, inputs: dict[str, tuple
 
     store = ArtifactStore(root, workdir)
     input_paths = {k: store.local_path(up, addr) for k, (up, addr) in inputs.items()}
-    tmp = store.new_temp(step.name, step.address)
+    tmp = store.new_temp(step.name, step.address, reuse=step.kind.resumable)
     ctx = StepContext(name=step.name, output=tmp, inputs=input_paths, address=step.address,
                       run_id=run_id, tracking_uri=tracking_uri, state_dir=Path(workdir) / ".llmflow" / "state")
     t0 = time.time()

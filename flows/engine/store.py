@@ -61,10 +61,12 @@ class ArtifactStore:
         return local
 
     # -- writing -------------------------------------------------------------------
-    def new_temp(self, step: str, address: str) -> Path:
+    def new_temp(self, step: str, address: str, reuse: bool = False) -> Path:
+        """A private directory to write the artifact into; ``reuse`` returns the same one on every
+        attempt (for steps that resume from checkpoints they left there)."""
         base = (self.root if not self.remote else self.local_cache) / ".tmp"
-        tmp = base / f"{step}-{address[:16]}-{uuid.uuid4().hex[:8]}"
-        tmp.mkdir(parents=True)
+        tmp = base / (f"{step}-{address[:16]}-resumable" if reuse else f"{step}-{address[:16]}-{uuid.uuid4().hex[:8]}")
+        tmp.mkdir(parents=True, exist_ok=reuse)
         return tmp
 
     def commit(self, tmp: Path, step: str, address: str, record: dict[str, Any]) -> str:

@@ -36,3 +36,12 @@ def test_fsspec_memory_root_round_trip(tmp_path, monkeypatch):
     assert store.marker("s", "c" * 64) == {"ok": True}
     local = store.local_path("s", "c" * 64)
     assert (local / "f.txt").read_text() == "hello"
+
+
+def test_resumable_temp_is_the_same_on_every_attempt(tmp_path):
+    store = ArtifactStore(str(tmp_path))
+    first = store.new_temp("train", "d" * 64, reuse=True)
+    (first / "checkpoints").mkdir()
+    again = store.new_temp("train", "d" * 64, reuse=True)
+    assert again == first and (again / "checkpoints").exists()
+    assert store.new_temp("train", "d" * 64) != first  # ordinary steps start clean
