@@ -82,12 +82,15 @@ def _summary(result) -> None:
                       f"{head[0]}={head[1]:.4g}" if head else "", o.uri)
     console.print(table)
     if result.run_id:
-        console.print(f"MLflow parent run: {result.run_id}  (browse: bash mlflow/start.sh, then open the UI)")
-    endpoint = next((Path(o.uri) / "endpoint.json" for o in result.outcomes.values()
-                     if (Path(o.uri) / "endpoint.json").exists()), None)
-    if endpoint:
-        info = json.loads(endpoint.read_text())
-        console.print(f"Serving at {info.get('url')} (OpenAI-compatible). Stop with: llmflow stop")
+        console.print(f"MLflow: parent run {result.run_id}; browse with `bash mlflow/start.sh` → http://127.0.0.1:5000")
+    for o in result.outcomes.values():
+        endpoint = Path(o.uri) / "endpoint.json"
+        if o.status in ("done", "cached") and endpoint.exists():
+            info = json.loads(endpoint.read_text())
+            console.print(f"{o.name}: serving at {info.get('url')} (OpenAI-compatible)"
+                          + (f"; feedback: POST {info['feedback_url']}" if info.get("feedback_url") else ""))
+    if any((Path(o.uri) / "endpoint.json").exists() for o in result.outcomes.values()):
+        console.print("Stop serving with: .venv/bin/llmflow stop")
 
 
 @app.command()
