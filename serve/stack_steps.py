@@ -15,8 +15,12 @@ from typing import Any
 from serve.stack_config import RagServeConfig, SmokeConfig
 
 
-def _root_url(v1_url: str) -> str:
-    return v1_url.rstrip("/").removesuffix("/v1")
+def _host_url(url: str) -> str:
+    """scheme://host:port of a Serve URL: the router's route prefix is absolute, not under the LLM app's."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def run_rag(ctx, config: RagServeConfig) -> dict[str, float]:
@@ -39,7 +43,7 @@ def run_rag(ctx, config: RagServeConfig) -> dict[str, float]:
     t0 = time.perf_counter()
     serve.run(build_router(router, handle), name=config.app_name, route_prefix=config.route_prefix,
               blocking=False)
-    root = _root_url(llm["url"]) + config.route_prefix.rstrip("/")
+    root = _host_url(llm["url"]) + config.route_prefix.rstrip("/")
     wait_healthy(f"{root}/health", config.start_timeout_s)
     startup_s = time.perf_counter() - t0
     info = {"url": f"{root}/v1", "health_url": f"{root}/health", "app_name": config.app_name,
