@@ -80,6 +80,17 @@ def tiny_model_dir(tmp_path_factory, tiny_tokenizer_dir) -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def trained_lm_dir(tmp_path_factory, tiny_tokenizer_dir, stdlib_texts) -> Path:
+    """Debug-preset Llama trained 200 steps (seq 64, batch 8, seed 0) on the docs + chat-format arithmetic:
+    a model that has learned something, for the post-training tests (built once per session)."""
+    from tests.sft.tiny_lm import build_tiny_lm
+
+    # LLMFLOW_POSTTRAIN_CACHE lets a developer reuse the (deterministic) model across sessions.
+    cache = Path(os.environ.get("LLMFLOW_POSTTRAIN_CACHE") or tmp_path_factory.getbasetemp())
+    return build_tiny_lm(cache, tiny_tokenizer_dir, stdlib_texts, steps=200, seq_len=64, batch_size=8)
+
+
 def start_mlflow_server(workdir: Path, port: int, timeout_s: float = 120):
     """Start `mlflow server` (mlflow/start.sh) on loopback; returns the Popen (own process group)."""
     import subprocess
