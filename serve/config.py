@@ -22,6 +22,9 @@ CPU_ENGINE_ENV = {
     "VLLM_CPU_OMP_THREADS_BIND": "nobind",
     "HF_HUB_OFFLINE": "1",
     "TOKENIZERS_PARALLELISM": "false",
+    # Idle OpenMP threads of the engine wait passively instead of spinning, leaving the cores to
+    # the HTTP proxy and the replica between forward passes (see benchmarks/RESULTS.md, Serving).
+    "OMP_WAIT_POLICY": "PASSIVE",
 }
 
 

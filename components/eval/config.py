@@ -10,6 +10,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from components.config import Config
+from components.rag.config import RetrievalConfig
 
 LOWER_IS_BETTER = {"perplexity", "loss", "refusal_rate"}
 
@@ -58,6 +59,18 @@ class GateConfig(Config):
         return self.metric not in LOWER_IS_BETTER
 
 
+class RagEvalConfig(Config):
+    """Offline RAG groundedness, run when ``eval.offline``'s optional ``index`` input is wired."""
+
+    retrieval: RetrievalConfig = Field(default_factory=lambda: RetrievalConfig(top_k=3),
+                                       description="search for each eval question (same engine as the router)")
+    max_source_chars: int = Field(400, ge=50, description="each source's text is cut to this in the grounded "
+                                  "prompt (the router's template, llmflow-rag)")
+    max_prompt_tokens: int | None = Field(None, ge=16, description="keep at most this many prompt tokens (the "
+                                          "question end is kept); None → the model's max_position_embeddings "
+                                          "minus max_new_tokens")
+
+
 class OfflineEvalConfig(Config):
     """``eval.offline``: perplexity, EM/F1, BLEU/ROUGE, judge; then the gate."""
 
@@ -71,6 +84,10 @@ class OfflineEvalConfig(Config):
         "reference", description="pairwise judge: compare each answer against the reference answer "
         "(both orders) or skip pairwise")
     gate: GateConfig = Field(default_factory=GateConfig, description="promotion gate")
+    rag: RagEvalConfig = Field(default_factory=RagEvalConfig, description="RAG groundedness (needs the `index` "
+                               "input): retrieval hit rate, lexical and judged groundedness, F1 with sources")
+    mlflow_genai: bool = Field(True, description="also score the answers with mlflow.genai.evaluate (EM, F1, "
+                               "groundedness as MLflow scorers → per-row assessments in the MLflow UI)")
     seed: int = Field(0, description="seed for sampling questions")
 
 

@@ -105,9 +105,10 @@ class Judge:
 
     def __init__(self, backend: ChatBackend, rubric_prompt: PromptRef, pairwise_prompt: PromptRef,
                  criterion_prompt: PromptRef | None = None, max_tokens: int = 64, constrained: bool = False,
-                 max_concurrency: int = 4):
+                 max_concurrency: int = 4, groundedness_prompt: PromptRef | None = None):
         self.backend, self.max_tokens, self.constrained = backend, max_tokens, constrained
         self.rubric_prompt, self.pairwise_prompt, self.criterion_prompt = rubric_prompt, pairwise_prompt, criterion_prompt
+        self.groundedness_prompt = groundedness_prompt
         if constrained and criterion_prompt is None:
             raise ValueError("constrained judging needs the per-criterion prompt (llmflow-judge-criterion)")
         self.max_concurrency = max_concurrency
@@ -128,6 +129,19 @@ class Judge:
             return RubricResult(scores if ok else None, " | ".join(raws), self.criterion_prompt.uri)
         raw = self.backend.chat(self.rubric_prompt.format(**values), self.max_tokens)
         return RubricResult(parse_rubric(raw), raw, self.rubric_prompt.uri)
+
+    def groundedness(self, question: str, answer: str, context: str) -> tuple[int | None, str]:
+        """1–5: how far the answer's claims are stated in ``context``; None when the reply has no score."""
+        if self.groundedness_prompt is None:
+            raise ValueError("groundedness judging needs the llmflow-judge-groundedness prompt")
+        raw = self.backend.chat(self.groundedness_prompt.format(question=question, answer=answer, context=context),
+                                2 if self.constrained else self.max_tokens, choices=["1", "2", "3", "4", "5"])
+        m = re.search(r"[1-5]", raw)
+        return (int(m.group(0)) if m else None), raw
+
+    def groundedness_many(self, items: list[tuple[str, str, str]]) -> list[tuple[int | None, str]]:
+        with ThreadPoolExecutor(self.max_concurrency) as pool:
+            return list(pool.map(lambda it: self.groundedness(*it), items))
 
     def _one_order(self, question: str, a: str, b: str) -> tuple[str | None, str]:
         raw = self.backend.chat(self.pairwise_prompt.format(question=question, answer_a=a, answer_b=b),
@@ -186,4 +200,5 @@ def rubric_summary(results: list[RubricResult]) -> dict[str, float]:
 def build_judge(config: JudgeConfig, prompts: dict[str, PromptRef], backend: ChatBackend | None = None) -> Judge:
     return Judge(backend or OpenAIChat(config), prompts["llmflow-judge-rubric"], prompts["llmflow-judge-pairwise"],
                  prompts.get("llmflow-judge-criterion"), max_tokens=config.max_tokens,
-                 constrained=config.constrained_choice, max_concurrency=config.max_concurrency)
+                 constrained=config.constrained_choice, max_concurrency=config.max_concurrency,
+                 groundedness_prompt=prompts.get("llmflow-judge-groundedness"))

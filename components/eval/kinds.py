@@ -6,10 +6,11 @@ KINDS = [
         name="eval.offline",
         config="components.eval.config:OfflineEvalConfig",
         run="components.eval.steps:run_offline_eval",
-        inputs=("model", "data", "adapter?", "tokens?"),
-        description="perplexity, EM/F1, BLEU/ROUGE, LLM-as-judge (rubric + both-order pairwise), "
+        inputs=("model", "data", "adapter?", "tokens?", "index?"),
+        description="perplexity, EM/F1, BLEU/ROUGE, LLM-as-judge (rubric + both-order pairwise), RAG "
+                    "groundedness with an index, mlflow.genai.evaluate scorers, "
                     "then the champion/candidate gate on MLflow registry aliases → report.json, gate.json",
-        code=("components.eval", "components.tracking"),
+        code=("components.eval", "components.tracking", "components.rag"),
     ),
     StepKind(
         name="eval.feedback_prefs",

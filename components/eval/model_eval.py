@@ -82,8 +82,15 @@ def perplexity(model, blocks: np.ndarray, device, batch_size: int) -> dict[str, 
     return {"perplexity": math.exp(loss), "val_loss": loss, "ppl_tokens": float(total_tokens)}
 
 
+def prompt_budget(model, max_new_tokens: int) -> int | None:
+    """Prompt tokens that fit beside ``max_new_tokens`` in the model's positions (None: no stated limit)."""
+    limit = getattr(model.config, "max_position_embeddings", None)
+    return max(limit - max_new_tokens, 16) if limit else None
+
+
 def generate_answers(model, tok, device, questions: list[str], system_prompt: str, max_new_tokens: int,
-                     batch_size: int, use_chat_template: bool) -> list[str]:
+                     batch_size: int, use_chat_template: bool, max_prompt_tokens: int | None = None) -> list[str]:
+    """Greedy answers. Prompts longer than ``max_prompt_tokens`` lose their start (the question is last)."""
     import torch
 
     prompts = []
@@ -96,7 +103,9 @@ def generate_answers(model, tok, device, questions: list[str], system_prompt: st
     answers: list[str] = []
     with torch.no_grad():
         for i in range(0, len(prompts), batch_size):
-            enc = tok(prompts[i:i + batch_size], return_tensors="pt", padding=True, add_special_tokens=False).to(device)
+            tok.truncation_side = "left"
+            enc = tok(prompts[i:i + batch_size], return_tensors="pt", padding=True, add_special_tokens=False,
+                      truncation=max_prompt_tokens is not None, max_length=max_prompt_tokens).to(device)
             out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
                                  pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
             answers += tok.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)

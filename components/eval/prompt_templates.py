@@ -36,10 +36,19 @@ JUDGE_PAIRWISE = (
     "Reply with exactly one letter: A, B, or T for a tie."
 )
 
+# Offline RAG groundedness: is every claim of the answer supported by the sources it was given?
+JUDGE_GROUNDEDNESS = (
+    "You are checking whether an answer is supported by its sources. Score from 1 (claims not in the "
+    "sources, or contradicting them) to 5 (every claim is stated in the sources).\n\n"
+    "Sources:\n{{context}}\n\nQuestion: {{question}}\nAnswer: {{answer}}\n\n"
+    "Groundedness score (1-5):"
+)
+
 TEMPLATES: dict[str, str] = {
     "llmflow-system": SYSTEM,
     "llmflow-rag": RAG,
     "llmflow-judge-rubric": JUDGE_RUBRIC,
     "llmflow-judge-criterion": JUDGE_CRITERION,
     "llmflow-judge-pairwise": JUDGE_PAIRWISE,
+    "llmflow-judge-groundedness": JUDGE_GROUNDEDNESS,
 }

@@ -1,5 +1,8 @@
 """``eval.offline``: score a model (optionally + adapter) and gate it against the champion.
 
+With the optional ``index`` input (a rag.index artifact) each question is also answered from
+retrieved sources and scored for groundedness (components/eval/rag_eval.py).
+
 Writes into the artifact:
   report.json     all metrics, judge status, prompt versions, inputs
   results.jsonl   one row per question: question, reference, prediction, EM/F1, judge scores, verdict
@@ -37,11 +40,10 @@ def sync_prompts(tracking_uri: str) -> dict:
     return {name: sync_prompt(tracking_uri, name, template) for name, template in TEMPLATES.items()}
 
 
-def judge_rows(config: OfflineEvalConfig, prompts: dict, rows: list[dict], preds: list[str], backend=None):
+def judge_rows(config: OfflineEvalConfig, judge, rows: list[dict], preds: list[str]):
     """Rubric + pairwise (prediction vs reference, both orders) → (summary, per-row results)."""
-    from components.eval.judge import build_judge, pairwise_summary, rubric_summary
+    from components.eval.judge import pairwise_summary, rubric_summary
 
-    judge = build_judge(config.judge, prompts, backend)
     rubric = judge.rubric_many([{"question": r["question"], "answer": p, "reference": r["answer"]}
                                 for r, p in zip(rows, preds)])
     summary = rubric_summary(rubric)
@@ -52,14 +54,22 @@ def judge_rows(config: OfflineEvalConfig, prompts: dict, rows: list[dict], preds
     return summary, rubric, pairwise
 
 
+def answer_all(ctx, model, tok, device, prompts: list[str], system: str, config: OfflineEvalConfig,
+               max_prompt_tokens: int | None, desc: str) -> list[str]:
+    from components.eval.model_eval import generate_answers
+
+    out: list[str] = []
+    for i in ctx.progress(range(0, len(prompts), config.batch_size), desc=desc):
+        out += generate_answers(model, tok, device, prompts[i:i + config.batch_size], system, config.max_new_tokens,
+                                config.batch_size, config.use_chat_template, max_prompt_tokens)
+    return out
+
+
 def run_offline_eval(ctx, config: OfflineEvalConfig, judge_backend=None) -> dict[str, float]:
     from components.eval.gate import run_gate
-    from components.eval.model_eval import (
-        generate_answers,
-        load_model,
-        perplexity,
-        val_blocks,
-    )
+    from components.eval.judge import build_judge
+    from components.eval.model_eval import load_model, perplexity, prompt_budget, val_blocks
+    from components.eval.rag_eval import context_of, grounded_prompts, retrieve_all, score_rag
     from components.tracking.mlflow_tracking import default_tracking_uri
 
     tracking_uri = ctx.tracking_uri or default_tracking_uri()
@@ -67,27 +77,37 @@ def run_offline_eval(ctx, config: OfflineEvalConfig, judge_backend=None) -> dict
     prompt_versions = {name: ref.uri for name, ref in prompts.items()}
     adapter = ctx.inputs.get("adapter")
     tokens = ctx.inputs.get("tokens")
+    index = ctx.inputs.get("index")
     rows = load_eval_rows(ctx.input("data"), config.max_questions, config.seed)
 
     model, tok, device = load_model(ctx.input("model"), adapter)
     metrics: dict[str, float] = {}
     if tokens is not None:
         metrics.update(perplexity(model, val_blocks(tokens, config.max_ppl_blocks), device, config.batch_size))
-    preds: list[str] = []
-    for i in ctx.progress(range(0, len(rows), config.batch_size), desc="answering"):
-        batch = rows[i:i + config.batch_size]
-        preds += generate_answers(model, tok, device, [r["question"] for r in batch], prompts["llmflow-system"].template,
-                                  config.max_new_tokens, config.batch_size, config.use_chat_template)
+    system = prompts["llmflow-system"].template
+    budget = prompt_budget(model, config.max_new_tokens)
+    preds = answer_all(ctx, model, tok, device, [r["question"] for r in rows], system, config, budget, "answering")
+    rag_sources = None
+    if index is not None:
+        rag_sources = retrieve_all(index, [r["question"] for r in rows], config.rag)
+        rag_preds = answer_all(ctx, model, tok, device,
+                               grounded_prompts([r["question"] for r in rows], rag_sources, config.rag.max_source_chars),
+                               system, config, config.rag.max_prompt_tokens or budget, "answering from sources")
     del model
     metrics.update(qa_metrics(preds, [r["answer"] for r in rows]))
 
     rubric, pairwise = [], []
-    if config.judge.enabled:
-        summary, rubric, pairwise = judge_rows(config, prompts, rows, preds, judge_backend)
+    judge = build_judge(config.judge, prompts, judge_backend) if config.judge.enabled else None
+    if judge is not None:
+        summary, rubric, pairwise = judge_rows(config, judge, rows, preds)
         metrics.update(summary)
         judge_status = {"status": "ran", "base_url": config.judge.base_url, "model": config.judge.model}
     else:
         judge_status = {"status": "skipped", "reason": "judge.base_url is not set; no judge scores were produced"}
+    rag_rows: list[dict] = []
+    if rag_sources is not None:
+        rag_metrics, rag_rows = score_rag(rows, rag_preds, rag_sources, config.rag.max_source_chars, judge)
+        metrics.update(rag_metrics)
     ctx.set_tags({"eval.judge": judge_status["status"], **{f"prompt.{k}": v for k, v in prompt_versions.items()}})
     ctx.log_metrics(metrics)
 
@@ -102,15 +122,32 @@ def run_offline_eval(ctx, config: OfflineEvalConfig, judge_backend=None) -> dict
                 row.update(judge_scores=rubric[i].scores, judge_raw=rubric[i].raw[:500])
             if pairwise:
                 row.update(pairwise_vs_reference=pairwise[i].verdict, pairwise_orders=[pairwise[i].first, pairwise[i].second])
+            if rag_rows:
+                row.update(rag_rows[i])
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
             table_rows.append(row)
+    genai_status = "skipped: the step has no MLflow run"
     if ctx.run_id is not None:
         from components.tracking.traces import log_table
 
         log_table(tracking_uri, ctx.run_id, table_rows, "eval_results.json")
+        if config.mlflow_genai:
+            from components.tracking.genai_eval import genai_evaluate
+
+            genai_rows = [{"question": r["question"], "prediction": p, "reference": r["answer"]}
+                          for r, p in zip(rows, preds)]
+            if rag_sources is not None:
+                for g, rr, s in zip(genai_rows, rag_rows, rag_sources):
+                    g.update(rag_answer=rr["rag_prediction"], rag_context=context_of(s, config.rag.max_source_chars))
+            genai_metrics = genai_evaluate(tracking_uri, ctx.run_id, genai_rows, f"{ctx.name}/mlflow-genai")
+            genai_status = f"ran: {', '.join(f'{k}={v:.4f}' for k, v in sorted(genai_metrics.items()))}"
+    if not config.mlflow_genai:
+        genai_status = "skipped: mlflow_genai is false"
+    ctx.set_tags({"eval.mlflow_genai": genai_status[:250]})
     table = "| metric | value |\n|---|---|\n" + "".join(f"| {k} | {v:.4f} |\n" for k, v in metrics.items())
     (out / "results.md").write_text(table + f"\njudge: {judge_status['status']}\n")
-    report = {"metrics": metrics, "num_questions": len(rows), "judge": judge_status,
+    report = {"metrics": metrics, "num_questions": len(rows), "judge": judge_status, "mlflow_genai": genai_status,
+              "rag": {"index": str(index), **config.rag.model_dump()} if index is not None else None,
               "prompt_versions": prompt_versions, "adapter": adapter is not None, "tokens": tokens is not None}
     (out / "report.json").write_text(json.dumps(report, indent=2))
 

@@ -52,6 +52,10 @@ class GRPOConfig(Config):
         "vllm: in-process vllm.LLM with weights reloaded in place; hf: transformers generate (slower; for comparison)."))
     sync_every: int = Field(1, ge=1, description="Push the learner's weights into the rollout engine every N steps.")
     vllm_max_model_len: int = Field(512, ge=32, description="vLLM max_model_len: prompt + completion must fit.")
+    num_workers: int = Field(1, ge=1, description=(
+        "Ray Train workers (DDP over the adapter). Rank 0 also owns the rollout engine and broadcasts each "
+        "step's rollouts; every rank updates on its share of the sequences."))
+    cpus_per_worker: float = Field(1.0, gt=0, description="CPUs Ray reserves per Train worker.")
     seed: int = Field(0, description="Seed for prompt order, sampling and init.")
 
     @model_validator(mode="after")
@@ -59,6 +63,10 @@ class GRPOConfig(Config):
         if self.lora.quantize_4bit and self.rollout_backend == "vllm":
             raise ValueError("lora.quantize_4bit=True cannot sync merged weights into vLLM (the base is 4-bit); "
                              "set lora.quantize_4bit=false or rollout_backend='hf'")
+        n = self.prompts_per_step * self.group_size
+        if n % self.num_workers:
+            raise ValueError(f"prompts_per_step * group_size = {n} sequences do not split evenly over num_workers="
+                             f"{self.num_workers}: every rank must update on the same number; change one of them")
         return self
 
 
@@ -73,7 +81,16 @@ class DPOConfig(Config):
     batch_size: int = Field(8, ge=1, description="Pairs per step.")
     max_seq_len: int = Field(256, ge=16, description="Truncate prompt+response to this many tokens.")
     eval_fraction: float = Field(0.2, ge=0, lt=1, description="Pairs held out to measure the chosen-over-rejected margin.")
+    num_workers: int = Field(1, ge=1, description="Ray Train workers (DDP over the adapter); each takes every "
+                             "num_workers-th pair of a batch.")
     seed: int = Field(0, description="Seed for init and order.")
+
+    @model_validator(mode="after")
+    def _batch_splits(self) -> DPOConfig:
+        if self.batch_size % self.num_workers:
+            raise ValueError(f"batch_size={self.batch_size} does not split evenly over num_workers={self.num_workers}: "
+                             "every rank must see the same number of pairs; change one of them")
+        return self
 
 
 class RewardModelConfig(Config):

@@ -1,9 +1,11 @@
 """The GRPO loop: vLLM rollouts -> rewards -> group advantages -> reference log-probs -> clipped update.
 
-Runs as one process (the step's Ray task): the learner (a PEFT LoRA model) and the rollout
-engine live side by side, and the learner's merged weights are pushed into the engine every
-``sync_every`` steps. The reference is the same model with the adapter disabled, so the KL
-term costs one extra forward pass and no second copy of the weights.
+Runs in every Ray Train worker (components/rl/grpo_worker.py) or as a plain function. Rank 0
+owns the rollout engine: it samples the step's groups, scores them and broadcasts the batch;
+each rank then takes every world_size-th sequence for reference log-probs and the update, and
+DDP averages the adapter gradients. After the update rank 0 pushes the merged weights into its
+engine every ``sync_every`` steps. The reference is the same model with the adapter disabled,
+so the KL term costs one extra forward pass and no second copy of the weights.
 """
 from __future__ import annotations
 
@@ -45,9 +47,49 @@ def _logprobs(model, ids, attn, minibatch: int):
                       for i in range(0, len(ids), minibatch)])
 
 
+class LocalComm:
+    """One process: broadcasts return their argument, means are the values themselves."""
+
+    rank, world = 0, 1
+
+    def broadcast(self, obj):
+        return obj
+
+    def mean(self, values: dict[str, float]) -> dict[str, float]:
+        return values
+
+
+class DistComm:
+    """torch.distributed (the Ray Train workers' process group)."""
+
+    def __init__(self):
+        import torch.distributed as dist
+
+        self.dist, self.rank, self.world = dist, dist.get_rank(), dist.get_world_size()
+
+    def broadcast(self, obj):
+        box = [obj]
+        self.dist.broadcast_object_list(box, src=0)
+        return box[0]
+
+    def mean(self, values: dict[str, float]) -> dict[str, float]:
+        import torch
+
+        keys = sorted(values)
+        t = torch.tensor([values[k] for k in keys], dtype=torch.float64)
+        self.dist.all_reduce(t)
+        return {k: float(v) / self.world for k, v in zip(keys, t)}
+
+
 def grpo_train(model, tokenizer, prompts: list[dict], rewards, config: GRPOConfig, engine, sync_dir: Path,
-               base_dir: Path, log: Callable[[dict, int], None]) -> list[dict]:
-    """Train ``model`` (PEFT, trainable adapter) in place; returns per-step metric records."""
+               base_dir: Path, log: Callable[[dict, int], None], comm=None, ddp_model=None) -> list[dict]:
+    """Train ``model`` (PEFT, trainable adapter) in place; returns per-step metric records.
+
+    ``engine`` and ``rewards`` are used on rank 0 only. ``ddp_model`` is ``model`` wrapped for
+    gradient averaging (DDP) when ``comm.world > 1``.
+    """
+    import contextlib
+
     import torch
 
     from components.rl.grpo_loss import group_advantages, grpo_loss
@@ -55,6 +97,9 @@ def grpo_train(model, tokenizer, prompts: list[dict], rewards, config: GRPOConfi
     from components.rl.rollout import merged_state_dict, write_weights
     from components.sft.chat import prompt_text, token_logprobs
 
+    comm = comm or LocalComm()
+    lead = comm.rank == 0
+    learner = ddp_model if ddp_model is not None else model
     rng = random.Random(config.seed)
     device = next(model.parameters()).device
     params = [p for p in model.parameters() if p.requires_grad]
@@ -62,7 +107,7 @@ def grpo_train(model, tokenizer, prompts: list[dict], rewards, config: GRPOConfi
     order: list[int] = []
     history = []
     sync_s = 0.0
-    if engine.backend == "vllm":  # the engine starts from the base weights: push the starting adapter
+    if lead and engine.backend == "vllm":  # the engine starts from the base weights: push the starting adapter
         sync_s = engine.sync(write_weights(merged_state_dict(model), base_dir, sync_dir))
     for step in range(1, config.num_steps + 1):
         t_step = time.perf_counter()
@@ -74,20 +119,25 @@ def grpo_train(model, tokenizer, prompts: list[dict], rewards, config: GRPOConfi
         del order[:config.prompts_per_step]
         texts = [prompt_text(tokenizer, r["prompt"]) for r in batch]
 
-        t0 = time.perf_counter()
-        groups = engine.generate(texts, n=config.group_size, max_new_tokens=config.max_new_tokens,
-                                 temperature=config.temperature, seed=config.seed * 100003 + step)
-        gen_s = time.perf_counter() - t0
-        completions = [c.text for g in groups for c in g]
-        columns = {k: [r.get(k) for r in batch for _ in range(config.group_size)] for k in batch[0]}
-        columns["prompts"] = columns.pop("prompt")
-        reward_list, reward_means = score(rewards, completions, **columns)
+        gen_s, rollout = 0.0, None
+        if lead:
+            t0 = time.perf_counter()
+            groups = engine.generate(texts, n=config.group_size, max_new_tokens=config.max_new_tokens,
+                                     temperature=config.temperature, seed=config.seed * 100003 + step)
+            gen_s = time.perf_counter() - t0
+            completions = [c.text for g in groups for c in g]
+            columns = {k: [r.get(k) for r in batch for _ in range(config.group_size)] for k in batch[0]}
+            columns["prompts"] = columns.pop("prompt")
+            reward_list, reward_means = score(rewards, completions, **columns)
+            rollout = (groups, reward_list, reward_means, gen_s)
+        groups, reward_list, reward_means, gen_s = comm.broadcast(rollout)
         r = torch.tensor(reward_list, dtype=torch.float32)
         adv = group_advantages(r, config.group_size, scale=config.scale_rewards).to(device)
 
         prompt_ids = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
         ids, attn, mask, comp_lens = _sequences(prompt_ids, groups, tokenizer.pad_token_id)
-        ids, attn, mask = ids.to(device), attn.to(device), mask.to(device)
+        mine = torch.arange(comm.rank, len(ids), comm.world)  # this rank's share of the sequences
+        ids, attn, mask, adv = ids[mine].to(device), attn[mine].to(device), mask[mine].to(device), adv[mine.to(device)]
 
         t0 = time.perf_counter()
         # Reference log-probs are computed even at kl_beta=0: the KL is still worth watching.
@@ -104,13 +154,18 @@ def grpo_train(model, tokenizer, prompts: list[dict], rewards, config: GRPOConfi
                 with torch.no_grad():
                     old_logp = _logprobs(model, ids, attn, config.minibatch_size)
             perm = torch.randperm(n, generator=torch.Generator().manual_seed(config.seed + step * 31 + it))
-            for s in range(0, n, config.minibatch_size):
+            starts = range(0, n, config.minibatch_size)
+            for s in starts:
                 idx = perm[s:s + config.minibatch_size].to(device)
-                logp = token_logprobs(model, ids[idx], attn[idx])
-                old = old_logp[idx] if old_logp is not None else logp.detach()  # mu=1: ratio is 1 by definition
-                loss, stats = grpo_loss(logp, old, ref_logp[idx], adv[idx],
-                                        mask[idx], config.clip_eps, config.kl_beta)
-                (loss * len(idx) / n).backward()
+                # DDP all-reduces on the pass's last backward only; earlier ones accumulate locally.
+                last = s == starts[-1]
+                sync = contextlib.nullcontext() if last or ddp_model is None else ddp_model.no_sync()
+                with sync:
+                    logp = token_logprobs(learner, ids[idx], attn[idx])
+                    old = old_logp[idx] if old_logp is not None else logp.detach()  # mu=1: ratio is 1 by definition
+                    loss, stats = grpo_loss(logp, old, ref_logp[idx], adv[idx],
+                                            mask[idx], config.clip_eps, config.kl_beta)
+                    (loss * len(idx) / n).backward()
                 stats["loss"] = float(loss)
                 for k, v in stats.items():
                     stats_acc.setdefault(k, []).append(v)
@@ -119,7 +174,7 @@ def grpo_train(model, tokenizer, prompts: list[dict], rewards, config: GRPOConfi
             opt.zero_grad(set_to_none=True)
         update_s = time.perf_counter() - t0
 
-        if engine.backend == "vllm" and (step % config.sync_every == 0):
+        if lead and engine.backend == "vllm" and (step % config.sync_every == 0):
             t0 = time.perf_counter()
             write_weights(merged_state_dict(model), base_dir, sync_dir)
             engine.sync(sync_dir)
@@ -127,7 +182,7 @@ def grpo_train(model, tokenizer, prompts: list[dict], rewards, config: GRPOConfi
         num_gen_tokens = sum(comp_lens)
         rec = {
             "reward_mean": float(r.mean()), "reward_std": float(r.std()),
-            **{k: sum(v) / len(v) for k, v in stats_acc.items()},
+            **comm.mean({k: sum(v) / len(v) for k, v in stats_acc.items()}),
             "completion_length_mean": num_gen_tokens / len(comp_lens),
             "rollout_tokens_per_s": num_gen_tokens / max(gen_s, 1e-9),
             "time/generation_s": gen_s, "time/ref_logprobs_s": ref_s, "time/update_s": update_s,

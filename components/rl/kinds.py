@@ -3,13 +3,13 @@ from flows.engine.registry import StepKind
 
 KINDS = [
     StepKind(name="rl.grpo", config="components.rl.config:GRPOConfig",
-             run="components.rl.steps:run_grpo", inputs=("model", "data", "adapter?"),
+             run="components.rl.steps:run_grpo", inputs=("model", "data", "adapter?"), num_cpus=0,
              code=("components.rl", "components.sft"),
-             description="GRPO on a LoRA adapter with vLLM rollouts and in-place weight sync; writes adapter/."),
+             description="GRPO on Ray Train (DDP over a LoRA adapter) with vLLM rollouts on rank 0 and in-place weight sync; writes adapter/."),
     StepKind(name="rl.dpo", config="components.rl.config:DPOConfig",
-             run="components.rl.steps:run_dpo", inputs=("model", "prefs", "adapter?"),
+             run="components.rl.steps:run_dpo", inputs=("model", "prefs", "adapter?"), num_cpus=0,
              code=("components.rl", "components.sft"),
-             description="DPO on preference pairs (prompt/chosen/rejected JSONL); writes adapter/."),
+             description="DPO on Ray Train (DDP over a LoRA adapter) from preference pairs (prompt/chosen/rejected JSONL); writes adapter/."),
     StepKind(name="rl.reward_model", config="components.rl.config:RewardModelConfig",
              run="components.rl.steps:run_reward_model", inputs=("model", "prefs"),
              code=("components.rl", "components.sft"),

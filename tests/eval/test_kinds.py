@@ -8,7 +8,7 @@ from components.eval.kinds import KINDS
 
 def test_eval_offline_kind_and_config():
     kind = {k.name: k for k in KINDS}["eval.offline"]
-    assert kind.required_inputs == {"model", "data"} and kind.all_inputs == {"model", "data", "adapter", "tokens"}
+    assert kind.required_inputs == {"model", "data"} and kind.all_inputs == {"model", "data", "adapter", "tokens", "index"}
     cfg = kind.config_model().model_validate({"max_questions": 4, "gate": {"metric": "perplexity"}})
     assert cfg.gate.higher_is_better is False and cfg.judge.enabled is False
     with pytest.raises(ValueError, match="max_questiosn"):

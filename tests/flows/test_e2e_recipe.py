@@ -61,6 +61,7 @@ def test_every_step_has_a_nested_mlflow_run_with_lineage(e2e):
     assert children["pretrain"].data.tags["llmflow.input.tokens"].startswith("tokens@")
     assert children["serve"].data.tags["llmflow.input.draft"].startswith("draft@")
     assert "val_loss" in children["pretrain"].data.metrics
+    assert "rag_retrieval_hit" in children["evaluate"].data.metrics  # offline RAG groundedness ran on the index
 
 
 def test_second_run_recomputes_nothing_cacheable(e2e):

@@ -13,12 +13,12 @@ def test_pairs_format_is_validated(tmp_path):
         read_pairs(p)
 
 
-def test_dpo_raises_chosen_over_rejected_margin(tmp_path, trained_lm_dir, prefs_dir):
+def test_dpo_on_two_ray_train_workers_raises_chosen_over_rejected_margin(tmp_path, ray_local, trained_lm_dir, prefs_dir):
     from components.rl.config import DPOConfig
     from components.rl.steps import run_dpo
     from flows.engine.context import StepContext
 
-    cfg = DPOConfig(num_steps=15, batch_size=8, learning_rate=3e-3, beta=0.1, max_seq_len=64)
+    cfg = DPOConfig(num_steps=15, batch_size=8, learning_rate=3e-3, beta=0.1, max_seq_len=64, num_workers=2)
     s = run_dpo(StepContext.for_test(tmp_path, {"model": trained_lm_dir, "prefs": prefs_dir}), cfg)
     assert abs(s["eval_margin_before"]) < 1e-4  # the fresh adapter starts as the reference (B = 0)
     assert s["eval_margin"] > 1.0, s             # stated margin: summed log-ratio gap of > 1 nat on held-out pairs

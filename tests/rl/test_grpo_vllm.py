@@ -1,8 +1,9 @@
-"""GRPO with vLLM rollouts raises the mean reward on a task the tiny model can learn (a bare-number answer format).
+"""GRPO on 2 Ray Train workers with vLLM rollouts raises the mean reward on a task the tiny model
+can learn (a bare-number answer format).
 
-The only vLLM engine start of the post-training tests. Rewards are sampled from vLLM, so a
-rise also shows the learner's weights reach the engine (without the sync, rollouts would
-keep coming from the base model and the reward would stay flat).
+The only vLLM engine start of the post-training tests. Rewards are sampled from rank 0's vLLM
+engine, so a rise also shows the DDP-averaged weights reach the engine (without the sync,
+rollouts would keep coming from the base model and the reward would stay flat).
 """
 import json
 
@@ -14,7 +15,7 @@ K = 3            # first-k vs last-k steps
 MARGIN = 0.10    # stated margin on the mean reward (reward in [0, 1])
 
 
-def test_grpo_raises_mean_reward(tmp_path, trained_lm_dir, prompts_dir):
+def test_grpo_on_two_ray_train_workers_raises_mean_reward(tmp_path, ray_local, trained_lm_dir, prompts_dir):
     from components.rl.config import GRPOConfig, RewardSpec
     from components.rl.steps import run_grpo
     from flows.engine.context import StepContext
@@ -22,7 +23,8 @@ def test_grpo_raises_mean_reward(tmp_path, trained_lm_dir, prompts_dir):
     # Centred, unscaled advantages (scale_rewards=False) and a moderate lr: with std-scaling a lone
     # failure in a group gets advantage -2.6 and, at high lr, pushes the tiny policy off course.
     cfg = GRPOConfig(num_steps=10, prompts_per_step=8, group_size=8, max_new_tokens=8, learning_rate=2e-3,
-                     kl_beta=0.001, num_iterations=1, minibatch_size=64, rollout_backend="vllm", scale_rewards=False,
+                     kl_beta=0.001, num_iterations=1, minibatch_size=32, rollout_backend="vllm", scale_rewards=False,
+                     num_workers=2,
                      rewards=[RewardSpec(kind="regex", pattern=r"-?\d+\s*$")])
     run_grpo(StepContext.for_test(tmp_path, {"model": trained_lm_dir, "data": prompts_dir}), cfg)
     history = [json.loads(line) for line in (tmp_path / "history.jsonl").read_text().splitlines()]

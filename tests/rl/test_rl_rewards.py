@@ -47,3 +47,11 @@ def test_grpo_rejects_qlora_with_vllm_sync():
     with pytest.raises(ValidationError, match="quantize_4bit"):
         GRPOConfig(lora=LoRASettings(quantize_4bit=True))
     assert GRPOConfig(lora=LoRASettings(quantize_4bit=True), rollout_backend="hf").rollout_backend == "hf"
+
+
+def test_grpo_sequences_must_split_evenly_over_workers():
+    from components.rl.config import GRPOConfig
+
+    assert GRPOConfig(prompts_per_step=4, group_size=4, num_workers=2).num_workers == 2
+    with pytest.raises(ValueError, match="num_workers=3"):
+        GRPOConfig(prompts_per_step=4, group_size=4, num_workers=3)

@@ -1,0 +1,94 @@
+"""The functions each Ray Train worker runs for ``rl.grpo`` and ``rl.dpo`` (and, without Ray, plain calls).
+
+Every rank loads the same policy (base + LoRA, same seed) and wraps it in DDP. For GRPO rank 0
+also starts the rollout engine; the loops themselves are ``components.rl.grpo.grpo_train`` and
+``components.rl.dpo.dpo_train``. Rank 0 reports the adapter as the run's checkpoint at the end;
+its return value (per-step history) reaches the driver as ``Result.return_value``.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+# Ray Train's variables describe the learners' process group; vLLM's engine core (a child
+# process that inherits the environment) must form its own single-rank group.
+_TRAIN_GROUP_ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "NODE_RANK", "MASTER_ADDR", "MASTER_PORT")
+
+
+@contextmanager
+def _without_train_group_env():
+    saved = {k: os.environ.pop(k) for k in _TRAIN_GROUP_ENV if k in os.environ}
+    try:
+        yield
+    finally:
+        os.environ.update(saved)
+
+
+def _policy(loop_config: dict, lora, seed: int):
+    """(rank, world, PEFT model, DDP wrapper or None, comm, tokenizer) for this worker."""
+    import torch
+    from transformers import AutoTokenizer
+
+    from components.rl.grpo import DistComm, LocalComm
+    from components.sft.lora import add_lora, load_base
+    from components.sft.train_loop import rank_world
+
+    rank, world = rank_world()
+    torch.manual_seed(seed)
+    start = Path(loop_config["adapter_dir"]) if loop_config["adapter_dir"] else None
+    model = add_lora(load_base(loop_config["model_dir"], lora.quantize_4bit), lora, adapter_dir=start)
+    ddp_model = None
+    if world > 1:
+        import ray.train.torch
+
+        ddp_model = ray.train.torch.prepare_model(model, move_to_device=False)
+    comm = DistComm() if world > 1 else LocalComm()
+    return rank, model, ddp_model, comm, AutoTokenizer.from_pretrained(loop_config["model_dir"])
+
+
+def grpo_worker(loop_config: dict) -> list[dict]:
+    """``loop_config``: model_dir, adapter_dir (or None), prompts (rows), settings (GRPOConfig dict)."""
+    from components.rl.config import GRPOConfig
+    from components.rl.grpo import grpo_train
+    from components.rl.rewards import build_rewards
+    from components.rl.rollout import HFRollout, VLLMRollout
+    from components.sft.train_loop import report_step
+
+    cfg = GRPOConfig.model_validate(loop_config["settings"])
+    rank, model, ddp_model, comm, tok = _policy(loop_config, cfg.lora, cfg.seed)
+    base = Path(loop_config["model_dir"])
+    engine, engine_start_s = None, 0.0
+    if rank == 0:
+        if cfg.rollout_backend == "vllm":
+            with _without_train_group_env():
+                engine = VLLMRollout(base, cfg.vllm_max_model_len, cfg.seed)
+            engine_start_s = engine.start_s
+        else:
+            engine = HFRollout(model, tok)
+    rewards = build_rewards(cfg.rewards) if rank == 0 else None
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            history = grpo_train(model, tok, loop_config["prompts"], rewards, cfg, engine, Path(tmp) / "sync", base,
+                                 lambda rec, step: report_step({"step": step, **rec}), comm=comm, ddp_model=ddp_model)
+        finally:
+            if engine is not None:
+                engine.close()
+    history[0]["time/engine_start_s"] = engine_start_s
+    report_step({"step": cfg.num_steps, "done": 1.0}, save=(model, tok) if rank == 0 else None)
+    return history
+
+
+def dpo_worker(loop_config: dict) -> list[dict]:
+    """``loop_config``: model_dir, adapter_dir (or None), train / held (pairs), settings (DPOConfig dict)."""
+    from components.rl.config import DPOConfig
+    from components.rl.dpo import dpo_train
+    from components.sft.train_loop import report_step
+
+    cfg = DPOConfig.model_validate(loop_config["settings"])
+    rank, model, ddp_model, comm, tok = _policy(loop_config, cfg.lora, cfg.seed)
+    history = dpo_train(model, tok, loop_config["train"], loop_config["held"], cfg,
+                        lambda rec, step: report_step({"step": step, **rec}), comm=comm, ddp_model=ddp_model)
+    report_step({"step": cfg.num_steps, "done": 1.0}, save=(model, tok) if rank == 0 else None)
+    return history
