@@ -6,14 +6,16 @@
 1. Speculative decoding: the same greedy workload through an offline engine (``python -m
    serve.offline``) with speculation off, ngram and draft_model, at concurrency (batch) 1 and 8:
    tokens/s, ratio to off, mean acceptance length (tokens per verification step).
-2. Serve overhead: the same streamed completion load (concurrency 8) against bare
+2. Serve overhead: the same streamed completion load (concurrency 8, then 1) against bare
    ``vllm serve`` and against our app under ``serve run``, same engine flags
    (``LLMServeConfig.vllm_cli_args``): throughput, TTFT p50/p99.
 3. Cold start: process launch → first streamed token, ``serve run serve_config`` vs ``vllm serve``.
 
 Each measurement repeats ``--repeats`` times; the table shows the median and the spread
-(max-min over median; for Serve-vs-bare rows the larger of the two sides'). With random weights, acceptance numbers say nothing about a trained
-draft: rerun with ``--model/--draft`` pointing at the flow's artifacts for those.
+(max-min over median; for Serve-vs-bare rows the larger of the two sides'). The table is also
+logged as one MLflow run (experiment ``llmflow-benchmarks``). With random weights, acceptance
+numbers say nothing about a trained draft: rerun with ``--model/--draft`` pointing at the
+flow's artifacts for those.
 """
 from __future__ import annotations
 
@@ -203,6 +205,27 @@ def run_overhead(llm: LLMServeConfig, workdir: Path, repeats: int, max_tokens: i
     return out
 
 
+def log_to_mlflow(args, rows: list[tuple], results: dict) -> None:
+    """One run in experiment ``llmflow-benchmarks``: each table row as ours/baseline/ratio metrics."""
+    import re
+
+    import mlflow
+
+    from components.tracking.mlflow_tracking import default_tracking_uri
+
+    mlflow.set_tracking_uri(default_tracking_uri())
+    mlflow.set_experiment("llmflow-benchmarks")
+    with mlflow.start_run(run_name="serve_llm") as run:
+        mlflow.log_params({"model": str(args.model), "draft": str(args.draft), "repeats": args.repeats,
+                           "max_tokens": args.max_tokens, "requests": args.requests, "skip": ",".join(args.skip)})
+        for name, ours, base, ratio, spread in rows:
+            key = re.sub(r"[^0-9A-Za-z_./ -]", "", name).strip().replace(" ", "_")[:200]
+            mlflow.log_metrics({f"{key}/ours": ours, f"{key}/baseline": base, f"{key}/ratio": ratio,
+                                f"{key}/spread": spread})
+        mlflow.log_dict(results, "serve_llm_results.json")
+    print(f"MLflow: experiment llmflow-benchmarks, run {run.info.run_id} ({default_tracking_uri()})")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", type=Path, help="target HF dir (default: random-init preset of --depth)")
@@ -214,6 +237,8 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=128, help="requests per overhead run at concurrency 8")
     ap.add_argument("--skip", nargs="*", default=[], choices=["spec", "overhead"])
     ap.add_argument("--out", type=Path, default=Path("serve_llm_results.json"))
+    ap.add_argument("--no-mlflow", dest="mlflow", action="store_false",
+                    help="skip the summary run in MLflow (MLFLOW_TRACKING_URI, else ./mlflow.db)")
     args = ap.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="serve_bench_"))
@@ -253,6 +278,8 @@ def main() -> None:
                      bare["cold_start_s"], ours["cold_start_s"] / bare["cold_start_s"], 0.0))
 
     args.out.write_text(json.dumps(results, indent=2))
+    if args.mlflow:
+        log_to_mlflow(args, rows, results)
     print(f"\n{'metric':<75} {'ours':>10} {'baseline':>10} {'ratio':>7} {'spread':>7}")
     for name, o, b, r, s in rows:
         print(f"{name:<75} {o:>10.1f} {b:>10.1f} {r:>7.2f} {100 * s:>6.0f}%")
