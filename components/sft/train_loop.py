@@ -127,8 +127,9 @@ def rank_world() -> tuple[int, int]:
     return ctx.get_world_rank(), ctx.get_world_size()
 
 
-def report_step(metrics: dict, save=None) -> None:
-    """ray.train.report inside a worker (with the adapter as checkpoint at the end); no-op outside."""
+def report_step(metrics: dict, save=None, subdir: str = "adapter") -> None:
+    """ray.train.report inside a worker; ``save=(model, tokenizer)`` also reports them as the
+    checkpoint (in ``subdir``: the adapter, or a whole model). No-op outside a worker."""
     if not _in_train_worker():
         return
     import ray.train
@@ -138,6 +139,6 @@ def report_step(metrics: dict, save=None) -> None:
         return
     model, tok = save
     with tempfile.TemporaryDirectory() as tmp:
-        model.save_pretrained(Path(tmp) / "adapter")
-        tok.save_pretrained(Path(tmp) / "adapter")
+        model.save_pretrained(Path(tmp) / subdir)
+        tok.save_pretrained(Path(tmp) / subdir)
         ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))

@@ -26,13 +26,14 @@ def test_dpo_on_two_ray_train_workers_raises_chosen_over_rejected_margin(tmp_pat
     assert (tmp_path / "adapter" / "adapter_config.json").exists()
 
 
-def test_reward_model_ranks_held_out_pairs_and_serves_as_grpo_reward(tmp_path, trained_lm_dir, prefs_dir):
+def test_reward_model_on_two_workers_ranks_held_out_pairs_and_serves_as_grpo_reward(tmp_path, ray_local, trained_lm_dir,
+                                                                                    prefs_dir):
     from components.rl.config import RewardModelConfig, RewardSpec
     from components.rl.rewards import build_rewards, score
     from components.rl.steps import run_reward_model
     from flows.engine.context import StepContext
 
-    cfg = RewardModelConfig(num_steps=15, batch_size=8, learning_rate=1e-3, max_seq_len=64)
+    cfg = RewardModelConfig(num_steps=15, batch_size=8, learning_rate=1e-3, max_seq_len=64, num_workers=2)
     s = run_reward_model(StepContext.for_test(tmp_path, {"model": trained_lm_dir, "prefs": prefs_dir}), cfg)
     assert s["eval_accuracy"] > 0.8 and s["eval_accuracy"] > s["eval_accuracy_before"], s
 
