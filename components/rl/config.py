@@ -70,6 +70,14 @@ class GRPOConfig(Config):
         return self
 
 
+def _pairs_split_evenly(cfg):
+    """DDP needs the same number of pairs on every rank each step."""
+    if cfg.batch_size % cfg.num_workers:
+        raise ValueError(f"batch_size={cfg.batch_size} does not split evenly over num_workers={cfg.num_workers}: "
+                         "every rank must see the same number of pairs; change one of them")
+    return cfg
+
+
 class DPOConfig(Config):
     """DPO on preference pairs ({prompt, chosen, rejected} JSONL) with a LoRA adapter; reference = adapter disabled."""
 
@@ -87,10 +95,7 @@ class DPOConfig(Config):
 
     @model_validator(mode="after")
     def _batch_splits(self) -> DPOConfig:
-        if self.batch_size % self.num_workers:
-            raise ValueError(f"batch_size={self.batch_size} does not split evenly over num_workers={self.num_workers}: "
-                             "every rank must see the same number of pairs; change one of them")
-        return self
+        return _pairs_split_evenly(self)
 
 
 class RewardModelConfig(Config):
@@ -108,7 +113,4 @@ class RewardModelConfig(Config):
 
     @model_validator(mode="after")
     def _batch_splits(self) -> RewardModelConfig:
-        if self.batch_size % self.num_workers:
-            raise ValueError(f"batch_size={self.batch_size} does not split evenly over num_workers={self.num_workers}: "
-                             "every rank must see the same number of pairs; change one of them")
-        return self
+        return _pairs_split_evenly(self)

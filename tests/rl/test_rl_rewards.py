@@ -55,3 +55,12 @@ def test_grpo_sequences_must_split_evenly_over_workers():
     assert GRPOConfig(prompts_per_step=4, group_size=4, num_workers=2).num_workers == 2
     with pytest.raises(ValueError, match="num_workers=3"):
         GRPOConfig(prompts_per_step=4, group_size=4, num_workers=3)
+
+
+def test_dpo_and_reward_model_batches_must_split_evenly_over_workers():
+    from components.rl.config import DPOConfig, RewardModelConfig
+
+    for cls in (DPOConfig, RewardModelConfig):
+        assert cls(batch_size=8, num_workers=2).num_workers == 2
+        with pytest.raises(ValidationError, match="num_workers=3"):
+            cls(batch_size=8, num_workers=3)
