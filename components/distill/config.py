@@ -1,7 +1,7 @@
 """Config of draft-model distillation."""
 from __future__ import annotations
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from components.config import Config
 
@@ -26,6 +26,8 @@ class DraftDistillConfig(Config):
     eval_prefix_len: int = Field(32, ge=1, description="Prefix tokens given to the target before its greedy continuation.")
     eval_new_tokens: int = Field(32, ge=1, description="Target-greedy tokens over which draft agreement is measured.")
     num_speculative_tokens: int = Field(4, ge=1, description="k for the reported expected tokens per target forward.")
+    num_workers: int = Field(1, ge=1, description="Ray Train workers (DDP over the draft); each takes every "
+                             "num_workers-th block of a batch.")
     seed: int = Field(0, description="Seed for init and batch order (shared by both drafts).")
 
     @field_validator("width")
@@ -34,3 +36,10 @@ class DraftDistillConfig(Config):
         if v is not None and v % 32:
             raise ValueError(f"width={v} is not a multiple of 32; vLLM's CPU attention needs head_dim >= 32")
         return v
+
+    @model_validator(mode="after")
+    def _batch_splits(self) -> DraftDistillConfig:
+        if self.batch_size % self.num_workers:
+            raise ValueError(f"batch_size={self.batch_size} does not split evenly over num_workers={self.num_workers}: "
+                             "every rank must train on the same number of blocks; change one of them")
+        return self

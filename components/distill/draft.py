@@ -2,7 +2,8 @@
 
 The same loop with ``teacher=None`` trains the data-only baseline (cross-entropy on the
 tokens), with the same init, batches and schedule, so the two drafts differ only in what
-they learn from.
+they learn from. In Ray Train workers every rank draws the same batch indices and keeps every
+world_size-th block; DDP averages the draft's gradients (components/distill/worker.py).
 """
 from __future__ import annotations
 
@@ -47,10 +48,16 @@ def init_from_target(draft, target) -> None:
                 param.copy_(source[name])
 
 
-def train_draft(draft, blocks, cfg: DraftDistillConfig, teacher=None, log: Callable[[dict, int], None] | None = None
-                ) -> list[dict]:
+def train_draft(draft, blocks, cfg: DraftDistillConfig, teacher=None, log: Callable[[dict, int], None] | None = None,
+                comm=None, ddp_model=None) -> list[dict]:
+    """Train ``draft`` in place. ``ddp_model``: ``draft`` wrapped in DDP when ``comm.world > 1``."""
     import torch
     import torch.nn.functional as F
+
+    from components.train.fit import LocalComm
+
+    comm = comm or LocalComm()
+    learner = ddp_model if ddp_model is not None else draft
 
     rng = np.random.default_rng(cfg.seed)
     seq_len = min(cfg.seq_len or blocks.seq_len, blocks.seq_len)
@@ -64,8 +71,9 @@ def train_draft(draft, blocks, cfg: DraftDistillConfig, teacher=None, log: Calla
         lr = cfg.learning_rate * min(1.0, step / warmup) * max(0.05, 1 - step / cfg.num_steps)
         for g in opt.param_groups:
             g["lr"] = lr
-        ids = torch.from_numpy(blocks.take(rng.integers(0, len(blocks), cfg.batch_size))[:, :seq_len]).to(device)
-        logits = draft(input_ids=ids).logits[:, :-1].float()
+        picked = rng.integers(0, len(blocks), cfg.batch_size)[comm.rank::comm.world]
+        ids = torch.from_numpy(blocks.take(picked)[:, :seq_len]).to(device)
+        logits = learner(input_ids=ids).logits[:, :-1].float()
         ce = F.cross_entropy(logits.reshape(-1, logits.size(-1)), ids[:, 1:].reshape(-1))
         rec = {"ce": ce.item()}
         if teacher is not None:
@@ -83,7 +91,8 @@ def train_draft(draft, blocks, cfg: DraftDistillConfig, teacher=None, log: Calla
         torch.nn.utils.clip_grad_norm_(draft.parameters(), 1.0)
         opt.step()
         opt.zero_grad(set_to_none=True)
-        rec.update({"loss": loss.item(), "lr": lr, "tokens_per_s": ids.numel() / (time.perf_counter() - t0)})
+        rec = comm.mean({**rec, "loss": loss.item()})
+        rec.update({"lr": lr, "tokens_per_s": ids.numel() * comm.world / (time.perf_counter() - t0)})
         history.append(rec)
         if log is not None:
             log(rec, step)

@@ -53,7 +53,7 @@ def dpo_train(model, tok, train: list[dict], held: list[dict], cfg: DPOConfig,
     import torch
     import torch.nn.functional as F
 
-    from components.rl.grpo import LocalComm
+    from components.train.fit import LocalComm
 
     comm = comm or LocalComm()
     learner = ddp_model if ddp_model is not None else model

@@ -47,40 +47,6 @@ def _logprobs(model, ids, attn, minibatch: int):
                       for i in range(0, len(ids), minibatch)])
 
 
-class LocalComm:
-    """One process: broadcasts return their argument, means are the values themselves."""
-
-    rank, world = 0, 1
-
-    def broadcast(self, obj):
-        return obj
-
-    def mean(self, values: dict[str, float]) -> dict[str, float]:
-        return values
-
-
-class DistComm:
-    """torch.distributed (the Ray Train workers' process group)."""
-
-    def __init__(self):
-        import torch.distributed as dist
-
-        self.dist, self.rank, self.world = dist, dist.get_rank(), dist.get_world_size()
-
-    def broadcast(self, obj):
-        box = [obj]
-        self.dist.broadcast_object_list(box, src=0)
-        return box[0]
-
-    def mean(self, values: dict[str, float]) -> dict[str, float]:
-        import torch
-
-        keys = sorted(values)
-        t = torch.tensor([values[k] for k in keys], dtype=torch.float64)
-        self.dist.all_reduce(t)
-        return {k: float(v) / self.world for k, v in zip(keys, t)}
-
-
 def grpo_train(model, tokenizer, prompts: list[dict], rewards, config: GRPOConfig, engine, sync_dir: Path,
                base_dir: Path, log: Callable[[dict, int], None], comm=None, ddp_model=None) -> list[dict]:
     """Train ``model`` (PEFT, trainable adapter) in place; returns per-step metric records.
@@ -96,6 +62,7 @@ def grpo_train(model, tokenizer, prompts: list[dict], rewards, config: GRPOConfi
     from components.rl.rewards import score
     from components.rl.rollout import merged_state_dict, write_weights
     from components.sft.chat import prompt_text, token_logprobs
+    from components.train.fit import LocalComm
 
     comm = comm or LocalComm()
     lead = comm.rank == 0

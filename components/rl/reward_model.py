@@ -58,7 +58,7 @@ def train_reward_model(model, tok, train: list[dict], held: list[dict], cfg: Rew
     import torch
     import torch.nn.functional as F
 
-    from components.rl.grpo import LocalComm
+    from components.train.fit import LocalComm
 
     comm = comm or LocalComm()
     learner = ddp_model if ddp_model is not None else model

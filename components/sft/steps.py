@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import random
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -53,33 +52,20 @@ def _eval_chats(data: Path, tmp: Path) -> tuple[Path, str]:
 
 
 def run_lora(ctx, config: SFTConfig) -> dict[str, float]:
-    from ray.train import RunConfig, ScalingConfig
-    from ray.train.torch import TorchConfig, TorchTrainer
-
     from components.sft.artifacts import data_file, model_dir
     from components.sft.train_loop import sft_train
-    from components.train.device import distributed_backend, use_gpu
+    from components.train.device import distributed_backend
+    from components.train.fit import fit
 
     base = model_dir(ctx.input("model"))
     data = ctx.input("data")
     train_path = data_file(data, "sft.jsonl")
     with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
-        eval_path, eval_split = _eval_chats(data, tmp)
-        trainer = TorchTrainer(
-            sft_train,
-            train_loop_config={"model_dir": str(base), "train_path": str(train_path),
-                               "eval_path": str(eval_path), "settings": config.model_dump()},
-            scaling_config=ScalingConfig(num_workers=config.num_workers, use_gpu=use_gpu()),
-            torch_config=TorchConfig(backend=distributed_backend()),
-            run_config=RunConfig(storage_path=str(tmp / "ray"), name="sft"),
-        )
-        result = trainer.fit()
-        if result.error:
-            raise result.error
-        history = result.return_value
-        with result.checkpoint.as_directory() as ckpt:
-            shutil.copytree(Path(ckpt) / "adapter", ctx.output / "adapter")
+        eval_path, eval_split = _eval_chats(data, Path(tmp))
+        history = fit(sft_train, {"model_dir": str(base), "train_path": str(train_path), "eval_path": str(eval_path),
+                                  "settings": config.model_dump()},
+                      num_workers=config.num_workers, cpus_per_worker=1.0, name="sft", output=ctx.output,
+                      subdir="adapter")
     for rec in history:
         ctx.log_metrics({k: v for k, v in rec.items() if k != "step"}, step=rec["step"])
     ctx.set_tags({"sft.base_model": str(base), "sft.num_workers": config.num_workers,

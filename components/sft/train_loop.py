@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import math
 import random
-import tempfile
 import time
-from pathlib import Path
 
 
 def _batches(examples: list[dict], batch_size: int, seed: int):
@@ -54,6 +52,7 @@ def sft_train(loop_config: dict) -> list[dict]:
     from components.sft.config import SFTConfig
     from components.sft.dataset import read_jsonl
     from components.sft.lora import add_lora, load_base
+    from components.train.fit import rank_world, report_step
 
     cfg = SFTConfig.model_validate(loop_config["settings"])
     rank, world = rank_world()
@@ -104,41 +103,3 @@ def sft_train(loop_config: dict) -> list[dict]:
             report_step(rec)
     report_step(history[-1], save=(bare, tok) if rank == 0 else None)
     return history
-
-
-def _in_train_worker() -> bool:
-    try:
-        import ray.train
-    except ImportError:  # GPU images without Ray run this loop as a plain function
-        return False
-    try:
-        ray.train.get_context()
-    except RuntimeError:  # "Ray Train function utilities not initialized": a plain single-process run
-        return False
-    return True
-
-
-def rank_world() -> tuple[int, int]:
-    if not _in_train_worker():
-        return 0, 1
-    import ray.train
-
-    ctx = ray.train.get_context()
-    return ctx.get_world_rank(), ctx.get_world_size()
-
-
-def report_step(metrics: dict, save=None, subdir: str = "adapter") -> None:
-    """ray.train.report inside a worker; ``save=(model, tokenizer)`` also reports them as the
-    checkpoint (in ``subdir``: the adapter, or a whole model). No-op outside a worker."""
-    if not _in_train_worker():
-        return
-    import ray.train
-
-    if save is None:
-        ray.train.report(metrics)
-        return
-    model, tok = save
-    with tempfile.TemporaryDirectory() as tmp:
-        model.save_pretrained(Path(tmp) / subdir)
-        tok.save_pretrained(Path(tmp) / subdir)
-        ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))

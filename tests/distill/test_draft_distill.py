@@ -6,7 +6,7 @@ import pytest
 pytestmark = pytest.mark.integration
 
 
-def test_distilled_draft_beats_data_only(tmp_path, trained_lm_dir, tokens_dir):
+def test_distilled_draft_on_two_workers_beats_data_only(tmp_path, ray_local, trained_lm_dir, tokens_dir):
     from transformers import AutoConfig
 
     from components.distill.config import DraftDistillConfig
@@ -16,7 +16,7 @@ def test_distilled_draft_beats_data_only(tmp_path, trained_lm_dir, tokens_dir):
     # Both drafts start from the same layer-drop copy of the target (1 of its 2 layers) and get
     # the same 30 steps on the same blocks: one learns from the target's logits, one from the tokens.
     cfg = DraftDistillConfig(depth=1, init_from_target=True, num_steps=30, batch_size=8, learning_rate=3e-3,
-                             num_eval_prompts=24, eval_prefix_len=16, eval_new_tokens=24)
+                             num_eval_prompts=24, eval_prefix_len=16, eval_new_tokens=24, num_workers=2)
     s = run_draft(StepContext.for_test(tmp_path, {"model": trained_lm_dir, "tokens": tokens_dir}), cfg)
     # Stated margin: 5 points of greedy acceptance.
     assert s["distilled_acceptance_rate"] > s["data_only_acceptance_rate"] + 0.05, s

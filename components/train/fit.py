@@ -1,0 +1,115 @@
+"""Per-worker training functions on Ray Train: the driver side (``fit``) and the worker side
+(rank/world, reporting with a checkpoint, broadcast/mean across ranks).
+
+The post-training steps (``sft.lora``, ``rl.*``, ``distill.draft``) share this: N
+``TorchTrainer`` workers (gloo on CPU, NCCL on GPU, chosen in ``components.train.device``),
+the function's return value on rank 0 as the history, and one folder of rank 0's last
+checkpoint copied into the step's artifact. Outside a worker (a plain call, GPU images
+without Ray) the worker helpers act as a single process.
+"""
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+
+def fit(worker: Callable[[dict], Any], loop_config: dict, *, num_workers: int, cpus_per_worker: float, name: str,
+        output: Path, subdir: str) -> Any:
+    """``worker(loop_config)`` on ``num_workers`` workers; ``<checkpoint>/<subdir>`` → ``output/<subdir>``.
+
+    Returns rank 0's return value.
+    """
+    from ray.train import RunConfig, ScalingConfig
+    from ray.train.torch import TorchConfig, TorchTrainer
+
+    from components.train.device import distributed_backend, use_gpu
+
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer = TorchTrainer(
+            worker, train_loop_config=loop_config,
+            scaling_config=ScalingConfig(num_workers=num_workers, use_gpu=use_gpu(),
+                                         resources_per_worker={"CPU": cpus_per_worker}),
+            torch_config=TorchConfig(backend=distributed_backend()),
+            run_config=RunConfig(storage_path=str(Path(tmp) / "ray"), name=name),
+        )
+        result = trainer.fit()
+        if result.error:
+            raise result.error
+        with result.checkpoint.as_directory() as ckpt:
+            shutil.copytree(Path(ckpt) / subdir, Path(output) / subdir)
+    return result.return_value
+
+
+def _in_train_worker() -> bool:
+    try:
+        import ray.train
+    except ImportError:  # GPU images without Ray run this loop as a plain function
+        return False
+    try:
+        ray.train.get_context()
+    except RuntimeError:  # "Ray Train function utilities not initialized": a plain single-process run
+        return False
+    return True
+
+
+def rank_world() -> tuple[int, int]:
+    if not _in_train_worker():
+        return 0, 1
+    import ray.train
+
+    ctx = ray.train.get_context()
+    return ctx.get_world_rank(), ctx.get_world_size()
+
+
+def report_step(metrics: dict, save=None, subdir: str = "adapter") -> None:
+    """ray.train.report inside a worker; ``save=(model, tokenizer)`` also reports them as the
+    checkpoint (in ``subdir``: the adapter, or a whole model). No-op outside a worker."""
+    if not _in_train_worker():
+        return
+    import ray.train
+
+    if save is None:
+        ray.train.report(metrics)
+        return
+    model, tok = save
+    with tempfile.TemporaryDirectory() as tmp:
+        model.save_pretrained(Path(tmp) / subdir)
+        tok.save_pretrained(Path(tmp) / subdir)
+        ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))
+
+
+class LocalComm:
+    """One process: broadcasts return their argument, means are the values themselves."""
+
+    rank, world = 0, 1
+
+    def broadcast(self, obj):
+        return obj
+
+    def mean(self, values: dict[str, float]) -> dict[str, float]:
+        return values
+
+
+class DistComm:
+    """torch.distributed (the Ray Train workers' process group)."""
+
+    def __init__(self):
+        import torch.distributed as dist
+
+        self.dist, self.rank, self.world = dist, dist.get_rank(), dist.get_world_size()
+
+    def broadcast(self, obj):
+        box = [obj]
+        self.dist.broadcast_object_list(box, src=0)
+        return box[0]
+
+    def mean(self, values: dict[str, float]) -> dict[str, float]:
+        import torch
+
+        keys = sorted(values)
+        t = torch.tensor([values[k] for k in keys], dtype=torch.float64)
+        self.dist.all_reduce(t)
+        return {k: float(v) / self.world for k, v in zip(keys, t)}
