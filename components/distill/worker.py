@@ -21,7 +21,7 @@ def distill_worker(loop_config: dict) -> dict:
     from components.distill.config import DraftDistillConfig
     from components.distill.draft import draft_config, init_from_target, train_draft
     from components.train.data import TokenBlocks
-    from components.train.fit import DistComm, LocalComm, rank_world, report_step
+    from components.train.fit import DistComm, LocalComm, progress, rank_world, report_final
 
     cfg = DraftDistillConfig.model_validate(loop_config["settings"])
     rank, world = rank_world()
@@ -40,7 +40,7 @@ def distill_worker(loop_config: dict) -> dict:
 
     def train(model, teacher, prefix: str) -> list[dict]:
         return train_draft(model, train_blocks, cfg, teacher=teacher, comm=comm, ddp_model=wrap(model),
-                           log=lambda rec, step: report_step({"step": step, **{f"{prefix}/{k}": v for k, v in rec.items()}}))
+                           log=progress(f"distill:{prefix}", every=20))
 
     torch.manual_seed(cfg.seed)
     draft = LlamaForCausalLM(dc)
@@ -69,5 +69,5 @@ def distill_worker(loop_config: dict) -> dict:
                        "target_params": sum(p.numel() for p in target.parameters()),
                        "eval_split": "val" if len(val_blocks) else "train"})
         out["result"] = result
-    report_step({"step": cfg.num_steps, "done": 1.0}, save=(draft, tok) if rank == 0 else None, subdir="model")
+    report_final({"step": cfg.num_steps, "done": 1.0}, save=(draft, tok) if rank == 0 else None, subdir="model")
     return out

@@ -54,7 +54,7 @@ def grpo_worker(loop_config: dict) -> list[dict]:
     from components.rl.grpo import grpo_train
     from components.rl.rewards import build_rewards
     from components.rl.rollout import HFRollout, VLLMRollout
-    from components.train.fit import report_step
+    from components.train.fit import progress, report_final
 
     cfg = GRPOConfig.model_validate(loop_config["settings"])
     rank, model, ddp_model, comm, tok = _policy(loop_config, cfg.lora, cfg.seed)
@@ -71,12 +71,12 @@ def grpo_worker(loop_config: dict) -> list[dict]:
     with tempfile.TemporaryDirectory() as tmp:
         try:
             history = grpo_train(model, tok, loop_config["prompts"], rewards, cfg, engine, Path(tmp) / "sync", base,
-                                 lambda rec, step: report_step({"step": step, **rec}), comm=comm, ddp_model=ddp_model)
+                                 progress("grpo", every=1), comm=comm, ddp_model=ddp_model)
         finally:
             if engine is not None:
                 engine.close()
     history[0]["time/engine_start_s"] = engine_start_s
-    report_step({"step": cfg.num_steps, "done": 1.0}, save=(model, tok) if rank == 0 else None)
+    report_final({"step": cfg.num_steps, "done": 1.0}, save=(model, tok) if rank == 0 else None)
     return history
 
 
@@ -84,13 +84,13 @@ def dpo_worker(loop_config: dict) -> list[dict]:
     """``loop_config``: model_dir, adapter_dir (or None), train / held (pairs), settings (DPOConfig dict)."""
     from components.rl.config import DPOConfig
     from components.rl.dpo import dpo_train
-    from components.train.fit import report_step
+    from components.train.fit import progress, report_final
 
     cfg = DPOConfig.model_validate(loop_config["settings"])
     rank, model, ddp_model, comm, tok = _policy(loop_config, cfg.lora, cfg.seed)
     history = dpo_train(model, tok, loop_config["train"], loop_config["held"], cfg,
-                        lambda rec, step: report_step({"step": step, **rec}), comm=comm, ddp_model=ddp_model)
-    report_step({"step": cfg.num_steps, "done": 1.0}, save=(model, tok) if rank == 0 else None)
+                        progress("dpo"), comm=comm, ddp_model=ddp_model)
+    report_final({"step": cfg.num_steps, "done": 1.0}, save=(model, tok) if rank == 0 else None)
     return history
 
 
@@ -101,7 +101,7 @@ def reward_model_worker(loop_config: dict) -> list[dict]:
     from components.rl.config import RewardModelConfig
     from components.train.fit import DistComm, LocalComm
     from components.rl.reward_model import load_reward_model, train_reward_model
-    from components.train.fit import rank_world, report_step
+    from components.train.fit import progress, rank_world, report_final
 
     cfg = RewardModelConfig.model_validate(loop_config["settings"])
     rank, world = rank_world()
@@ -114,6 +114,6 @@ def reward_model_worker(loop_config: dict) -> list[dict]:
         ddp_model = ray.train.torch.prepare_model(model, move_to_device=False)
     comm = DistComm() if world > 1 else LocalComm()
     history = train_reward_model(model, tok, loop_config["train"], loop_config["held"], cfg,
-                                 lambda rec, step: report_step({"step": step, **rec}), comm=comm, ddp_model=ddp_model)
-    report_step({"step": cfg.num_steps, "done": 1.0}, save=(model, tok) if rank == 0 else None, subdir="model")
+                                 progress("reward_model"), comm=comm, ddp_model=ddp_model)
+    report_final({"step": cfg.num_steps, "done": 1.0}, save=(model, tok) if rank == 0 else None, subdir="model")
     return history

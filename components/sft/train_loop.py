@@ -52,7 +52,7 @@ def sft_train(loop_config: dict) -> list[dict]:
     from components.sft.config import SFTConfig
     from components.sft.dataset import read_jsonl
     from components.sft.lora import add_lora, load_base
-    from components.train.fit import rank_world, report_step
+    from components.train.fit import progress, rank_world, report_final
 
     cfg = SFTConfig.model_validate(loop_config["settings"])
     rank, world = rank_world()
@@ -79,7 +79,7 @@ def sft_train(loop_config: dict) -> list[dict]:
                                               * max(0.0, 1 - s / max_steps) ** 0.5)
     device = next(bare.parameters()).device
     history = [{"step": 0, "eval_response_loss": evaluate_response_loss(bare, evals, tok.pad_token_id)}]
-    report_step(history[-1])
+    log = progress("sft")
     batches = _batches(shard, min(cfg.batch_size, len(shard)), cfg.seed + rank)
     for step in range(1, max_steps + 1):
         t0 = time.perf_counter()
@@ -99,7 +99,6 @@ def sft_train(loop_config: dict) -> list[dict]:
         if step == max_steps:
             rec["eval_response_loss"] = evaluate_response_loss(bare, evals, tok.pad_token_id)
         history.append(rec)
-        if step != max_steps:
-            report_step(rec)
-    report_step(history[-1], save=(bare, tok) if rank == 0 else None)
+        log(rec, step)
+    report_final(history[-1], save=(bare, tok) if rank == 0 else None)
     return history
