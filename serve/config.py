@@ -100,6 +100,9 @@ class LLMServeConfig(Config):
     num_replicas: int = Field(1, ge=1, description="engine replicas (each is one vLLM engine)")
     num_cpus: float = Field(1.0, ge=0, description="logical CPUs a replica reserves in Ray")
     num_gpus: float = Field(0.0, ge=0, description="GPUs a replica reserves (0 on CPU machines)")
+    engine_threads: int | None = Field(
+        None, ge=1, description="OpenMP threads of a CPU engine. None: every core of the replica's node. "
+        "(Ray would otherwise give the engine num_cpus threads — one — and a bare `vllm serve` uses all cores.)")
     max_ongoing_requests: int = Field(32, ge=1, description="requests a replica holds at once; more wait in "
                                                            "Serve's queue")
     max_queued_requests: int = Field(64, ge=-1, description="requests Serve queues per caller before answering "

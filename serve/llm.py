@@ -31,6 +31,7 @@ and is validated exactly as the HTTP routes validate them. A rejected request ra
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -55,6 +56,10 @@ class LLMDeployment:
 
         self.config = LLMServeConfig.model_validate(config)
         self._api_key = self.config.api_key()
+        if self.config.num_gpus == 0:
+            # Ray set OMP_NUM_THREADS to this replica's num_cpus (1); the engine-core child inherits
+            # our environment, so say here how many threads its forward passes get.
+            os.environ["OMP_NUM_THREADS"] = str(self.config.engine_threads or os.cpu_count() or 1)
         parser = make_arg_parser(FlexibleArgumentParser(prog="llmflow-serve"))
         args = parser.parse_args(self.config.vllm_cli_args())
         args.model = args.model_tag  # what `vllm serve MODEL` does with the positional
