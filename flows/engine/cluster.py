@@ -86,7 +86,29 @@ def stop_local_head(workdir: Path) -> bool:
     f = head_file(workdir)
     if not f.exists():
         return False
+    _shutdown_serve(json.loads(f.read_text())["address"])
     # `ray stop` has no per-cluster form; it stops the Ray processes of this machine's user.
     subprocess.run([_ray_cli(), "stop", "--force"], check=False, capture_output=True)
     f.unlink()
     return True
+
+
+# Deleting the apps first lets each LLM replica shut its vLLM engine-core process down; a bare
+# `ray stop --force` kills the replicas and leaves those children running (seen: one orphaned
+# engine per stopped stack, each holding its KV cache).
+_SHUTDOWN_SERVE = """
+import os, sys
+os.environ.setdefault("RAY_AUTH_MODE", "token")
+import ray
+from ray import serve
+ray.init(address=sys.argv[1], log_to_driver=False)
+serve.shutdown()
+"""
+
+
+def _shutdown_serve(address: str, timeout_s: float = 120) -> None:
+    try:
+        subprocess.run([sys.executable, "-c", _SHUTDOWN_SERVE, address], check=False, capture_output=True,
+                       timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        pass  # a wedged Serve must not block the stop; `ray stop --force` follows
