@@ -21,25 +21,18 @@ def distill_worker(loop_config: dict) -> dict:
     from components.distill.config import DraftDistillConfig
     from components.distill.draft import draft_config, init_from_target, train_draft
     from components.train.data import TokenBlocks
-    from components.train.fit import DistComm, LocalComm, progress, rank_world, report_final
+    from components.train.fit import distribute, progress, rank_world, report_final
 
     cfg = DraftDistillConfig.model_validate(loop_config["settings"])
-    rank, world = rank_world()
-    comm = DistComm() if world > 1 else LocalComm()
+    rank, _ = rank_world()
     target = AutoModelForCausalLM.from_pretrained(loop_config["target_dir"], dtype=torch.float32).eval()
     tok = AutoTokenizer.from_pretrained(loop_config["target_dir"])
     train_blocks, val_blocks = TokenBlocks(loop_config["tokens_dir"], "train"), TokenBlocks(loop_config["tokens_dir"], "val")
     dc = draft_config(target.config, cfg)
 
-    def wrap(model):
-        if world == 1:
-            return None
-        import ray.train.torch
-
-        return ray.train.torch.prepare_model(model, move_to_device=False)
-
     def train(model, teacher, prefix: str) -> list[dict]:
-        return train_draft(model, train_blocks, cfg, teacher=teacher, comm=comm, ddp_model=wrap(model),
+        ddp_model, comm = distribute(model)
+        return train_draft(model, train_blocks, cfg, teacher=teacher, comm=comm, ddp_model=ddp_model,
                            log=progress(f"distill:{prefix}", every=20))
 
     torch.manual_seed(cfg.seed)

@@ -59,9 +59,9 @@ def _median(xs) -> float:
     return xs[len(xs) // 2] if xs else 0.0
 
 
-def run_dpo(ctx, config: DPOConfig) -> dict[str, float]:
+def _pairs(ctx, config: DPOConfig | RewardModelConfig) -> tuple[list[dict], list[dict], list[dict]]:
+    """All pairs of the ``prefs`` input, then the train / held-out split; every rank needs a pair."""
     from components.rl.prefs import read_pairs, split
-    from components.rl.workers import dpo_worker
     from components.sft.artifacts import data_file
 
     pairs = read_pairs(data_file(ctx.input("prefs"), config.pairs_file))
@@ -69,6 +69,13 @@ def run_dpo(ctx, config: DPOConfig) -> dict[str, float]:
     if len(train) < config.num_workers:
         raise ValueError(f"{len(train)} training pairs for num_workers={config.num_workers}: every rank needs at "
                          "least one pair per step; collect more pairs or lower num_workers")
+    return pairs, train, held
+
+
+def run_dpo(ctx, config: DPOConfig) -> dict[str, float]:
+    from components.rl.workers import dpo_worker
+
+    pairs, train, held = _pairs(ctx, config)
     history = _fit(ctx, dpo_worker, {"train": train, "held": held, "settings": config.model_dump()},
                    config.num_workers, 1.0, "dpo")
     for step, rec in enumerate(history):
@@ -82,15 +89,9 @@ def run_dpo(ctx, config: DPOConfig) -> dict[str, float]:
 
 
 def run_reward_model(ctx, config: RewardModelConfig) -> dict[str, float]:
-    from components.rl.prefs import read_pairs, split
     from components.rl.workers import reward_model_worker
-    from components.sft.artifacts import data_file
 
-    pairs = read_pairs(data_file(ctx.input("prefs"), config.pairs_file))
-    train, held = split(pairs, config.eval_fraction, config.seed)
-    if len(train) < config.num_workers:
-        raise ValueError(f"{len(train)} training pairs for num_workers={config.num_workers}: every rank needs at "
-                         "least one pair per step; collect more pairs or lower num_workers")
+    _, train, held = _pairs(ctx, config)
     history = _fit(ctx, reward_model_worker, {"train": train, "held": held, "settings": config.model_dump()},
                    config.num_workers, 1.0, "reward_model", subdir="model")
     for step, rec in enumerate(history):

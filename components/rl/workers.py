@@ -27,24 +27,18 @@ def _without_train_group_env():
 
 
 def _policy(loop_config: dict, lora, seed: int):
-    """(rank, world, PEFT model, DDP wrapper or None, comm, tokenizer) for this worker."""
+    """(rank, PEFT model, DDP wrapper or None, comm, tokenizer) for this worker."""
     import torch
     from transformers import AutoTokenizer
 
-    from components.train.fit import DistComm, LocalComm
     from components.sft.lora import add_lora, load_base
-    from components.train.fit import rank_world
+    from components.train.fit import distribute, rank_world
 
-    rank, world = rank_world()
+    rank, _ = rank_world()
     torch.manual_seed(seed)
     start = Path(loop_config["adapter_dir"]) if loop_config["adapter_dir"] else None
     model = add_lora(load_base(loop_config["model_dir"], lora.quantize_4bit), lora, adapter_dir=start)
-    ddp_model = None
-    if world > 1:
-        import ray.train.torch
-
-        ddp_model = ray.train.torch.prepare_model(model, move_to_device=False)
-    comm = DistComm() if world > 1 else LocalComm()
+    ddp_model, comm = distribute(model)
     return rank, model, ddp_model, comm, AutoTokenizer.from_pretrained(loop_config["model_dir"])
 
 
@@ -99,20 +93,14 @@ def reward_model_worker(loop_config: dict) -> list[dict]:
     import torch
 
     from components.rl.config import RewardModelConfig
-    from components.train.fit import DistComm, LocalComm
     from components.rl.reward_model import load_reward_model, train_reward_model
-    from components.train.fit import progress, rank_world, report_final
+    from components.train.fit import distribute, progress, rank_world, report_final
 
     cfg = RewardModelConfig.model_validate(loop_config["settings"])
-    rank, world = rank_world()
+    rank, _ = rank_world()
     torch.manual_seed(cfg.seed)
     model, tok = load_reward_model(loop_config["model_dir"])
-    ddp_model = None
-    if world > 1:
-        import ray.train.torch
-
-        ddp_model = ray.train.torch.prepare_model(model, move_to_device=False)
-    comm = DistComm() if world > 1 else LocalComm()
+    ddp_model, comm = distribute(model)
     history = train_reward_model(model, tok, loop_config["train"], loop_config["held"], cfg,
                                  progress("reward_model"), comm=comm, ddp_model=ddp_model)
     report_final({"step": cfg.num_steps, "done": 1.0}, save=(model, tok) if rank == 0 else None, subdir="model")

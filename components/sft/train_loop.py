@@ -52,7 +52,7 @@ def sft_train(loop_config: dict) -> list[dict]:
     from components.sft.config import SFTConfig
     from components.sft.dataset import read_jsonl
     from components.sft.lora import add_lora, load_base
-    from components.train.fit import progress, rank_world, report_final
+    from components.train.fit import distribute, progress, rank_world, report_final
 
     cfg = SFTConfig.model_validate(loop_config["settings"])
     rank, world = rank_world()
@@ -68,9 +68,7 @@ def sft_train(loop_config: dict) -> list[dict]:
 
     model = add_lora(load_base(loop_config["model_dir"], cfg.lora.quantize_4bit), cfg.lora)
     bare = model
-    if world > 1:
-        import ray.train.torch
-        model = ray.train.torch.prepare_model(model, move_to_device=False)
+    model = distribute(bare)[0] or bare
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
     steps_per_epoch = max(len(shard) // cfg.batch_size, 1)

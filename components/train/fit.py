@@ -97,6 +97,16 @@ def progress(name: str, every: int = 10):
     return log
 
 
+def distribute(model):
+    """(DDP wrapper of ``model`` or None, comm) for this worker: DDP only with more than one rank."""
+    _, world = rank_world()
+    if world == 1:
+        return None, LocalComm()
+    import ray.train.torch
+
+    return ray.train.torch.prepare_model(model, move_to_device=False), DistComm()
+
+
 class LocalComm:
     """One process: broadcasts return their argument, means are the values themselves."""
 

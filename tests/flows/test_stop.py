@@ -11,18 +11,26 @@ import subprocess
 from flows.engine import cluster
 
 
-def test_stop_shuts_serve_down_through_the_head_before_ray_stop(tmp_path, monkeypatch):
+def _record_runs(monkeypatch, workdir, shutdown_hangs: bool = False) -> list:
+    """A head file as `llmflow run` leaves it, and subprocess.run recording each command."""
     calls = []
 
     def fake_run(cmd, **kwargs):
         calls.append(cmd)
+        if shutdown_hangs and "timeout" in kwargs:
+            raise subprocess.TimeoutExpired(cmd, kwargs["timeout"])
         return subprocess.CompletedProcess(cmd, 0)
 
     monkeypatch.setattr(cluster.subprocess, "run", fake_run)
-    f = cluster.head_file(tmp_path)
+    f = cluster.head_file(workdir)
     f.parent.mkdir(parents=True)
     f.write_text(json.dumps({"address": "127.0.0.1:6390"}))
+    return calls
 
+
+def test_stop_shuts_serve_down_through_the_head_before_ray_stop(tmp_path, monkeypatch):
+    calls = _record_runs(monkeypatch, tmp_path)
+    f = cluster.head_file(tmp_path)
     assert cluster.stop_local_head(tmp_path)
     assert "serve.shutdown()" in calls[0][2] and calls[0][3] == "127.0.0.1:6390"
     assert calls[1][1:] == ["stop", "--force"]
@@ -31,17 +39,6 @@ def test_stop_shuts_serve_down_through_the_head_before_ray_stop(tmp_path, monkey
 
 
 def test_a_wedged_serve_does_not_block_the_stop(tmp_path, monkeypatch):
-    calls = []
-
-    def fake_run(cmd, **kwargs):
-        calls.append(cmd)
-        if "timeout" in kwargs:
-            raise subprocess.TimeoutExpired(cmd, kwargs["timeout"])
-        return subprocess.CompletedProcess(cmd, 0)
-
-    monkeypatch.setattr(cluster.subprocess, "run", fake_run)
-    f = cluster.head_file(tmp_path)
-    f.parent.mkdir(parents=True)
-    f.write_text(json.dumps({"address": "127.0.0.1:6390"}))
+    calls = _record_runs(monkeypatch, tmp_path, shutdown_hangs=True)
     assert cluster.stop_local_head(tmp_path)
     assert calls[-1][1:] == ["stop", "--force"]
