@@ -50,7 +50,7 @@ def run(recipe: str,
         workdir: Path = typer.Option(Path("."), "--workdir", help="Where local artifacts and mlflow.db live.")):
     """Run a recipe: cached steps are skipped, a failed run resumes at the failed step."""
     from components.tracking.mlflow_tracking import TrackingUnavailable
-    from flows.engine.runner import FlowFailed, FlowRunner
+    from flows.engine.runner import FlowFailed, FlowRunner, FlowTerminated
 
     r = _load(recipe, set_)
     try:
@@ -62,7 +62,12 @@ def run(recipe: str,
     except ValueError as e:
         console.print(f"[red]{e}[/]")
         raise typer.Exit(2)
+    except (KeyboardInterrupt, FlowTerminated) as e:
+        console.print(f"[yellow]flow interrupted ({type(e).__name__}); its MLflow runs are marked KILLED. "
+                      "Re-run to resume: completed steps are cached.[/]")
+        raise typer.Exit(130 if isinstance(e, KeyboardInterrupt) else 143)
     _summary(result)
+    _access_notes(workdir.resolve(), result)
     if not result.ok:
         console.print(f"[red]{FlowFailed(result)}[/]")
         for o in result.outcomes.values():
@@ -89,6 +94,24 @@ def _summary(result) -> None:
             info = json.loads(endpoint.read_text())
             console.print(f"{o.name}: serving at {info.get('url')} (OpenAI-compatible)"
                           + (f"; feedback: POST {info['feedback_url']}" if info.get("feedback_url") else ""))
+
+
+def _access_notes(workdir: Path, result) -> None:
+    """Where the secrets of what is left running live (their paths, never their values)."""
+    from flows.engine.cluster import head_file
+
+    head = head_file(workdir)
+    if head.exists():
+        info = json.loads(head.read_text())
+        console.print(f"Ray head {info['address']} (log {info.get('log')}); auth token: "
+                      f"{info.get('token_path') or 'from RAY_AUTH_TOKEN / RAY_AUTH_TOKEN_PATH'}")
+    for o in result.outcomes.values():
+        endpoint = Path(o.uri) / "endpoint.json"
+        if o.status in ("done", "cached") and endpoint.exists():
+            info = json.loads(endpoint.read_text())
+            if info.get("api_key_file"):
+                console.print(f"{o.name}: API key in {info['api_key_file']} "
+                              f"(export {info.get('api_key_env') or 'LLMFLOW_API_KEY'}=$(cat {info['api_key_file']}))")
     if any((Path(o.uri) / "endpoint.json").exists() for o in result.outcomes.values()):
         console.print("Stop serving with: .venv/bin/llmflow stop")
 

@@ -1,16 +1,27 @@
 """Connecting to Ray: an existing cluster (--address / RAY_ADDRESS / recipe) or a local one.
 
 A flow that starts a Serve app must outlive its driver, so for those we start a local
-head with ``ray start --head`` (its address kept in ``.llmflow/ray_head.json``, stopped by
-``llmflow stop``) instead of ``ray.init()``'s in-process cluster, which dies with the driver.
+head with ``ray start --head --block`` in its own process group (its address, pid and
+temp dir kept in ``.llmflow/ray_head.json``, stopped by ``llmflow stop``) instead of
+``ray.init()``'s in-process cluster, which dies with the driver.
+
+Ray 2.60 runs local clusters in token-auth mode. Its default token lives in
+``~/.ray/auth_token``, which a machine where Ray never ran does not have (``ray start``
+then fails). Unless the user chose a token (``RAY_AUTH_TOKEN`` / ``RAY_AUTH_TOKEN_PATH``)
+or turned auth off (``RAY_AUTH_MODE=disabled``), the project keeps its own token in
+``.llmflow/secrets/ray_auth_token`` and hands it to the head, the driver and ``llmflow stop``.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import secrets
 import socket
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 # Workers inherit these: no hub downloads at run time; vLLM's CPU backend settings that
@@ -21,6 +32,7 @@ WORKER_ENV = {
     "VLLM_CPU_KVCACHE_SPACE": "1",
     "VLLM_CPU_OMP_THREADS_BIND": "nobind",
 }
+HEAD_START_TIMEOUT_S = 180.0
 
 
 def _ray_cli() -> str:
@@ -31,20 +43,57 @@ def head_file(workdir: Path) -> Path:
     return workdir / ".llmflow" / "ray_head.json"
 
 
+def token_file(workdir: Path) -> Path:
+    return workdir / ".llmflow" / "secrets" / "ray_auth_token"
+
+
 def resolve_address(cli_address: str | None, recipe_address: str | None) -> str | None:
     return cli_address or os.environ.get("RAY_ADDRESS") or recipe_address
 
 
+def ray_auth_env(workdir: Path) -> dict[str, str]:
+    """The auth variables every Ray process of this project gets; creates the project token once.
+
+    Empty when the user decided (their own token, or auth off): then Ray's own rules apply.
+    """
+    if os.environ.get("RAY_AUTH_MODE", "").lower() == "disabled":
+        return {}
+    if os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH"):
+        return {"RAY_AUTH_MODE": "token"}
+    path = token_file(workdir)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # O_EXCL + 0600: never readable by others, and two racing drivers cannot both write one.
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_hex(32))
+        except FileExistsError:
+            pass
+    return {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(path)}
+
+
+def use_auth(workdir: Path) -> dict[str, str]:
+    """Put the project's Ray auth settings into this process's environment (before Ray reads them)."""
+    env = ray_auth_env(workdir)
+    os.environ.update(env)
+    if env and "ray" in sys.modules:
+        # Ray caches its auth config at import; a driver that imported Ray earlier must re-read it.
+        from ray._raylet import AuthenticationTokenLoader, Config
+
+        Config.initialize("")
+        AuthenticationTokenLoader.instance().reset_cache()
+    return env
+
+
 def connect(address: str | None, num_cpus: int, persistent: bool, workdir: Path) -> bool:
     """Initialise Ray in this process; returns True if we own a cluster we should shut down."""
-    if persistent and not address:
-        # Ray 2.60 turns token auth on for a `ray start` head when ~/.ray/auth_token exists, but a
-        # driver connecting by address sends the token only in token mode, read when ray is imported.
-        os.environ.setdefault("RAY_AUTH_MODE", "token")
     import ray
 
     if ray.is_initialized():
         return False
+    if not address:
+        use_auth(workdir)
     for k, v in WORKER_ENV.items():
         os.environ.setdefault(k, v)
     if address:
@@ -58,47 +107,124 @@ def connect(address: str | None, num_cpus: int, persistent: bool, workdir: Path)
     return True
 
 
+def _temp_dir(workdir: Path) -> Path:
+    # Ray puts Unix sockets under its temp dir (path limit ~107 bytes), so not under a deep
+    # workdir; one per project, so `llmflow stop` finds exactly this project's processes.
+    digest = hashlib.sha1(str(workdir.resolve()).encode()).hexdigest()[:12]
+    return Path(tempfile.gettempdir()) / f"llmflow-ray-{digest}"
+
+
+def _free_ports(n: int) -> list[int]:
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _head_info(workdir: Path) -> dict | None:
+    f = head_file(workdir)
+    return json.loads(f.read_text()) if f.exists() else None
+
+
 def ensure_local_head(workdir: Path, num_cpus: int) -> str:
     """The address of this project's local Ray head, started if it is not running."""
-    f = head_file(workdir)
-    if f.exists():
-        address = json.loads(f.read_text())["address"]
-        alive = subprocess.run([_ray_cli(), "status", "--address", address], capture_output=True, check=False)
-        if alive.returncode == 0:
-            return address
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    info = _head_info(workdir)
+    if info and info.get("pid") and _alive(info["pid"]):
+        return info["address"]
+    if info:  # a head that died (reboot, OOM): clean its leftovers before starting another
+        stop_local_head(workdir)
+    port, client_port, dashboard_port = _free_ports(3)
+    temp_dir = _temp_dir(workdir)
+    log = workdir / ".llmflow" / "ray_head.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, **ray_auth_env(workdir)}
+    # --block keeps `ray start` as the parent of the head's processes, and a new session makes
+    # them one process group: `llmflow stop` ends this cluster, never another Ray of this user.
     # Loopback only: a laptop's flow needs no other host, and the address stays the one we saved.
-    r = subprocess.run([_ray_cli(), "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}",
-                        f"--num-cpus={num_cpus}", "--include-dashboard=false", "--disable-usage-stats"],
-                       capture_output=True, text=True, check=False)
-    if r.returncode != 0:
-        raise RuntimeError(f"`ray start --head` failed:\n{r.stdout[-2000:]}\n{r.stderr[-2000:]}")
+    cmd = [_ray_cli(), "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={port}",
+           f"--num-cpus={num_cpus}", "--include-dashboard=false", "--disable-usage-stats",
+           f"--temp-dir={temp_dir}",
+           # Ray's fixed defaults (10001, 8265) would collide with a second cluster on this machine.
+           f"--ray-client-server-port={client_port}", f"--dashboard-port={dashboard_port}"]
+    with open(log, "w") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+                                cwd=workdir)
     address = f"127.0.0.1:{port}"
-    f.parent.mkdir(parents=True, exist_ok=True)
-    f.write_text(json.dumps({"address": address}))
-    return address
+    head_file(workdir).write_text(json.dumps({"address": address, "pid": proc.pid, "temp_dir": str(temp_dir),
+                                              "token_path": env.get("RAY_AUTH_TOKEN_PATH"), "log": str(log)}))
+    deadline = time.monotonic() + HEAD_START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            head_file(workdir).unlink(missing_ok=True)
+            raise RuntimeError(f"`ray start --head` exited with {proc.returncode}; its log ({log}):\n"
+                               f"{log.read_text()[-3000:]}")
+        if "Ray runtime started" in log.read_text(errors="replace"):
+            return address
+        time.sleep(0.5)
+    stop_local_head(workdir)
+    raise RuntimeError(f"the local Ray head did not start within {HEAD_START_TIMEOUT_S:.0f} s; see {log}")
 
 
 def stop_local_head(workdir: Path) -> bool:
     """Stop the head `llmflow run` started (and the Serve app on it). Returns False if none ran."""
-    f = head_file(workdir)
-    if not f.exists():
+    info = _head_info(workdir)
+    if info is None:
         return False
-    _shutdown_serve(json.loads(f.read_text())["address"])
-    # `ray stop` has no per-cluster form; it stops the Ray processes of this machine's user.
-    subprocess.run([_ray_cli(), "stop", "--force"], check=False, capture_output=True)
-    f.unlink()
+    env = {**os.environ, **ray_auth_env(workdir)}
+    pid = info.get("pid")
+    if pid and _alive(pid):
+        _shutdown_serve(info["address"], env)
+        _kill_tree(pid)
+    head_file(workdir).unlink(missing_ok=True)
     return True
 
 
-# Deleting the apps first lets each LLM replica shut its vLLM engine-core process down; a bare
-# `ray stop --force` kills the replicas and leaves those children running (seen: one orphaned
-# engine per stopped stack, each holding its KV cache).
+def _kill_tree(pid: int, grace_s: float = 15.0) -> None:
+    """SIGTERM the head and every process under it, then SIGKILL what is left.
+
+    The tree, not the process group: Ray workers (and the vLLM engines they spawn) run in
+    their own process groups, but all descend from this head's raylet.
+    """
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return
+    for p in procs:
+        try:
+            p.terminate()
+        except psutil.NoSuchProcess:
+            pass
+    _, alive = psutil.wait_procs(procs, timeout=grace_s)
+    for p in alive:
+        try:
+            p.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(alive, timeout=5)
+
+
+# Deleting the apps first lets each LLM replica shut its vLLM engine-core process down; killing
+# the replicas outright leaves those children running (seen: one orphaned engine per stopped
+# stack, each holding its KV cache).
 _SHUTDOWN_SERVE = """
-import os, sys
-os.environ.setdefault("RAY_AUTH_MODE", "token")
+import sys
 import ray
 from ray import serve
 ray.init(address=sys.argv[1], log_to_driver=False)
@@ -106,9 +232,9 @@ serve.shutdown()
 """
 
 
-def _shutdown_serve(address: str, timeout_s: float = 120) -> None:
+def _shutdown_serve(address: str, env: dict[str, str], timeout_s: float = 120) -> None:
     try:
         subprocess.run([sys.executable, "-c", _SHUTDOWN_SERVE, address], check=False, capture_output=True,
-                       timeout=timeout_s)
+                       timeout=timeout_s, env=env)
     except subprocess.TimeoutExpired:
-        pass  # a wedged Serve must not block the stop; `ray stop --force` follows
+        pass  # a wedged Serve must not block the stop; killing the process group follows

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import threading
 import time
 import traceback
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -132,17 +135,21 @@ class FlowRunner:
         forced = self.recipe.downstream(set(force))
         self.store.sweep_temps()
         tracker, parent, uri = self._start_tracking()
-        persistent = any(not s.kind.cacheable and s.kind.name.startswith("serve.") for s in self.plan.values())
-        owns_ray = cluster.connect(cluster.resolve_address(self.address, self.recipe.model.ray.address),
-                                   self.recipe.model.ray.num_cpus, persistent=persistent,
-                                   workdir=self.workdir)
+        self._open_runs: dict[str, str] = {}  # MLflow run id -> step, for steps still running
+        self._stop = threading.Event()
+        owns_ray = False
         t0 = time.time()
-        outcomes: dict[str, StepOutcome] = {}
         try:
-            outcomes = self._loop(forced, tracker, parent, uri)
-        except KeyboardInterrupt:
+            persistent = any(not s.kind.cacheable and s.kind.name.startswith("serve.") for s in self.plan.values())
+            owns_ray = cluster.connect(cluster.resolve_address(self.address, self.recipe.model.ray.address),
+                                       self.recipe.model.ray.num_cpus, persistent=persistent, workdir=self.workdir)
+            # After ray.init, which installs Ray's own SIGTERM handler (it logs and aborts the driver).
+            with _sigterm_as_exception(self._stop):
+                outcomes = self._loop(forced, tracker, parent, uri)
+        except BaseException as e:
+            # Whatever stopped the driver (an exception, Ctrl-C, SIGTERM), no MLflow run stays RUNNING.
             if tracker:
-                self._track(tracker.end, parent, "KILLED")
+                self._close_runs(tracker, parent, e)
             raise
         finally:
             if owns_ray:
@@ -155,6 +162,16 @@ class FlowRunner:
             self._track(tracker.set_tags, parent, {"llmflow.recomputed": ",".join(result.recomputed()) or "-"})
             self._track(tracker.end, parent, "FINISHED" if result.ok else "FAILED")
         return result
+
+    def _close_runs(self, tracker, parent: str, e: BaseException) -> None:
+        """Mark the parent and every open step run KILLED (interrupted) or FAILED, with the error as a tag."""
+        status = "KILLED" if isinstance(e, (KeyboardInterrupt, FlowTerminated)) else "FAILED"
+        error = "".join(traceback.format_exception(e))[-5000:]
+        for run_id in list(self._open_runs):
+            self._track(tracker.set_tags, run_id, {"llmflow.error": error})
+            self._track(tracker.end, run_id, status)
+        self._track(tracker.set_tags, parent, {"llmflow.error": error})
+        self._track(tracker.end, parent, status)
 
     def _track(self, fn, *args) -> None:
         """A tracking call after the flow started: if MLflow went away, warn and go on."""
@@ -207,6 +224,8 @@ class FlowRunner:
         running: dict[Any, tuple[PlannedStep, str | None, float]] = {}
         pending = list(self.recipe.order)
         while pending or running:
+            if self._stop.is_set():
+                raise FlowTerminated("the flow's driver received SIGTERM")
             for name in list(pending):
                 step = self.plan[name]
                 ups = [outcomes.get(u) for u in step.needs.values()]
@@ -228,6 +247,8 @@ class FlowRunner:
                                      name=f"llmflow:{name}", max_retries=0).remote(
                     step, self.store.root_uri, str(self.workdir), inputs, run_id, uri)
                 running[ref] = (step, run_id, time.time())
+                if run_id:
+                    self._open_runs[run_id] = name
                 self.console.print(f"[cyan]▶ {name}[/] ({step.kind.name}) started")
             if not running:
                 continue
@@ -235,6 +256,7 @@ class FlowRunner:
             for ref in done:
                 step, run_id, t0 = running.pop(ref)
                 outcomes[step.name] = self._finish(tracker, ref, step, run_id, t0, uri)
+                self._open_runs.pop(run_id, None)
         return outcomes
 
     def _cached(self, tracker, parent, step: PlannedStep, marker: dict) -> StepOutcome:
@@ -289,6 +311,25 @@ class FlowRunner:
         path.write_text(json.dumps({"flow": result.name, "run_id": result.run_id, "wall_s": result.wall_s,
                                     "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                                     "steps": {n: asdict(o) for n, o in result.outcomes.items()}}, indent=2))
+
+
+class FlowTerminated(BaseException):
+    """SIGTERM reached the driver (``kill``, a job scheduler, a container stop)."""
+
+
+@contextmanager
+def _sigterm_as_exception(stop: threading.Event):
+    """While the flow runs, SIGTERM sets ``stop``; the scheduling loop checks it each second and
+    raises FlowTerminated, so cleanup runs as for Ctrl-C. (Raising inside the handler would
+    surface inside Ray's C extension as a SystemError.)"""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _root_error(e: Exception) -> str:
