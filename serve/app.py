@@ -20,13 +20,16 @@ from serve.config import LLMServeConfig, ServeAppConfig
 DEPLOYMENT_NAME = "LLMDeployment"
 
 
-def build_llm(config: LLMServeConfig):
-    """The bound LLM deployment; a router can take it as a constructor argument to get a handle."""
+def build_llm(config: LLMServeConfig, api_key: str | None = None):
+    """The bound LLM deployment; a router can take it as a constructor argument to get a handle.
+
+    ``api_key`` (a flow's key file) stands in for an unset ``api_key_env`` variable."""
     from serve.llm import llm_deployment
 
     config.require_model()
-    config.api_key()  # fail here, in the caller, if the key's env var is missing
-    return llm_deployment(config).bind(config.model_dump())
+    if api_key is None:
+        config.api_key()  # fail here, in the caller, if the key's env var is missing
+    return llm_deployment(config, api_key).bind(config.model_dump())
 
 
 def build_app(args: dict[str, Any]):
@@ -53,15 +56,20 @@ def endpoint_info(config: ServeAppConfig) -> dict[str, Any]:
         "adapters": {a.name: a.path for a in config.llm.adapters},
         "speculative": config.llm.speculative.model_dump(),
         "api_key_env": config.llm.api_key_env,
+        # what a router in front may send at once: more would only come back 429
+        "admission_limit": config.llm.admission_limit() * config.llm.num_replicas,
+        # What a router in front needs to count prompts exactly as this engine does.
+        "tokenizer": config.llm.engine_kwargs.get("tokenizer") or config.llm.model,
+        "max_model_len": config.llm.max_model_len,
     }
 
 
-def start(config: ServeAppConfig) -> dict[str, Any]:
+def start(config: ServeAppConfig, api_key: str | None = None) -> dict[str, Any]:
     """Deploy the app on the connected Ray cluster (``ray.init`` first), wait for it, describe it."""
     from ray import serve
 
     serve.start(http_options={"host": config.http_host, "port": config.http_port})
-    serve.run(build_llm(config.llm), name=config.app_name, route_prefix=config.route_prefix)
+    serve.run(build_llm(config.llm, api_key), name=config.app_name, route_prefix=config.route_prefix)
     info = endpoint_info(config)
     wait_healthy(info["health_url"], config.start_timeout_s)
     return info

@@ -184,4 +184,8 @@ def build_app(args: dict[str, Any]):
     # `serve run ... key=value` passes strings; Python callers pass dicts
     router, llm = ({} if v is None else json.loads(v) if isinstance(v, str) else v
                    for v in (args.get("router"), args.get("llm")))
-    return build_router(RouterConfig.model_validate(router), build_llm(LLMServeConfig.model_validate(llm)))
+    llm_config = LLMServeConfig.model_validate(llm)
+    if not {"tokenizer", "max_model_len"} & set(router):  # budget prompts for this LLM unless told otherwise
+        router = {**router, "tokenizer": llm_config.engine_kwargs.get("tokenizer") or llm_config.require_model(),
+                  "max_model_len": llm_config.max_model_len}
+    return build_router(RouterConfig.model_validate(router), build_llm(llm_config))

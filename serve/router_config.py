@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from components.config import Config
 from components.rag.config import RetrievalConfig
@@ -27,7 +27,20 @@ class RouterConfig(Config):
     max_query_chars: int = Field(2000, ge=1, description="Longer queries are rejected with 413.")
     max_source_chars: int = Field(1500, ge=50, description="Each source's text is cut to this in the prompt.")
     model: str | None = Field(None, description="LLM model (or adapter) name to request; None = the base model.")
-    default_max_tokens: int = Field(128, ge=1, description="max_tokens when the request sets none.")
+    default_max_tokens: int = Field(128, ge=1, description=(
+        "max_tokens when the request sets none (shrunk to what a long question leaves of the context)."))
+    tokenizer: str | None = Field(None, description=(
+        "HF tokenizer directory of the served model (normally its model directory): every prompt is counted "
+        "with it and its chat template exactly as vLLM will, and the lowest-ranked sources are dropped or "
+        "trimmed so prompt + max_tokens <= max_model_len. serve.rag fills it (and max_model_len) from the "
+        "LLM's endpoint.json. None, with max_model_len None, turns budgeting off: sources are cut only by "
+        "max_source_chars and a prompt over the context gets the LLM's 400."))
+    max_model_len: int | None = Field(None, ge=16, description=(
+        "Context length of the served model in tokens (prompt + answer), as the LLM was started with; "
+        "set together with `tokenizer`."))
+    min_source_tokens: int = Field(16, ge=1, description=(
+        "A source trimmed to fit the context must keep at least this many tokens, else it is dropped "
+        "(the top source is kept whenever any of it fits)."))
     search_timeout_s: float = Field(3.0, gt=0, description=(
         "Bound on embed + search; past it (or when Qdrant is down) the router answers 503."))
     lock_wait_s: float = Field(10.0, ge=0, description=(
@@ -37,3 +50,12 @@ class RouterConfig(Config):
     online_eval: OnlineEvalConfig | None = Field(None, description=(
         "Evaluate live traffic off the request path (sampled traces, heuristics, judge, drift, feedback "
         "at POST /feedback); None turns the loop off."))
+
+    @model_validator(mode="after")
+    def _budget_needs_both(self) -> RouterConfig:
+        if (self.tokenizer is None) != (self.max_model_len is None):
+            raise ValueError(
+                f"router.tokenizer={self.tokenizer!r} and router.max_model_len={self.max_model_len!r}: prompt "
+                "budgeting needs both (the served model's tokenizer directory and its context length); set "
+                "both, or neither to turn budgeting off")
+        return self

@@ -1,8 +1,10 @@
 """The RAG router's request handling, independent of Ray Serve (so unit tests need no cluster).
 
 ``RouterCore`` validates an OpenAI chat request, retrieves sources (bounded in time), routes
-(grounded / plain / refuse, ``components.rag.routing``) and calls the LLM through a tiny
-protocol — the handle API of ``serve.llm.LLMDeployment``::
+(grounded / plain / refuse, ``components.rag.routing``), fits the prompt into the served model's
+context when it knows the tokenizer (``components.rag.budget``: lowest-ranked sources dropped or
+trimmed, reported in ``rag.budget``; a question too long by itself is a 400) and calls the LLM
+through a tiny protocol — the handle API of ``serve.llm.LLMDeployment``::
 
     await llm.generate(messages=..., model=..., sampling=...) -> {"text", "finish_reason", "model",
                                                                  "prompt_tokens", "completion_tokens"}
@@ -14,11 +16,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
+from components.rag.budget import (
+    ContextOverflowError,
+    fit_sources,
+    load_chat_token_counter,
+    request_max_tokens,
+)
 from components.rag.routing import (
     choose_route,
     cited_sources,
@@ -31,6 +40,7 @@ from serve.router_config import RouterConfig
 SAMPLING_FIELDS = ("max_tokens", "max_completion_tokens", "temperature", "top_p", "top_k", "seed", "stop",
                    "presence_penalty", "frequency_penalty", "repetition_penalty", "min_tokens")
 ROUTER_MODEL = "rag-router"
+log = logging.getLogger("ray.serve")
 
 
 class LLMClient(Protocol):
@@ -76,6 +86,11 @@ def llm_error(e: BaseException) -> RouterError | None:
 class RouterCore:
     def __init__(self, config: RouterConfig, retriever, llm: LLMClient):
         self.config, self.retriever, self.llm = config, retriever, llm
+        # Loaded once per replica; every request's prompt is counted with it (~0.2 ms per count).
+        self.count_tokens = load_chat_token_counter(config.tokenizer) if config.tokenizer else None
+        if self.count_tokens is None:
+            log.warning("router.tokenizer is not set: prompts are not budgeted, so questions whose sources "
+                        "overflow the model's context get the LLM's 400")
 
     # -- steps ---------------------------------------------------------------------
     def parse(self, body: Any) -> tuple[list[dict], str, dict, bool]:
@@ -110,18 +125,59 @@ class RouterCore:
         except StoreUnavailableError as e:
             raise RouterError(503, f"the document index is unavailable: {e}", "service_unavailable") from None
 
+    def limit_tokens(self, messages: list[dict], sampling: dict) -> tuple[int, int]:
+        """(prompt tokens of the conversation as sent, max_tokens) — sets the latter in ``sampling``.
+
+        A request that cannot fit even without sources is a 400 here, before any search.
+        """
+        cfg = self.config
+        # vLLM reads max_completion_tokens first, then max_tokens
+        param = "max_completion_tokens" if sampling.get("max_completion_tokens") is not None else "max_tokens"
+        requested = sampling.get(param)
+        if requested is not None and (isinstance(requested, bool) or not isinstance(requested, int) or requested < 1):
+            raise RouterError(400, f"`{param}` must be a positive integer, got {requested!r}", param=param)
+        try:
+            question_tokens, max_tokens = request_max_tokens(self.count_tokens, messages, max_model_len=cfg.max_model_len,
+                                                             requested=requested, default=cfg.default_max_tokens)
+        except ContextOverflowError as e:
+            raise RouterError(400, e.message, param=param if e.param == "max_tokens" else e.param) from None
+        sampling.pop("max_completion_tokens", None)
+        sampling["max_tokens"] = max_tokens
+        return question_tokens, max_tokens
+
     async def plan(self, body: Any) -> dict:
         """Everything before generation: parse, retrieve, route, build the LLM messages."""
         messages, query, sampling, stream = self.parse(body)
+        if self.count_tokens is not None:
+            question_tokens, max_tokens = self.limit_tokens(messages, sampling)
         sources, timings = await self.retrieve(query)
         cfg = self.config
         route = choose_route(sources, cfg.relevance_threshold, cfg.fallback)
         cited = cited_sources(sources, cfg.relevance_threshold) if route == "rag" else []
-        llm_messages = grounded_messages(messages, cited, cfg.max_source_chars) if route == "rag" else messages
+        llm_messages, budget, refusal = messages, None, cfg.refusal_text
+        if self.count_tokens is None:
+            if route == "rag":
+                llm_messages = grounded_messages(messages, cited, cfg.max_source_chars)
+        elif route == "rag":
+            fit = fit_sources(self.count_tokens, messages, cited, max_source_chars=cfg.max_source_chars,
+                              max_model_len=cfg.max_model_len, max_tokens=max_tokens,
+                              min_source_tokens=cfg.min_source_tokens)
+            budget = fit.report(cfg.max_model_len, max_tokens)
+            cited, llm_messages = fit.sources, fit.messages
+            if not cited:
+                # The question fits but leaves no room for even part of a source: the fallback
+                # policy decides, as for a question without relevant sources.
+                route = cfg.fallback
+                budget["note"] = "no source fits beside the question in the model's context"
+                refusal = (f"I can't answer from the documents: the question leaves no room for sources in the "
+                           f"model's {cfg.max_model_len}-token context. Shorten it.")
+        else:
+            budget = {"max_model_len": cfg.max_model_len, "max_tokens": max_tokens, "prompt_tokens": question_tokens,
+                      "dropped": [], "trimmed": []}
         rag = {"route": route, "threshold": cfg.relevance_threshold, "query": query,
                "sources": [{"n": n, **s.to_dict()} for n, s in enumerate(cited, 1)],
-               "retrieved": [s.to_dict() for s in sources], "timings_ms": timings}
-        return {"messages": llm_messages, "sampling": sampling, "stream": stream, "rag": rag}
+               "retrieved": [s.to_dict() for s in sources], "budget": budget, "timings_ms": timings}
+        return {"messages": llm_messages, "sampling": sampling, "stream": stream, "rag": rag, "refusal": refusal}
 
     # -- responses -------------------------------------------------------------------
     async def complete(self, body: Any) -> dict:
@@ -129,7 +185,7 @@ class RouterCore:
         rag = plan["rag"]
         t0 = time.perf_counter()
         if rag["route"] == "refuse":
-            out = {"text": self.config.refusal_text, "finish_reason": "stop", "model": ROUTER_MODEL,
+            out = {"text": plan["refusal"], "finish_reason": "stop", "model": ROUTER_MODEL,
                    "prompt_tokens": 0, "completion_tokens": 0}
         else:
             try:
@@ -164,7 +220,7 @@ class RouterCore:
         yield chunk({"role": "assistant", "content": ""}, extra={"rag": rag})
         t0 = time.perf_counter()
         if rag["route"] == "refuse":
-            yield chunk({"content": self.config.refusal_text})
+            yield chunk({"content": plan["refusal"]})
         else:
             try:
                 async for delta in self.llm.generate_stream(messages=plan["messages"], model=self.config.model,

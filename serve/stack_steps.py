@@ -23,6 +23,19 @@ def _host_url(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
+def _budget_from(llm: dict, router) -> dict:
+    """The served model's tokenizer and context length (from its endpoint.json) for the router's
+    prompt budget, unless the recipe set them itself (null for both turns budgeting off)."""
+    if {"tokenizer", "max_model_len"} & router.model_fields_set:
+        return {}
+    missing = [k for k in ("tokenizer", "max_model_len") if not llm.get(k)]
+    if missing:
+        raise ValueError(f"the LLM's endpoint.json lacks {missing} (written by an older serve.deploy), so the "
+                         "router cannot fit prompts into the context: rerun serve.deploy, or set "
+                         "router.tokenizer and router.max_model_len in this step's config")
+    return {"tokenizer": llm["tokenizer"], "max_model_len": llm["max_model_len"]}
+
+
 def run_rag(ctx, config: RagServeConfig) -> dict[str, float]:
     from ray import serve
 
@@ -30,7 +43,8 @@ def run_rag(ctx, config: RagServeConfig) -> dict[str, float]:
     from serve.router import build_router
 
     llm = json.loads((ctx.input("endpoint") / "endpoint.json").read_text())
-    router = config.router.model_copy(deep=True, update={"index_dir": str(ctx.input("index"))})
+    router = config.router.model_copy(deep=True, update={"index_dir": str(ctx.input("index")),
+                                                         **_budget_from(llm, config.router)})
     if router.online_eval is not None:
         oe, updates = router.online_eval, {}
         if oe.tracking_uri is None and ctx.tracking_uri:
