@@ -125,15 +125,16 @@ class RouterCore:
         except StoreUnavailableError as e:
             raise RouterError(503, f"the document index is unavailable: {e}", "service_unavailable") from None
 
-    def limit_tokens(self, messages: list[dict], sampling: dict) -> tuple[int, int]:
+    def limit_tokens(self, body: dict, messages: list[dict], sampling: dict) -> tuple[int, int]:
         """(prompt tokens of the conversation as sent, max_tokens) — sets the latter in ``sampling``.
 
         A request that cannot fit even without sources is a 400 here, before any search.
         """
         cfg = self.config
-        # vLLM reads max_completion_tokens first, then max_tokens
-        param = "max_completion_tokens" if sampling.get("max_completion_tokens") is not None else "max_tokens"
-        requested = sampling.get(param)
+        # vLLM reads max_completion_tokens first, then max_tokens; the body, not `sampling`, says
+        # whether the client chose one (parse fills in the router's default)
+        param = "max_completion_tokens" if body.get("max_completion_tokens") is not None else "max_tokens"
+        requested = body.get(param)
         if requested is not None and (isinstance(requested, bool) or not isinstance(requested, int) or requested < 1):
             raise RouterError(400, f"`{param}` must be a positive integer, got {requested!r}", param=param)
         try:
@@ -149,7 +150,7 @@ class RouterCore:
         """Everything before generation: parse, retrieve, route, build the LLM messages."""
         messages, query, sampling, stream = self.parse(body)
         if self.count_tokens is not None:
-            question_tokens, max_tokens = self.limit_tokens(messages, sampling)
+            question_tokens, max_tokens = self.limit_tokens(body, messages, sampling)
         sources, timings = await self.retrieve(query)
         cfg = self.config
         route = choose_route(sources, cfg.relevance_threshold, cfg.fallback)

@@ -167,3 +167,105 @@ def test_real_store_on_a_dead_server_gives_503_within_the_bound(tmp_path, monkey
 
     err, elapsed_s = run(timed())
     assert err.status_code == 503 and "unavailable" in err.message and elapsed_s < 3
+
+
+# -- prompt budget (real tokenizer of the tiny served model, 512-token context) ------------------
+
+class DocsRetriever:
+    """Five relevant, ranked sources of real docs: together far over the 512-token context."""
+
+    def __init__(self, texts, relevance=0.8):
+        self.calls, self.sources = 0, [
+            Source(id=f"s{i}", doc_id=f"d{i}", title=f"doc {i}", source="pydoc", text=t[:1200], chunk_index=0,
+                   score=1 - i / 10, relevance=relevance) for i, t in enumerate(texts)]
+
+    def timed_search(self, query):
+        self.calls += 1
+        return self.sources, {"embed_ms": 1.0, "search_ms": 2.0}
+
+
+@pytest.fixture(scope="module")
+def budget_parts(tiny_model_dir, stdlib_texts):
+    from components.rag.budget import load_chat_token_counter
+
+    texts = [t for t in stdlib_texts if len(t) > 1500][:5]
+    return str(tiny_model_dir), load_chat_token_counter(str(tiny_model_dir)), texts
+
+
+def budget_core(parts, fallback="refuse", relevance=0.8, **kw):
+    model_dir, _, texts = parts
+    retriever, llm = DocsRetriever(texts, relevance), FakeLLM()
+    return core(fallback, retriever=retriever, llm=llm, tokenizer=model_dir, max_model_len=512, **kw), retriever, llm
+
+
+@pytest.mark.parametrize("question", ["What is a generator?", "How do I define a class?", "What is a lambda?",
+                                      "How does exception handling work?", "What are decorators?"])
+def test_overflowing_sources_are_cut_to_fit_and_reported(budget_parts, question):
+    c, _, llm = budget_core(budget_parts, max_source_chars=1500)
+    count = budget_parts[1]
+    out = run(c.complete(ask(question)))
+    sent, sampling = llm.calls[0]
+    budget = out["rag"]["budget"]
+    assert out["rag"]["route"] == "rag" and out["rag"]["sources"], "a grounded answer with cited sources"
+    assert sampling["max_tokens"] == 128 and budget["max_tokens"] == 128 and budget["max_model_len"] == 512
+    assert budget["prompt_tokens"] == count(sent) <= 512 - 128
+    assert budget["dropped"] or budget["trimmed"], "five 1200-char sources overflow 512 tokens"
+    # the cited sources are the best-ranked ones, numbered as in the prompt; a trimmed one is the last
+    kept = [s["id"] for s in out["rag"]["sources"]]
+    assert all(t["id"] == kept[-1] and t["chars_sent"] < t["chars"] for t in budget["trimmed"])
+    assert kept == [f"s{i}" for i in range(len(kept))] and f"[{len(kept)}] doc {len(kept) - 1}" in sent[-1]["content"]
+    assert [d["id"] for d in budget["dropped"]] == [f"s{i}" for i in range(len(kept), 5)]
+
+
+def test_question_that_alone_overflows_is_400_before_any_search(budget_parts):
+    c, retriever, llm = budget_core(budget_parts, max_query_chars=100_000)
+    with pytest.raises(RouterError) as e:
+        run(c.complete(ask("Tell me everything about exceptions and tracebacks. " * 120)))
+    assert e.value.status_code == 400 and e.value.param == "messages"
+    assert "context holds 512 tokens" in e.value.message and "shorten the question" in e.value.message
+    assert retriever.calls == 0 and llm.calls == []
+
+
+@pytest.mark.parametrize("field", ["max_tokens", "max_completion_tokens"])
+def test_max_tokens_that_leaves_no_room_for_the_question_is_400(budget_parts, field):
+    c, _, llm = budget_core(budget_parts)
+    with pytest.raises(RouterError) as e:
+        run(c.complete(ask("What is a lambda?", **{field: 510})))
+    assert e.value.status_code == 400 and e.value.param == field and "ask for at most" in e.value.message
+    assert e.value.to_body()["error"]["param"] == field and llm.calls == []
+    with pytest.raises(RouterError) as e:
+        run(c.complete(ask("What is a lambda?", max_tokens="many")))
+    assert e.value.status_code == 400 and "positive integer" in e.value.message
+
+
+def test_plain_route_is_budgeted_too(budget_parts):
+    c, _, llm = budget_core(budget_parts, fallback="generate", relevance=0.1, max_query_chars=100_000)
+    long_q = "Describe the weather in Paris in spring and autumn. " * 12
+    count = budget_parts[1]
+    out = run(c.complete(ask(long_q)))
+    assert out["rag"]["route"] == "generate" and llm.calls[0][0] == ask(long_q)["messages"]
+    assert out["rag"]["budget"]["prompt_tokens"] == count(ask(long_q)["messages"])
+    with pytest.raises(RouterError) as e:
+        run(c.complete(ask(long_q * 5)))
+    assert e.value.status_code == 400 and e.value.param == "messages"
+
+
+def test_long_question_without_max_tokens_gets_the_room_that_is_left(budget_parts):
+    """No room for a source beside the question: the fallback policy answers, max_tokens shrinks to fit."""
+    count = budget_parts[1]
+    question = "How do generators and iterators work together in loops? " * 30
+    c, _, llm = budget_core(budget_parts, fallback="generate", max_query_chars=100_000)
+    out = run(c.complete(ask(question)))
+    room = 512 - count(ask(question)["messages"])
+    assert 0 < room < 128 and llm.calls[0][1]["max_tokens"] == room
+    assert out["rag"]["route"] == "generate" and out["rag"]["sources"] == [] and "note" in out["rag"]["budget"]
+    c, _, llm = budget_core(budget_parts, fallback="refuse", max_query_chars=100_000)
+    out = run(c.complete(ask(question)))
+    assert out["rag"]["route"] == "refuse" and llm.calls == []
+    assert "no room for sources" in out["choices"][0]["message"]["content"]
+
+
+def test_router_config_needs_tokenizer_and_context_together():
+    with pytest.raises(ValueError, match="set both, or neither"):
+        RouterConfig(index_dir="x", tokenizer="/models/m")
+    assert RouterConfig(index_dir="x").tokenizer is None  # budgeting off is an explicit default
