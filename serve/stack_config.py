@@ -26,6 +26,12 @@ class RagServeConfig(Config):
 class SmokeConfig(Config):
     rag_question: str = Field("What does the assert statement do?", description=(
         "A question the bundled corpus answers: must come back on the grounded route with citations."))
+    overflow_questions: list[str] = Field(default_factory=lambda: [
+        "What is a generator?", "How do I define a class?", "What is a lambda?",
+        "How does exception handling work?", "What are decorators?"], description=(
+        "Everyday questions whose top sources together overflow the tiny model's 512-token context (4 of "
+        "these 5 got the LLM's 400 before the router budgeted prompts): each must come back 200 on the "
+        "grounded route with cited sources, the router dropping or trimming the lowest-ranked ones."))
     off_topic_question: str = Field("Who won the 1998 football world cup final?", description=(
         "A question the corpus cannot answer: must not be answered from sources."))
     plain_prompt: str = Field("The for statement", description="Prompt of the plain completion request.")

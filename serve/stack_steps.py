@@ -1,8 +1,8 @@
 """Flow steps that finish the serving stack: ``serve.rag`` puts the RAG router (with the online
 evaluation loop) in front of the LLM app that ``serve.deploy`` started, and ``serve.smoke`` sends
-the queries a user would — plain, chat streaming, an adapter by name, RAG with citations, an
-off-topic question and feedback — through the official ``openai`` client, failing the step if
-any answer is wrong in shape.
+the queries a user would — plain, chat streaming, an adapter by name, RAG with citations (also for
+questions whose sources overflow the context), an off-topic question and feedback — through the
+official ``openai`` client, failing the step if any answer is wrong in shape.
 """
 from __future__ import annotations
 
@@ -120,6 +120,21 @@ def run_smoke(ctx, config: SmokeConfig) -> dict[str, float]:
         return {"route": info["route"], "sources": [(s["n"], s["title"], round(s["score"], 4)) for s in info["sources"]],
                 "text": r.choices[0].message.content}
 
+    def rag_overflow():
+        # No max_tokens: the router's default (128) reserves the most room, leaving the least for sources.
+        answers = []
+        for question in config.overflow_questions:
+            r = rag_client.chat.completions.create(model="llmflow-rag",
+                                                   messages=[{"role": "user", "content": question}])
+            info = r.model_extra["rag"]
+            assert info["route"] == "rag" and info["sources"], \
+                f"{question!r}: route {info['route']} with {len(info['sources'])} cited sources"
+            budget = info.get("budget") or {}
+            answers.append({"question": question, "sources": len(info["sources"]),
+                            "dropped": len(budget.get("dropped", [])), "trimmed": len(budget.get("trimmed", [])),
+                            "prompt_tokens": r.usage.prompt_tokens, "text": r.choices[0].message.content})
+        return {"answers": answers}
+
     def off_topic():
         r = rag_client.chat.completions.create(model="llmflow-rag", max_tokens=config.max_tokens,
                                                messages=[{"role": "user", "content": config.off_topic_question}])
@@ -146,8 +161,8 @@ def run_smoke(ctx, config: SmokeConfig) -> dict[str, float]:
 
     checks_feedback: dict[str, str] = {}
     for name, fn in [("plain", plain), ("chat_stream", chat_stream), ("adapter", adapter),
-                     ("rag", rag_answer), ("off_topic", off_topic), ("rag_stream", rag_stream),
-                     ("feedback", feedback)]:
+                     ("rag", rag_answer), ("rag_overflow", rag_overflow), ("off_topic", off_topic),
+                     ("rag_stream", rag_stream), ("feedback", feedback)]:
         check(name, fn)
     (Path(ctx.output) / "smoke.json").write_text(json.dumps(checks, indent=2, default=str))
     ctx.log_artifact(Path(ctx.output) / "smoke.json")
