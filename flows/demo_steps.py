@@ -9,10 +9,15 @@ from pydantic import Field
 
 from components.config import Config
 from flows.engine.context import StepContext
+from flows.engine.registry import PII_SCRUBBED
 
 
 class DemoCorpusConfig(Config):
     max_docs: int = Field(default=0, ge=0, description="Keep at most this many topics (0 = all).")
+
+    def output_traits(self) -> set[str]:
+        # Python's language reference holds no personal data (tests/data/test_pii.py checks it).
+        return {PII_SCRUBBED}
 
 
 class DemoStatsConfig(Config):

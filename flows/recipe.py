@@ -182,10 +182,64 @@ def parse_recipe(raw: Any, source: str = "<recipe>", overrides: list[str] | None
             problems.append(Problem(f"{prefix}.needs", dict(spec.needs), f"{kind.name} requires input {missing!r}",
                                     f"add `{missing}: <upstream step>` under needs"))
     order = _toposort(steps or {}, problems)
+    problems += _trait_problems(steps or {}, configs, order)
     if problems:
         raise RecipeError(source, problems)
     assert model is not None
     return Recipe(model=model, configs=configs, order=order, source=source)
+
+
+def _trait_problems(steps: dict, configs: dict[str, BaseModel], order: list[str]) -> list[Problem]:
+    """Follow each artifact's traits (``registry.TRAITS``) down the graph; an input that lacks a
+    trait its step requires is a problem naming the step where the trait was lost and the fix.
+
+    A step whose config did not validate has unknown traits: nothing is claimed about its
+    consumers (its own problem is already listed).
+    """
+    traits: dict[str, set[str] | None] = {}
+    for name in order:
+        spec, config = steps[name], configs.get(name)
+        if not isinstance(spec, StepSpec) or config is None:
+            traits[name] = None
+            continue
+        kind = registry.get(spec.uses)
+        inherited = [traits.get(spec.needs[i]) for i in kind.passes_traits_from if i in spec.needs]
+        if any(t is None for t in inherited):
+            traits[name] = None
+            continue
+        own = config.output_traits() if hasattr(config, "output_traits") else set()
+        traits[name] = set(own) | (set.intersection(*inherited) if inherited else set())
+
+    def lost_at(step: str, trait: str) -> list[str]:
+        """The chain from ``step`` up to the step whose own output lacks ``trait``."""
+        spec = steps[step]
+        for i in registry.get(spec.uses).passes_traits_from:
+            up = spec.needs.get(i)
+            if up is not None and trait not in (traits.get(up) or set()):
+                return [step, *lost_at(up, trait)]
+        return [step]
+
+    problems = []
+    for name in order:
+        spec = steps[name]
+        if not isinstance(spec, StepSpec) or spec.uses not in registry.kinds():
+            continue  # already reported
+        kind = registry.get(spec.uses)
+        for inp, trait in kind.requires_traits:
+            up = spec.needs.get(inp)
+            if up is None or traits.get(up) is None or trait in traits[up]:
+                continue
+            chain = lost_at(up, trait)
+            origin = chain[-1]
+            via = f" (passed on through {' -> '.join(repr(s) for s in reversed(chain[:-1]))})" if len(chain) > 1 else ""
+            fixes = getattr(configs[origin], "TRAIT_FIXES", {})
+            fix = (fixes[trait].format(step=origin) if trait in fixes else
+                   f"put a step whose output has {trait!r} between {origin!r} and {name!r}")
+            problems.append(Problem(
+                f"steps.{name}.needs.{inp}", up,
+                f"{kind.name} reads only {registry.TRAITS.get(trait, trait)}, but step {origin!r} "
+                f"({steps[origin].uses}) outputs documents without {trait!r}{via}", fix))
+    return problems
 
 
 def _toposort(steps: dict, problems: list[Problem]) -> list[str]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +22,9 @@ class Accounting:
     extra: dict = field(default_factory=dict)
     max_samples_per_reason: int = 5
     sample_chars: int = 500
+    # Applied to each sample's id and text before it is kept: report.json is an artifact (and goes to
+    # MLflow), so a step that promises scrubbed output must not leak raw text through its samples.
+    redact: Callable[[str], str] | None = None
 
     def keep(self, n: int = 1) -> None:
         self.num_in += n
@@ -34,6 +38,8 @@ class Accounting:
     def add_sample(self, reason: str, doc_id: str, text: str) -> None:
         samples = self.samples_by_reason.setdefault(reason, [])
         if len(samples) < self.max_samples_per_reason:
+            if self.redact is not None:
+                doc_id, text = self.redact(doc_id), self.redact(text)
             samples.append({"id": doc_id, "text": text[: self.sample_chars]})
 
     @property

@@ -8,34 +8,12 @@ characters (most drops are module docstrings under 50 words); the published valu
 """
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from components.config import Config
-
-
-class CorpusConfig(Config):
-    include_stdlib_topics: bool = Field(True, description="Include pydoc_data.topics (79 language-reference topics).")
-    include_stdlib_modules: bool = Field(True, description="Include one document per stdlib module built from its "
-                                         "docstrings (module, public classes, functions, methods).")
-    paths: list[str] = Field(default_factory=list, description="Folders of .txt (one doc per file), .jsonl and "
-                             ".parquet files (one doc per record) to add to the corpus.")
-    text_field: str = Field("text", description="Field / column holding the text in .jsonl and .parquet files.")
-    max_docs: int | None = Field(None, ge=1, description="Stop reading once N documents are kept (sources in order: "
-                                 "topics, modules, paths); None reads everything. report.json notes the stop.")
-    min_chars: int = Field(1, ge=0, description="Documents with fewer non-whitespace characters are dropped as "
-                           "corpus:empty.")
-    max_chars: int = Field(1_000_000, ge=1, description="Documents longer than this are dropped as corpus:too_large "
-                           "(one enormous record would stall a batch).")
-    docs_per_shard: int = Field(2000, ge=1, description="Documents per output parquet shard.")
-
-    @model_validator(mode="after")
-    def _some_source(self):
-        if not (self.include_stdlib_topics or self.include_stdlib_modules or self.paths):
-            raise ValueError("data.corpus has no source: set include_stdlib_topics / include_stdlib_modules "
-                             "or give folders in paths")
-        return self
+from flows.engine.registry import PII_SCRUBBED
 
 
 class UnicodeConfig(Config):
@@ -121,13 +99,66 @@ class LangIdConfig(Config):
 
 
 class PIIConfig(Config):
-    enabled: bool = Field(True, description="Replace PII with typed placeholders (<EMAIL>, <IP_ADDRESS>, <PHONE>, "
-                          "<CREDIT_CARD>).")
+    enabled: bool = Field(True, description="Replace PII with typed placeholders (<EMAIL>, <IBAN>, <IP_ADDRESS>, "
+                          "<PHONE>, <CREDIT_CARD>).")
     emails: bool = Field(True, description="Scrub email addresses.")
+    ibans: bool = Field(True, description="Scrub IBANs, printed in groups of 4 or unbroken, that pass the mod-97 "
+                        "check.")
     ips: bool = Field(True, description="Scrub globally routable IPv4/IPv6 addresses (private, loopback and "
                       "documentation ranges are kept).")
     phones: bool = Field(True, description="Scrub phone numbers written with phone punctuation.")
     cards: bool = Field(True, description="Scrub 13-19 digit numbers that pass the Luhn check.")
+
+    def scrubs_everything(self) -> bool:
+        """Whether the output counts as PII-scrubbed: a pass with a type turned off does not."""
+        return self.enabled and all(self.model_dump(exclude={"enabled"}).values())
+
+
+class ScrubConfig(Config):
+    """What data.corpus does to every document as it is read, before anything is written."""
+
+    unicode: UnicodeConfig = Field(default_factory=UnicodeConfig, description="Unicode normalisation.")
+    pii: PIIConfig = Field(default_factory=PIIConfig, description="PII placeholders in text, title and id. "
+                           "Turning it (or one of its types) off makes the corpus unscrubbed: steps that need "
+                           "scrubbed documents then fail validation unless pii_known_clean is set.")
+
+
+class CorpusConfig(Config):
+    include_stdlib_topics: bool = Field(True, description="Include pydoc_data.topics (79 language-reference topics).")
+    include_stdlib_modules: bool = Field(True, description="Include one document per stdlib module built from its "
+                                         "docstrings (module, public classes, functions, methods).")
+    paths: list[str] = Field(default_factory=list, description="Folders of .txt (one doc per file), .jsonl and "
+                             ".parquet files (one doc per record) to add to the corpus.")
+    text_field: str = Field("text", description="Field / column holding the text in .jsonl and .parquet files.")
+    max_docs: int | None = Field(None, ge=1, description="Stop reading once N documents are kept (sources in order: "
+                                 "topics, modules, paths); None reads everything. report.json notes the stop.")
+    min_chars: int = Field(1, ge=0, description="Documents with fewer non-whitespace characters are dropped as "
+                           "corpus:empty.")
+    max_chars: int = Field(1_000_000, ge=1, description="Documents longer than this are dropped as corpus:too_large "
+                           "(one enormous record would stall a batch).")
+    docs_per_shard: int = Field(2000, ge=1, description="Documents per output parquet shard.")
+    scrub: ScrubConfig = Field(default_factory=ScrubConfig, description="Unicode normalisation and PII "
+                               "placeholders applied to every document as it is read, so no artifact holds raw "
+                               "personal data (data.clean's PII pass then finds nothing left).")
+    pii_known_clean: bool = Field(False, description="Declare that the sources hold no personal data, so steps "
+                                  "that need PII-scrubbed documents (rag.index, sft.dataset, tokenize.*) accept "
+                                  "this corpus with scrub.pii off. Set it only for text you know is clean "
+                                  "(generated, licensed public text); it is recorded in the step's params.")
+
+    # How a recipe gets the trait from this step (recipe validation formats {step} into it).
+    TRAIT_FIXES: ClassVar[dict[str, str]] = {PII_SCRUBBED: (
+        "turn scrubbing back on (remove steps.{step}.config.scrub.pii, or set its enabled and every type to "
+        "true), or set steps.{step}.config.pii_known_clean: true if the corpus is known to hold no personal data")}
+
+    def output_traits(self) -> set[str]:
+        return {PII_SCRUBBED} if self.scrub.pii.scrubs_everything() or self.pii_known_clean else set()
+
+    @model_validator(mode="after")
+    def _some_source(self):
+        if not (self.include_stdlib_topics or self.include_stdlib_modules or self.paths):
+            raise ValueError("data.corpus has no source: set include_stdlib_topics / include_stdlib_modules "
+                             "or give folders in paths")
+        return self
 
 
 class CleanConfig(Config):
@@ -144,6 +175,14 @@ class CleanConfig(Config):
     batch_size: int = Field(64, ge=1, description="Documents per Ray Data batch.")
     samples_per_reason: int = Field(5, ge=0, description="Dropped documents kept per reason in report.json.")
     docs_per_shard: int = Field(2000, ge=1, description="Documents per output parquet shard.")
+
+    TRAIT_FIXES: ClassVar[dict[str, str]] = {PII_SCRUBBED: (
+        "set steps.{step}.config.pii.enabled and every PII type to true, or scrub the documents upstream "
+        "(data.corpus scrubs by default)")}
+
+    def output_traits(self) -> set[str]:
+        # Scrubbed input stays scrubbed (the kind passes the trait on); this covers raw input.
+        return {PII_SCRUBBED} if self.pii.scrubs_everything() else set()
 
 
 class DedupConfig(Config):

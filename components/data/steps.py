@@ -1,4 +1,4 @@
-"""Flow steps of the data stage: data.corpus, data.clean, data.dedup.
+"""Flow steps of the data stage: data.corpus (read + scrub), data.clean, data.dedup.
 
 Each reads/writes the ``docs/part-*.parquet`` layout and writes a ``report.json`` whose counts
 satisfy in = kept + dropped-by-reason; the same numbers go to MLflow through ``ctx.log_metrics``.
@@ -11,6 +11,8 @@ from collections.abc import Iterator
 
 from components.data.accounting import Accounting
 from components.data.config import CleanConfig, CorpusConfig, DedupConfig
+from components.data.filters.pii import PIIScrubber
+from components.data.scrub import DocScrubber
 from components.data.shards import (
     DOC_COLUMNS,
     docs_dataset,
@@ -29,10 +31,16 @@ def _finish(ctx, acc: Accounting, started: float, extra_metrics: dict | None = N
 
 
 # -- data.corpus -----------------------------------------------------------------------------
-def corpus_documents(config: CorpusConfig, acc: Accounting) -> Iterator[dict]:
-    """Every document the config names, after the size rules, each counted exactly once."""
+def corpus_documents(config: CorpusConfig, acc: Accounting, scrubber: DocScrubber | None = None) -> Iterator[dict]:
+    """Every document the config names, scrubbed, after the size rules, each counted exactly once.
+
+    Scrubbing comes first so that the size rules, the report's samples and the output all see
+    the same text, and none of them the raw one.
+    """
     from components.data.readers import read_folder
     from components.data.stdlib_corpus import stdlib_documents
+
+    scrubber = scrubber or DocScrubber(config.scrub)
 
     def sources():
         yield from stdlib_documents(config.include_stdlib_topics, config.include_stdlib_modules)
@@ -40,10 +48,11 @@ def corpus_documents(config: CorpusConfig, acc: Accounting) -> Iterator[dict]:
             yield from read_folder(folder, acc, config.text_field)
 
     seen_ids: set[str] = set()
-    for doc in sources():
+    for position, doc in enumerate(sources()):
         if config.max_docs is not None and acc.num_kept >= config.max_docs:
             acc.extra["stopped_at_max_docs"] = True  # the rest is not read, so it is not counted as "in"
             return
+        doc = scrubber.doc(doc, position)
         text = doc["text"]
         if len(text.strip()) < max(config.min_chars, 1):
             acc.drop("corpus:empty", doc["id"], text)
@@ -65,18 +74,22 @@ def run_corpus(ctx, config: CorpusConfig) -> dict[str, float]:
             raise ValueError(f"data.corpus: paths entry {folder!r} is not a directory; "
                              "give folders holding .txt, .jsonl or .parquet files")
     started = time.perf_counter()
-    acc = Accounting("data.corpus")
+    scrubber = DocScrubber(config.scrub)
+    # Readers report unreadable records with a piece of the raw line: those samples are scrubbed too.
+    acc = Accounting("data.corpus", redact=scrubber.text)
     num_chars = 0
 
     def counted():
         nonlocal num_chars
-        for doc in corpus_documents(config, acc):
+        for doc in corpus_documents(config, acc, scrubber):
             num_chars += len(doc["text"])
             yield doc
 
     write_docs(counted(), ctx.output, config.docs_per_shard)
     acc.extra["num_chars"] = num_chars
-    return _finish(ctx, acc, started, {"num_chars": num_chars})
+    acc.extra["rewrites"] = dict(scrubber.counts)
+    return _finish(ctx, acc, started, {"num_chars": num_chars,
+                                       **{f"rewrites/{k}": v for k, v in scrubber.counts.items()}})
 
 
 # -- data.clean ------------------------------------------------------------------------------
@@ -84,7 +97,11 @@ def run_clean(ctx, config: CleanConfig) -> dict[str, float]:
     from components.data.clean import COUNTERS, clean_batch, config_json
 
     started = time.perf_counter()
-    acc = Accounting("data.clean", max_samples_per_reason=config.samples_per_reason)
+    # A dropped document is dropped before the PII filter (it runs last), so its sample in
+    # report.json would be raw text: scrub the samples with the same settings.
+    pii = PIIScrubber(**config.pii.model_dump(exclude={"enabled"})) if config.pii.enabled else None
+    acc = Accounting("data.clean", max_samples_per_reason=config.samples_per_reason,
+                     redact=(lambda text: pii.scrub(text)[0]) if pii is not None else None)
     totals = dict.fromkeys(COUNTERS, 0)
     chars = {"in": 0, "kept": 0}
     # A Dataset copies the DataContext when it is created: order settings go first.

@@ -27,6 +27,13 @@ KIND_MODULES = [
 ]
 
 
+# Traits: facts about an artifact that recipe validation follows along the graph, so a recipe
+# cannot feed a step what it must not read. Each trait's meaning, for error messages.
+PII_SCRUBBED = "pii_scrubbed"
+TRAITS = {PII_SCRUBBED: "PII-scrubbed documents (e-mails, phone numbers, IBANs, card numbers and public IPs "
+                        "replaced by placeholders)"}
+
+
 @dataclass(frozen=True)
 class StepKind:
     """A step a recipe can use.
@@ -35,6 +42,11 @@ class StepKind:
     ``inputs`` names the upstream artifacts the function reads (recipe ``needs:`` keys);
     names ending in ``?`` are optional. ``code`` lists the source folders whose content
     enters the code version of the artifact address (defaults to the run function's package).
+
+    Traits (see ``TRAITS``): an output has a trait when its config's optional
+    ``output_traits() -> set[str]`` names it, or when every input in ``passes_traits_from``
+    that the step is given has it (a filter that only removes documents keeps them).
+    ``requires_traits`` lists ``(input, trait)`` pairs that validation enforces.
     """
 
     name: str
@@ -49,6 +61,8 @@ class StepKind:
     # crash finds its checkpoints there (the artifact is still published only on success).
     resumable: bool = False
     code: tuple[str, ...] = field(default_factory=tuple)
+    requires_traits: tuple[tuple[str, str], ...] = ()
+    passes_traits_from: tuple[str, ...] = ()
 
     @property
     def required_inputs(self) -> set[str]:

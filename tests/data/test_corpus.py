@@ -88,3 +88,50 @@ def test_missing_folder_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="not a directory"):
         run_corpus(StepContext.for_test(tmp_path / "o"), CorpusConfig(paths=[str(tmp_path / "nope")]))
     assert not (tmp_path / "o" / "docs").exists()
+
+
+def _scrub_folder(root):
+    d = root / "tickets"
+    d.mkdir()
+    (d / "ticket.txt").write_text(PROSE + "Reach me at ada.lovelace@analytical-engines.org or (415) 555-2671.")
+    records = [{"id": "call +44 20 7946 0958", "title": "Refund to DE89 3704 0044 0532 0130 00",
+                "text": PROSE + "Card 4111 1111 1111 1111 was charged twice.\r\n"},
+               {"id": "call +44 20 7946 0957", "title": "dup after scrubbing", "text": PROSE}]
+    lines = [json.dumps(r) for r in records] + ["{broken ada.lovelace@analytical-engines.org"]
+    (d / "records.jsonl").write_text("\n".join(lines) + "\n")
+    (d / "huge.txt").write_text("Mail ada.lovelace@analytical-engines.org " + "x" * 5000)
+    return d, ("ada.lovelace@analytical-engines.org", "555-2671", "7946 0958", "0532 0130", "4111 1111")
+
+
+def test_corpus_is_scrubbed_as_read_and_holds_no_raw_pii(tmp_path):
+    """Text, titles, ids and report samples (of oversized and broken records) are all scrubbed."""
+    folder, canaries = _scrub_folder(tmp_path)
+    ctx = StepContext.for_test(tmp_path / "out")
+    metrics = run_corpus(ctx, CorpusConfig(include_stdlib_topics=False, include_stdlib_modules=False,
+                                           paths=[str(folder)], max_chars=4000))
+    out = tmp_path / "out"
+    docs = {d["id"]: d for d in read_docs(out)}
+    everything = json.dumps(list(docs.values())) + (out / "report.json").read_text()
+    assert not [c for c in canaries if c in everything]
+    assert sorted(docs) == ["call <PHONE>#1", "call <PHONE>#2", "tickets/ticket.txt"]  # ids stay unique
+    assert "<EMAIL>" in docs["tickets/ticket.txt"]["text"] and "<PHONE>" in docs["tickets/ticket.txt"]["text"]
+    assert docs["call <PHONE>#1"]["title"] == "Refund to <IBAN>"
+    assert "<CREDIT_CARD>" in docs["call <PHONE>#1"]["text"] and "\r" not in docs["call <PHONE>#1"]["text"]
+    # ticket.txt and huge.txt (scrubbed before the size rule); the broken record's sample is not counted
+    assert metrics["rewrites/pii_email"] == 2 and metrics["rewrites/pii_card"] == 1
+    report = json.loads((out / "report.json").read_text())
+    assert report["dropped_by_reason"] == {"corpus:bad_jsonl_record": 1, "corpus:too_large": 1}
+    assert "<EMAIL>" in report["samples_by_reason"]["corpus:too_large"][0]["text"]
+
+
+def test_scrub_off_keeps_raw_text_and_is_not_pii_scrubbed(tmp_path):
+    from flows.engine.registry import PII_SCRUBBED
+
+    folder, canaries = _scrub_folder(tmp_path)
+    config = CorpusConfig(include_stdlib_topics=False, include_stdlib_modules=False, paths=[str(folder)],
+                          max_chars=4000, scrub={"pii": {"enabled": False}})
+    run_corpus(StepContext.for_test(tmp_path / "out"), config)
+    assert canaries[0] in json.dumps(list(read_docs(tmp_path / "out")))
+    assert config.output_traits() == set() and CorpusConfig().output_traits() == {PII_SCRUBBED}
+    assert CorpusConfig(scrub={"pii": {"ibans": False}}).output_traits() == set()  # a partial pass is not scrubbed
+    assert config.model_copy(update={"pii_known_clean": True}).output_traits() == {PII_SCRUBBED}

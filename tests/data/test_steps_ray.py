@@ -33,12 +33,16 @@ def pipeline(tmp_path_factory, ray_local):
     (user / "german.txt").write_text(GERMAN)
     (user / "pii.txt").write_text(topics["import"] + "\nReport bugs to maintainer.name@example.com or call "
                                   "(415) 555-2671; the mirror is 8.8.4.4.\n")
-    (user / "short.txt").write_text("This is a short note about the import system of Python.")
+    (user / "short.txt").write_text("This is a short note about the import system. Mail short.note@example.org.")
     (user / "bad.txt").write_bytes(b"\xff\xfe broken")
 
     out = {}
-    steps = [("corpus", run_corpus, CorpusConfig(include_stdlib_modules=False, paths=[str(user)]), {}),
-             ("clean", run_clean, CleanConfig(batch_size=32), {"docs": "corpus"}),
+    # The corpus's own PII pass is off so that raw text reaches data.clean: its PII filter and the
+    # scrubbing of its report samples are what this pipeline tests (tests/data/test_corpus.py tests
+    # the corpus's pass).
+    corpus = CorpusConfig(include_stdlib_modules=False, paths=[str(user)], scrub={"pii": {"enabled": False}})
+    steps = [("corpus", run_corpus, corpus, {}),
+             ("clean", run_clean, CleanConfig(batch_size=32, samples_per_reason=100), {"docs": "corpus"}),
              ("dedup", run_dedup, DedupConfig(batch_size=32), {"docs": "clean"})]
     for name, fn, cfg, needs in steps:
         ctx = StepContext.for_test(root / name, {k: root / v for k, v in needs.items()}, name=name)
@@ -74,6 +78,9 @@ def test_clean_drops_planted_bad_docs_with_reasons_and_samples(pipeline):
     pii = kept["user/pii.txt"]
     assert "<EMAIL>" in pii and "<PHONE>" in pii and "<IP_ADDRESS>" in pii and "example.com" not in pii
     assert report["rewrites"]["pii_email"] == 1 and metrics["rewrites/pii_phone"] == 1
+    # Dropped documents never reach the PII filter (it runs last); their samples are scrubbed anyway.
+    short = [s for ss in report["samples_by_reason"].values() for s in ss if s["id"] == "user/short.txt"]
+    assert "<EMAIL>" in short[0]["text"] and "short.note@" not in json.dumps(report["samples_by_reason"])
     assert metrics["docs_kept"] == report["num_kept"]
     assert report["dropped_by_filter"]["langid"] == reasons["langid:not_en"] + reasons.get("langid:low_score", 0)
     assert 0.6 < metrics["kept_chars_fraction"] < 1.0

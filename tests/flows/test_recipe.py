@@ -1,10 +1,9 @@
-"""Recipe validation: every problem at once, overrides, shipped recipes, described fields."""
+"""Recipe validation: every problem at once, overrides, shipped recipes, described fields, traits."""
 from __future__ import annotations
 
 import pytest
 
 from flows.engine import registry
-from flows.engine.address import package_hash
 from flows.engine.runner import plan_flow
 from flows.engine.store import ArtifactStore
 from flows.recipe import RecipeError, load_recipe, parse_recipe, shipped_recipes
@@ -56,6 +55,57 @@ def test_every_shipped_recipe_validates(name):
     assert r.order
 
 
+def test_unscrubbed_documents_fail_validation_naming_step_input_upstream_and_fix():
+    with pytest.raises(RecipeError) as e:
+        load_recipe("e2e", ["steps.corpus.config.scrub.pii.enabled=false", "steps.clean.config.pii.enabled=false"])
+    problems = {p.path: p for p in e.value.problems}
+    # Every consumer of documents, directly or through clean and dedup, is listed at once.
+    assert set(problems) == {"steps.index.needs.docs", "steps.instructions.needs.docs", "steps.rag_eval.needs.docs",
+                             "steps.tokenizer.needs.docs", "steps.tokens.needs.docs"}
+    index = problems["steps.index.needs.docs"]
+    assert index.value == "corpus" and "rag.index" in index.why and "'corpus' (data.corpus)" in index.why
+    assert "steps.corpus.config.scrub.pii" in index.fix and "steps.corpus.config.pii_known_clean: true" in index.fix
+    assert "passed on through 'clean' -> 'dedup'" in problems["steps.tokenizer.needs.docs"].why
+
+
+def test_pii_known_clean_is_the_explicit_opt_out():
+    r = load_recipe("e2e", ["steps.corpus.config.scrub.pii.enabled=false", "steps.corpus.config.pii_known_clean=true"])
+    assert r.configs["corpus"].pii_known_clean
+
+
+def test_clean_scrubs_what_the_corpus_did_not_but_only_downstream_of_it():
+    """clean's PII pass makes dedup's output scrubbed (the tokenizer passes); the index reading the
+    raw corpus still fails."""
+    with pytest.raises(RecipeError) as e:
+        load_recipe("e2e", ["steps.corpus.config.scrub.phones=false", "steps.corpus.config.scrub.pii.phones=false"])
+    assert "steps.corpus.config.scrub.phones" in {p.path for p in e.value.problems}  # a typo is still a typo
+    with pytest.raises(RecipeError) as e:
+        load_recipe("e2e", ["steps.corpus.config.scrub.pii.phones=false"])
+    assert {p.path for p in e.value.problems} == {"steps.index.needs.docs", "steps.instructions.needs.docs",
+                                                  "steps.rag_eval.needs.docs"}
+    with pytest.raises(RecipeError) as e:
+        load_recipe("sweep", ["steps.corpus.config.scrub.pii.enabled=false"])  # tokenizer reads the corpus
+    assert {p.path for p in e.value.problems} == {"steps.tokenizer.needs.docs", "steps.tokens.needs.docs"}
+    with pytest.raises(RecipeError) as e:
+        load_recipe("pretrain-1b-gpu", ["steps.corpus.config.scrub.pii.enabled=false",
+                                        "steps.clean.config.pii.enabled=false"])
+    assert "steps.clean.config.pii.enabled" not in str(e.value)  # the fix points at the corpus, the source
+    load_recipe("pretrain-1b-gpu", ["steps.corpus.config.scrub.pii.enabled=false"])
+
+
+def test_a_kind_outside_the_data_stage_gets_a_generic_fix():
+    """The mechanism is declarative: any kind may require or pass on a trait; a producer that
+    says nothing about it gets a fix naming the trait."""
+    from tests.flows.kinds_for_tests import ensure_registered
+
+    ensure_registered()
+    raw = {"name": "t", "steps": {"src": {"uses": "test.emit"}, "idx": {"uses": "rag.index", "needs": {"docs": "src"}}}}
+    with pytest.raises(RecipeError) as e:
+        parse_recipe(raw)
+    (p,) = e.value.problems
+    assert p.path == "steps.idx.needs.docs" and "'src' (test.emit)" in p.why and "'pii_scrubbed'" in p.fix
+
+
 def test_every_kind_config_field_is_described_and_strict():
     for kind in registry.kinds().values():
         model = kind.config_model()
@@ -72,15 +122,3 @@ def test_changing_one_field_changes_exactly_the_affected_addresses(diamond, tmp_
                                                  store).items()}
     changed = {n for n in before if before[n] != after[n]}
     assert changed == {"b", "right", "join"}
-
-
-def test_code_version_tracks_source(tmp_path, monkeypatch):
-    pkg = tmp_path / "mypkg"
-    pkg.mkdir()
-    (pkg / "__init__.py").write_text("X = 1\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    h1 = package_hash("mypkg")
-    package_hash.cache_clear()
-    (pkg / "__init__.py").write_text("X = 2\n")
-    assert package_hash("mypkg") != h1
-    package_hash.cache_clear()
