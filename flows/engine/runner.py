@@ -83,7 +83,7 @@ def plan_flow(recipe: Recipe, store: ArtifactStore) -> dict[str, PlannedStep]:
                                else kind.num_cpus, "num_gpus": spec.num_gpus if spec.num_gpus is not None
                                else kind.num_gpus})
         inputs = {inp: plan[up].address for inp, up in spec.needs.items()}
-        addr = step_address(name, kind.name, recipe.configs[name], inputs, code_version(kind.code_packages()))
+        addr = step_address(name, kind.name, recipe.configs[name], inputs, code_version(kind.run, kind.config, kind.code))
         plan[name] = PlannedStep(name, kind, recipe.configs[name], addr, dict(spec.needs), store.uri(name, addr))
     return plan
 

@@ -1,0 +1,101 @@
+"""The code version of a step kind: a hash of every project module its step can run.
+
+Computed from the static import closure of the kind's run and config modules (every
+``import`` / ``from … import`` in those files, function-level imports included, followed
+through the project's own packages), so no hand-kept list of dependencies can drift: edit
+a module a step imports, directly or through others, and exactly the kinds that reach it get
+a new address. Modules outside the project (torch, ray, …) are pinned by the install, and
+the engine itself is versioned by ``address.ENGINE_VERSION``.
+"""
+from __future__ import annotations
+
+import ast
+import hashlib
+import importlib.util
+from functools import cache
+from pathlib import Path
+
+# Top-level packages whose source enters code versions; the engine is excluded on purpose.
+PROJECT_PACKAGES = ("components", "serve", "flows")
+EXCLUDED_PREFIXES = ("flows.engine",)
+
+
+def _is_project(module: str, packages: tuple[str, ...]) -> bool:
+    return module.split(".")[0] in packages and not module.startswith(EXCLUDED_PREFIXES)
+
+
+@cache
+def _source_file(module: str) -> Path | None:
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ModuleNotFoundError, ValueError):
+        return None
+    if spec is None or not spec.origin or not spec.origin.endswith(".py"):
+        return None
+    return Path(spec.origin)
+
+
+def _imported_modules(module: str, path: Path) -> set[str]:
+    """Modules named by the import statements of one file (relative imports resolved)."""
+    is_package = path.name == "__init__.py"
+    package = module if is_package else module.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - node.level + 1]
+                prefix = ".".join(base + ([node.module] if node.module else []))
+            else:
+                prefix = node.module or ""
+            found.add(prefix)
+            # `from pkg import name` may name a submodule: follow it when it is one.
+            found.update(f"{prefix}.{alias.name}" for alias in node.names if alias.name != "*")
+    return found
+
+
+@cache
+def import_closure(module: str, packages: tuple[str, ...] = PROJECT_PACKAGES) -> tuple[str, ...]:
+    """Every module of ``packages`` reachable from ``module`` by imports (itself and parent packages included)."""
+    seen: set[str] = set()
+    todo = [module]
+    while todo:
+        name = todo.pop()
+        if name in seen or not _is_project(name, packages):
+            continue
+        path = _source_file(name)
+        if path is None:
+            continue  # `from pkg import function`: the attribute is not a module
+        seen.add(name)
+        parts = name.split(".")
+        todo.extend(".".join(parts[:i]) for i in range(1, len(parts)))  # importing a.b.c runs a/__init__, a/b/__init__
+        todo.extend(_imported_modules(name, path))
+    return tuple(sorted(seen))
+
+
+def modules_hash(modules: tuple[str, ...]) -> str:
+    h = hashlib.sha256()
+    for name in sorted(modules):
+        h.update(name.encode())
+        h.update(_source_file(name).read_bytes())
+    return h.hexdigest()[:16]
+
+
+def kind_modules(run_ref: str, config_ref: str, extra_packages: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """The project modules a kind depends on: the closure of its run and config modules, plus the
+    closure of every module of any package it declares explicitly (for code reached without an
+    import statement, e.g. a file loaded by path)."""
+    roots = [run_ref.partition(":")[0], config_ref.partition(":")[0]]
+    for package in extra_packages:
+        spec = importlib.util.find_spec(package)
+        roots.append(package)
+        if spec is not None and spec.submodule_search_locations:
+            base = Path(next(iter(spec.submodule_search_locations)))
+            roots += [package + "." + ".".join(f.relative_to(base).with_suffix("").parts).removesuffix(".__init__")
+                      for f in sorted(base.rglob("*.py"))]
+    modules: set[str] = set()
+    for root in roots:
+        modules.update(import_closure(root))
+    return tuple(sorted(modules))
