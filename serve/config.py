@@ -95,21 +95,27 @@ class LLMServeConfig(Config):
     engine_kwargs: dict[str, str | int | float | bool] = Field(
         default_factory=dict, description="extra `vllm serve` flags verbatim, e.g. {'block-size': 32}")
     api_key_env: str | None = Field(
-        None, description="name of the env var holding the bearer API key; None = no auth. "
-                          "When set, the variable must exist where the app is built")
+        "LLMFLOW_API_KEY", description="name of the env var holding the bearer API key that every route but "
+        "/health requires (the LLM app and the RAG router alike). In a flow, serve.deploy creates the key in "
+        "<workdir>/.llmflow/secrets/api_key when the variable is unset; elsewhere (serve run, Python) the "
+        "variable must be set where the app is built. null = no auth, for a local demo only")
     num_replicas: int = Field(1, ge=1, description="engine replicas (each is one vLLM engine)")
     num_cpus: float = Field(1.0, ge=0, description="logical CPUs a replica reserves in Ray")
     num_gpus: float = Field(0.0, ge=0, description="GPUs a replica reserves (0 on CPU machines)")
     engine_threads: int | None = Field(
         None, ge=1, description="OpenMP threads of a CPU engine. None: every core of the replica's node. "
         "(Ray would otherwise give the engine num_cpus threads — one — and a bare `vllm serve` uses all cores.)")
-    max_ongoing_requests: int = Field(32, ge=1, description="requests a replica holds at once; more wait in "
-                                                           "Serve's queue")
-    max_queued_requests: int = Field(64, ge=-1, description="requests Serve queues per caller before answering "
-                                                            "503 (-1 = unbounded, not recommended)")
     max_engine_waiting: int | None = Field(
-        None, ge=0, description="answer 429 when this many requests already wait inside the engine "
-                                "(admitted but not yet decoding); None = off")
+        None, ge=0, description="requests admitted beyond max_num_seqs (they wait inside the engine for a batch "
+        "slot); more get 429 + Retry-After. None: max_num_seqs (one batch decodes, one waits)")
+    max_ongoing_requests: int | None = Field(
+        None, ge=1, description="requests Serve sends one replica at once (HTTP and handle calls, admitted or "
+        "about to be answered 429). Must exceed the admission limit, so excess requests reach the 429 guard "
+        "instead of waiting in Serve's queue. None: 4 x the admission limit")
+    max_queued_requests: int = Field(
+        -1, ge=-1, description="requests Serve queues per caller (proxy, handle) while every replica holds "
+        "max_ongoing_requests; past it Serve answers a plain-text 429. -1 (Serve's default): unbounded, "
+        "which is safe here because the 429 guard, not this queue, bounds the work")
     health_check_period_s: float = Field(10.0, gt=0, description="how often Serve probes the engine")
     health_check_timeout_s: float = Field(60.0, gt=0, description="a probe slower than this restarts the replica")
     env: dict[str, str] = Field(default_factory=lambda: dict(CPU_ENGINE_ENV),
@@ -120,7 +126,28 @@ class LLMServeConfig(Config):
         names = [self.served_model_name] + [a.name for a in self.adapters]
         if len(set(names)) != len(names):
             raise ValueError(f"model names must be unique, got {names}: rename the adapter(s)")
+        if self.max_ongoing_requests is not None and self.max_ongoing_requests <= self.admission_limit():
+            raise ValueError(
+                f"max_ongoing_requests={self.max_ongoing_requests} must exceed the admission limit "
+                f"max_num_seqs + max_engine_waiting = {self.admission_limit()}: otherwise excess requests wait in "
+                "Serve's queue instead of getting 429. Raise it or leave it unset (derived)")
         return self
+
+    # Why these limits make Serve's own 503 unreachable on the default path: the guard admits
+    # admission_limit() generation requests per replica and answers the rest 429 within
+    # microseconds; the replica takes ongoing_limit() > admission_limit() requests, so a request
+    # beyond the guard's limit always reaches the guard, and Serve's per-caller queue only holds
+    # requests for the moment the replica takes to answer 429 to those ahead of them. With that
+    # queue unbounded (max_queued_requests=-1) it never rejects; a bounded one still answers 429
+    # with Retry-After (backpressure_config in serve/llm.py), just not with a JSON body.
+    def admission_limit(self) -> int:
+        """Generation requests one replica holds (decoding + waiting in the engine); more get 429."""
+        waiting = self.max_num_seqs if self.max_engine_waiting is None else self.max_engine_waiting
+        return self.max_num_seqs + waiting
+
+    def ongoing_limit(self) -> int:
+        """Serve's max_ongoing_requests: the admission limit with headroom for requests being rejected."""
+        return self.max_ongoing_requests or 4 * self.admission_limit()
 
     def require_model(self) -> str:
         if not self.model:

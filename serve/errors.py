@@ -1,11 +1,17 @@
-"""OpenAI-style errors: the exception handle callers get, and the ASGI guards in front of vLLM.
+"""OpenAI-style errors: the exception handle callers get, and the ASGI guard in front of every app.
 
 vLLM's own OpenAI layer already answers malformed JSON, unknown models, too-long prompts and
 out-of-range sampling parameters with 4xx OpenAI error bodies. What it lacks, and what lives
-here: an OpenAI-shaped 401 for a missing/wrong bearer key (vLLM's says ``{"error":
-"Unauthorized"}``, which the ``openai`` client cannot parse), and a 429 once too many
-requests wait inside the engine, so overload sheds early instead of queueing without bound.
-Serve's own ``max_queued_requests`` answers 503 in front of that.
+here, shared by the LLM app and the RAG router:
+
+- an OpenAI-shaped 401 for a missing/wrong bearer key on every route but ``/health`` (vLLM's
+  says ``{"error": "Unauthorized"}``, which the ``openai`` client cannot parse);
+- admission control: a 429 with ``Retry-After`` once a replica holds its limit of generation
+  requests, so overload sheds early instead of queueing without bound. The LLM replica counts
+  HTTP requests and handle calls (the router's) against the same ``Admission``.
+
+Serve's own queue limit would answer a plain-text 503 (or 429); the deployments' Serve limits
+are sized so that it is never reached before these guards (see ``LLMServeConfig``).
 """
 from __future__ import annotations
 
@@ -15,13 +21,19 @@ import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-GUARDED_PREFIXES = ("/v1",)  # /health stays open for load balancers and probes
+OPEN_PATHS = ("/health",)  # stays open for load balancers and probes
 GENERATION_PATHS = ("/v1/completions", "/v1/chat/completions")
+RETRY_AFTER_S = 1  # a slot frees as soon as one generation finishes: seconds, not minutes
 
 
 def error_body(message: str, type_: str, code: int, param: str | None = None) -> dict[str, Any]:
     """The JSON body OpenAI (and the ``openai`` client) use for errors."""
     return {"error": {"message": message, "type": type_, "param": param, "code": code}}
+
+
+def retry_headers(status: int) -> dict[str, str]:
+    """``Retry-After`` for the statuses a client should retry (429, 503); nothing otherwise."""
+    return {"retry-after": str(RETRY_AFTER_S)} if status in (429, 503) else {}
 
 
 class LLMRequestError(Exception):
@@ -44,10 +56,38 @@ class LLMRequestError(Exception):
         return error_body(self.message, self.type, self.status_code)
 
 
+def rate_limited(message: str) -> LLMRequestError:
+    return LLMRequestError(429, message, "rate_limit_exceeded")
+
+
+class Admission:
+    """Counts generation requests inside one replica; ``None`` as limit admits everything.
+
+    Single event loop per replica: plain integer arithmetic, no lock needed.
+    """
+
+    def __init__(self, limit: int | None):
+        self.limit = limit
+        self.inflight = 0
+
+    def try_enter(self) -> bool:
+        if self.limit is not None and self.inflight >= self.limit:
+            return False
+        self.inflight += 1
+        return True
+
+    def leave(self) -> None:
+        self.inflight -= 1
+
+    def busy_message(self) -> str:
+        return (f"Server busy: {self.inflight} requests in flight on this replica (limit {self.limit}); "
+                f"retry after {RETRY_AFTER_S} s.")
+
+
 Send = Callable[[dict], Awaitable[None]]
 
 
-async def _send_json(send: Send, status: int, body: dict, headers: dict[str, str] | None = None) -> None:
+async def send_json(send: Send, status: int, body: dict, headers: dict[str, str] | None = None) -> None:
     raw = json.dumps(body).encode()
     hdrs = [(b"content-type", b"application/json"), (b"content-length", str(len(raw)).encode())]
     hdrs += [(k.encode(), v.encode()) for k, v in (headers or {}).items()]
@@ -56,17 +96,24 @@ async def _send_json(send: Send, status: int, body: dict, headers: dict[str, str
 
 
 class GuardMiddleware:
-    """Pure ASGI middleware: bearer-key check on /v1/*, then a 429 once the engine's wait list is full.
+    """Pure ASGI middleware: bearer-key check on every path but ``open_paths``, then admission
+    (429 + ``Retry-After``) on ``limited_paths``.
 
-    ``max_inflight`` counts generation requests inside this replica (streaming ones until
-    their last byte); None turns shedding off.
+    ``max_inflight`` (or a shared ``admission``) counts requests on ``limited_paths`` inside
+    this replica, streaming ones until their last byte; None turns shedding off.
     """
 
-    def __init__(self, app, api_key: str | None = None, max_inflight: int | None = None):
+    def __init__(self, app, api_key: str | None = None, max_inflight: int | None = None,
+                 admission: Admission | None = None, open_paths: tuple[str, ...] = OPEN_PATHS,
+                 limited_paths: tuple[str, ...] = GENERATION_PATHS):
         self.app = app
         self._key_hash = hashlib.sha256(api_key.encode()).digest() if api_key else None
-        self.max_inflight = max_inflight
-        self.inflight = 0
+        self.admission = admission if admission is not None else Admission(max_inflight)
+        self.open_paths, self.limited_paths = open_paths, limited_paths
+
+    @property
+    def inflight(self) -> int:
+        return self.admission.inflight
 
     def __getattr__(self, name):
         # Serve registers exception handlers and reads routes on the app it is given:
@@ -81,24 +128,22 @@ class GuardMiddleware:
                 scheme, _, token = value.decode("latin-1").partition(" ")
                 if scheme.lower() != "bearer":
                     return False
-                return secrets.compare_digest(hashlib.sha256(token.encode()).digest(), self._key_hash)
+                return secrets.compare_digest(hashlib.sha256(token.strip().encode()).digest(), self._key_hash)
         return False
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or scope.get("method") == "OPTIONS":
             return await self.app(scope, receive, send)
-        path = scope["path"].removeprefix(scope.get("root_path", ""))
-        if self._key_hash is not None and path.startswith(GUARDED_PREFIXES) and not self._authorized(scope):
-            return await _send_json(send, 401, error_body(
+        path = scope["path"].removeprefix(scope.get("root_path", "")) or "/"
+        if self._key_hash is not None and path not in self.open_paths and not self._authorized(scope):
+            return await send_json(send, 401, error_body(
                 "Missing or invalid API key: send 'Authorization: Bearer <key>'.", "authentication_error", 401))
-        if not path.startswith(GENERATION_PATHS):
+        if not path.startswith(self.limited_paths):
             return await self.app(scope, receive, send)
-        if self.max_inflight is not None and self.inflight >= self.max_inflight:
-            return await _send_json(send, 429, error_body(
-                f"Server busy: {self.inflight} requests in flight on this replica; retry shortly.",
-                "rate_limit_exceeded", 429), headers={"retry-after": "1"})
-        self.inflight += 1
+        if not self.admission.try_enter():
+            return await send_json(send, 429, rate_limited(self.admission.busy_message()).to_body(),
+                                   headers=retry_headers(429))
         try:
             return await self.app(scope, receive, send)
         finally:
-            self.inflight -= 1
+            self.admission.leave()

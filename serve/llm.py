@@ -9,8 +9,10 @@ handle API below sit in one small file. Engine flags come from
 
 HTTP (through Serve's proxy): ``GET /v1/models``, ``POST /v1/completions``,
 ``POST /v1/chat/completions`` (``stream: true`` → SSE), ``GET /health``, plus vLLM's other
-routes (``/tokenize``, ...). Errors are OpenAI-shaped 4xx bodies; overload → 429 (engine
-wait list full, ``max_engine_waiting``) or 503 (Serve queue full, ``max_queued_requests``).
+routes (``/tokenize``, ...), every one but ``/health`` behind the bearer key when
+``api_key_env`` is set. Errors are OpenAI-shaped 4xx bodies; overload → 429 with
+``Retry-After`` once the replica holds ``admission_limit()`` generation requests, counted over
+HTTP requests and handle calls together (Serve's own limits are sized never to answer first).
 
 Handle API (for the RAG router or any deployment that holds a DeploymentHandle to this one)::
 
@@ -26,7 +28,8 @@ Handle API (for the RAG router or any deployment that holds a DeploymentHandle t
 ``model`` defaults to the base model; pass an adapter's name to use it. ``sampling`` takes
 the OpenAI request fields (max_tokens, temperature, top_p, top_k, seed, stop, logprobs, ...)
 and is validated exactly as the HTTP routes validate them. A rejected request raises
-``serve.errors.LLMRequestError`` (``.status_code``, ``.message``, ``.type``): pass it on as is.
+``serve.errors.LLMRequestError`` (``.status_code``, ``.message``, ``.type``): pass it on as is;
+a full replica raises it with 429 / ``rate_limit_exceeded``.
 """
 from __future__ import annotations
 
@@ -38,7 +41,7 @@ from typing import Any
 from ray import serve
 
 from serve.config import LLMServeConfig
-from serve.errors import GuardMiddleware, LLMRequestError
+from serve.errors import Admission, GuardMiddleware, LLMRequestError, rate_limited
 
 
 @serve.ingress()  # the ASGI app is vLLM's, built on the replica once the engine is up
@@ -56,6 +59,9 @@ class LLMDeployment:
 
         self.config = LLMServeConfig.model_validate(config)
         self._api_key = self.config.api_key()
+        # One count for HTTP requests and handle calls: the router's traffic and direct clients
+        # share the engine, so they share its admission limit.
+        self.admission = Admission(self.config.admission_limit())
         if self.config.num_gpus == 0:
             # Ray set OMP_NUM_THREADS to this replica's num_cpus (1); the engine-core child inherits
             # our environment, so say here how many threads its forward passes get.
@@ -82,11 +88,9 @@ class LLMDeployment:
         app = build_app(self._args, supported, self.engine.model_config)
         await init_app_state(self.engine, app.state, self._args, supported)
         self._state = app.state
-        max_inflight = (None if self.config.max_engine_waiting is None
-                        else self.config.max_num_seqs + self.config.max_engine_waiting)
         # Wrapped around vLLM's app (whose middleware stack is already built): rejected
         # requests never reach vLLM's routes.
-        return GuardMiddleware(app, api_key=self._api_key, max_inflight=max_inflight)
+        return GuardMiddleware(app, api_key=self._api_key, admission=self.admission)
 
     async def check_health(self) -> None:
         """Serve calls this every health_check_period_s; raising makes Serve replace the replica."""
@@ -105,7 +109,12 @@ class LLMDeployment:
     async def generate(self, prompt: str | None = None, messages: list[dict] | None = None,
                        model: str | None = None, sampling: dict[str, Any] | None = None) -> dict[str, Any]:
         """One completion (``prompt``) or chat turn (``messages``); returns text + usage."""
-        resp = await self._call(prompt, messages, model, sampling, stream=False)
+        if not self.admission.try_enter():
+            raise rate_limited(self.admission.busy_message())
+        try:
+            resp = await self._call(prompt, messages, model, sampling, stream=False)
+        finally:
+            self.admission.leave()
         choice = resp.choices[0]
         text = choice.message.content if messages is not None else choice.text
         return {"text": text or "", "finish_reason": choice.finish_reason, "model": resp.model,
@@ -114,6 +123,15 @@ class LLMDeployment:
     async def generate_stream(self, prompt: str | None = None, messages: list[dict] | None = None,
                               model: str | None = None, sampling: dict[str, Any] | None = None) -> AsyncIterator[str]:
         """Like ``generate`` but yields text deltas; call with ``handle.options(stream=True)``."""
+        if not self.admission.try_enter():
+            raise rate_limited(self.admission.busy_message())
+        try:
+            async for delta in self._deltas(prompt, messages, model, sampling):
+                yield delta
+        finally:  # also when the caller stops early: the slot frees with the stream
+            self.admission.leave()
+
+    async def _deltas(self, prompt, messages, model, sampling) -> AsyncIterator[str]:
         stream = await self._call(prompt, messages, model, sampling, stream=True)
         async for line in stream:
             for event in line.split("\n\n"):
@@ -160,17 +178,23 @@ class LLMDeployment:
         return resp
 
 
-def llm_deployment(config: LLMServeConfig):
-    """The LLMDeployment with this config's replica count, resources, limits and health checks."""
+def llm_deployment(config: LLMServeConfig, api_key: str | None = None):
+    """The LLMDeployment with this config's replica count, resources, limits and health checks.
+
+    ``api_key`` (e.g. a flow's key file) overrides the caller's ``api_key_env`` variable."""
+    from ray.serve.config import BackpressureConfig
+
     env = dict(config.env)
     if config.api_key_env and config.api_key_env not in env:
         # The replica reads the key from its own environment; forward the caller's value so
         # a local `start()` works. On a cluster, set it in the runtime_env / pod instead.
-        env[config.api_key_env] = config.api_key()
+        env[config.api_key_env] = api_key or config.api_key()
     return serve.deployment(LLMDeployment).options(
         num_replicas=config.num_replicas,
-        max_ongoing_requests=config.max_ongoing_requests,
+        max_ongoing_requests=config.ongoing_limit(),
         max_queued_requests=config.max_queued_requests,
+        # Only reachable with a bounded max_queued_requests: then too, say "retry", not "down".
+        backpressure_config=BackpressureConfig(status_code=429, retry_after_s=1),
         health_check_period_s=config.health_check_period_s,
         health_check_timeout_s=config.health_check_timeout_s,
         # Engine start (weights + KV cache + warm-up) takes ~40-80 s on 2 CPU cores.

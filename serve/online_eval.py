@@ -121,6 +121,7 @@ class OnlineEvaluator:
         self._recent: OrderedDict[str, RequestRecord] = OrderedDict()
         self._pending: dict[str, Future] = {}
         self._traced: OrderedDict[str, tuple[str, dict]] = OrderedDict()  # request_id → (trace_id, redacted)
+        self._votes: dict[tuple[str, str], int] = {}  # (trace_id, user) → thumb, so a new vote replaces the old
         self._lock = threading.Lock()
         self._feedback_path = Path(config.feedback_path)
         self._pairs_path = self._feedback_path.with_name(self._feedback_path.stem + "_judged_pairs.jsonl")
@@ -323,7 +324,8 @@ class OnlineEvaluator:
         """Attach a thumbs up (+1) / down (-1) and comment to a request's trace; returns the trace id.
 
         A request that was not sampled is traced now (from the recent-requests buffer), so
-        feedback never goes untraced."""
+        feedback never goes untraced. One vote per request and user: a second one replaces the
+        first in the metrics and in the preference export (the trace keeps both, as history)."""
         if thumb not in (1, -1):
             raise ValueError(f"thumb must be +1 (up) or -1 (down), got {thumb!r}")
         if (request_id is None) == (trace_id is None):
@@ -350,10 +352,17 @@ class OnlineEvaluator:
                 info = self._info_from_store(trace_id)
         comment_red = redact_obj(comment)
         self.traces.log_feedback(trace_id, "user_feedback", thumb > 0, comment_red or None, "HUMAN", user)
-        rec = FeedbackRecord(trace_id, info["prompt"], info["response"], thumb, comment_red, info["arm"])
-        self.arms.setdefault(rec.arm, ArmStats()).thumbs["up" if thumb > 0 else "down"] += 1
-        with self._lock, open(self._feedback_path, "a") as f:
-            f.write(json.dumps(asdict(rec), ensure_ascii=False) + "\n")
+        rec = FeedbackRecord(trace_id, info["prompt"], info["response"], thumb, comment_red, info["arm"], user)
+        thumbs = self.arms.setdefault(rec.arm, ArmStats()).thumbs
+        with self._lock:
+            previous = self._votes.get((trace_id, user))
+            self._votes[(trace_id, user)] = thumb
+            if previous is not None:
+                thumbs["up" if previous > 0 else "down"] -= 1
+            thumbs["up" if thumb > 0 else "down"] += 1
+            # Append-only log; export_preferences keeps each user's last vote per trace.
+            with open(self._feedback_path, "a") as f:
+                f.write(json.dumps(asdict(rec), ensure_ascii=False) + "\n")
         return trace_id
 
     def _info_from_store(self, trace_id: str) -> dict:

@@ -30,16 +30,21 @@ class ExportIn(BaseModel):
     out_dir: str = Field(description="folder to write preferences.jsonl, failures.jsonl, report.json into")
 
 
-def do_feedback(evaluator: OnlineEvaluator, body: FeedbackIn) -> dict:
-    from fastapi import HTTPException
+def do_feedback(evaluator: OnlineEvaluator, body: FeedbackIn):
+    """``{"trace_id"}``, or an OpenAI-shaped error response (404 unknown request, 422 bad vote).
+
+    A user's second vote on a request replaces the first (``OnlineEvaluator.feedback``)."""
+    from fastapi.responses import JSONResponse
+
+    from serve.errors import error_body
 
     thumb = 1 if body.thumb in ("up", 1) else -1
     try:
         return {"trace_id": evaluator.feedback(thumb, body.comment, body.request_id, body.trace_id, body.user)}
     except KeyError as e:
-        raise HTTPException(404, str(e)) from e
+        return JSONResponse(error_body(str(e.args[0]) if e.args else str(e), "invalid_request_error", 404, "request_id"), 404)
     except ValueError as e:
-        raise HTTPException(422, str(e)) from e
+        return JSONResponse(error_body(str(e), "invalid_request_error", 422), 422)
 
 
 def metrics_view(evaluator: OnlineEvaluator) -> dict:

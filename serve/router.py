@@ -5,8 +5,11 @@ message, runs hybrid search on the flow's Qdrant index, and routes: a grounded p
 numbered sources when the best source clears ``relevance_threshold``, else plain generation or
 "I don't know" (``fallback``). Every response carries a ``rag`` field: route, cited sources
 (n, id, doc_id, title, score, relevance), all retrieved candidates and the latency split.
-Errors: malformed/empty query 400, oversized 413, index unreachable or slower than
-``search_timeout_s`` 503, LLM rejections passed on with their status.
+Errors (all OpenAI-shaped ``{"error": {...}}``): malformed/empty query 400, oversized 413, index
+unreachable or slower than ``search_timeout_s`` 503, LLM rejections passed on with their status,
+before the first streamed token too. Every route but ``/health`` takes the LLM app's bearer key
+(401 without it). Overload: past ``max_inflight`` chat requests per replica, or when the LLM is
+full, 429 with ``Retry-After``.
 
 Run it next to the LLM app::
 
@@ -27,19 +30,65 @@ import time
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from ray import serve
+from starlette.exceptions import HTTPException
 
+from serve.errors import error_body, rate_limited, retry_headers
 from serve.router_config import RouterConfig
 from serve.router_core import ROUTER_MODEL, HandleLLM, RouterCore, RouterError
 
+CHAT_PATH = "/v1/chat/completions"
 api = FastAPI(title="llmflow RAG router")
+
+
+# FastAPI's own errors (unknown route 404, wrong method 405, body validation 422) answer
+# {"detail": ...}; the openai client and every other route here speak {"error": {...}}.
+@api.exception_handler(HTTPException)
+async def _http_error(request: Request, exc: HTTPException):
+    return JSONResponse(error_body(str(exc.detail), "invalid_request_error", exc.status_code),
+                        status_code=exc.status_code, headers=exc.headers)
+
+
+@api.exception_handler(RequestValidationError)
+async def _validation_error(request: Request, exc: RequestValidationError):
+    return JSONResponse(error_body(f"invalid request: {exc.errors()}", "invalid_request_error", 422), 422)
+
+
+def error_response(err: RouterError) -> JSONResponse:
+    return JSONResponse(err.to_body(), status_code=err.status_code, headers=retry_headers(err.status_code))
+
+
+class ShedAsRateLimit:
+    """LLM client wrapper: Serve's queue-limit rejection of the handle call (``BackPressureError``)
+    becomes the same 429 the LLM's own admission guard raises, not a 500/503."""
+
+    def __init__(self, llm):
+        self.llm = llm
+
+    async def generate(self, **kwargs) -> dict[str, Any]:
+        from ray.serve.exceptions import BackPressureError
+
+        try:
+            return await self.llm.generate(**kwargs)
+        except BackPressureError as e:
+            raise rate_limited(f"the LLM is at capacity ({e.message}); retry shortly") from None
+
+    async def generate_stream(self, **kwargs):
+        from ray.serve.exceptions import BackPressureError
+
+        try:
+            async for delta in self.llm.generate_stream(**kwargs):
+                yield delta
+        except BackPressureError as e:
+            raise rate_limited(f"the LLM is at capacity ({e.message}); retry shortly") from None
 
 
 @serve.deployment
 @serve.ingress(api)
 class RAGRouter:
-    def __init__(self, llm, config: RouterConfig | dict):
+    def __init__(self, llm, config: RouterConfig | dict, api_key_env: str | None = None):
         from components.rag.embed import shared_embedder
         from components.rag.retriever import Retriever, open_index
 
@@ -50,7 +99,9 @@ class RAGRouter:
                                 lock_wait_s=self.config.lock_wait_s)
         embedder = shared_embedder()
         embedder.embed(["warm up"])  # the first encode is several times slower; pay it at start
-        self.core = RouterCore(self.config, Retriever(self.store, embedder, self.config.retrieval), HandleLLM(llm))
+        self.core = RouterCore(self.config, Retriever(self.store, embedder, self.config.retrieval),
+                               ShedAsRateLimit(HandleLLM(llm)))
+        self._api_key_env = api_key_env
         self.evaluator, self.prompt_versions = None, {}
         if self.config.online_eval is not None:
             # Imported here: Serve ships this class by value, without the module's other globals.
@@ -58,29 +109,46 @@ class RAGRouter:
 
             self.evaluator, self.prompt_versions = _start_online_eval(self.config.online_eval, embedder)
 
-    @api.post("/v1/chat/completions")
+    async def __serve_build_asgi_app__(self):
+        """Serve calls this after __init__: the FastAPI app behind the key check and the in-flight guard."""
+        from serve.errors import GuardMiddleware
+
+        key = None
+        if self._api_key_env:
+            key = os.environ.get(self._api_key_env)
+            if not key:
+                raise ValueError(f"the router needs the API key in ${self._api_key_env} (build_router forwards the "
+                                 "caller's value): export it where the router is built")
+        return GuardMiddleware(self.app, api_key=key, max_inflight=self.config.max_inflight,
+                               limited_paths=(CHAT_PATH,))
+
+    @api.post(CHAT_PATH)
     async def chat_completions(self, request: Request):
         try:
             body = await request.json()
         except ValueError as e:
-            err = RouterError(400, f"request body is not valid JSON: {e}")
-            return JSONResponse(err.to_body(), status_code=err.status_code)
+            return error_response(RouterError(400, f"request body is not valid JSON: {e}"))
         t0_ns = time.time_ns()
         try:
             if isinstance(body, dict) and body.get("stream"):
                 plan = await self.core.plan(body)
-                return StreamingResponse(self._observed_stream(body, plan, t0_ns), media_type="text/event-stream")
+                lines = self.core.stream(plan)
+                head = await _head_or_error(lines)
+                if isinstance(head, RouterError):
+                    return error_response(head)
+                return StreamingResponse(self._observed_stream(body, plan, t0_ns, _chain(head, lines)),
+                                         media_type="text/event-stream")
             result = await self.core.complete(body)
         except RouterError as e:
-            return JSONResponse(e.to_body(), status_code=e.status_code)
+            return error_response(e)
         self._observe(body, result["id"], result["choices"][0]["message"]["content"], t0_ns, result["rag"],
                       result.get("usage") or {})
         return JSONResponse(result)
 
-    async def _observed_stream(self, body: dict, plan: dict, t0_ns: int):
+    async def _observed_stream(self, body: dict, plan: dict, t0_ns: int, lines):
         """Pass the SSE stream through, keeping the text so the online loop sees the whole answer."""
         parts, cid = [], None
-        async for line in self.core.stream(plan):
+        async for line in lines:
             yield line
             if self.evaluator is not None and line.startswith("data: {"):
                 obj = json.loads(line[6:])
@@ -112,12 +180,11 @@ class RAGRouter:
         from serve.online_eval_app import FeedbackIn, do_feedback
 
         if self.evaluator is None:
-            return JSONResponse(RouterError(404, "online evaluation is off for this router "
-                                                 "(set router.online_eval)").to_body(), status_code=404)
+            return error_response(RouterError(404, "online evaluation is off for this router (set router.online_eval)"))
         try:
             fb = FeedbackIn.model_validate(await request.json())
         except ValueError as e:
-            return JSONResponse(RouterError(422, f"bad feedback body: {e}").to_body(), status_code=422)
+            return error_response(RouterError(422, f"bad feedback body: {e}"))
         return await run_in_threadpool(do_feedback, self.evaluator, fb)
 
     @api.get("/online/metrics")
@@ -125,8 +192,7 @@ class RAGRouter:
         from serve.online_eval_app import metrics_view
 
         if self.evaluator is None:
-            return JSONResponse(RouterError(404, "online evaluation is off for this router").to_body(),
-                                status_code=404)
+            return error_response(RouterError(404, "online evaluation is off for this router"))
         return metrics_view(self.evaluator)
 
     @api.get("/v1/models")
@@ -160,19 +226,80 @@ def _start_online_eval(config, embedder):
     return evaluator, {"llmflow-rag": rag_prompt.uri}
 
 
-def build_router(config: RouterConfig, llm: Any):
-    """The bound router application; ``llm`` is a bound LLM deployment or a DeploymentHandle."""
+async def _head_or_error(lines) -> list[str] | RouterError:
+    """The stream's lines up to its first generated one; an error there becomes the response's status.
+
+    Until a token exists nothing is lost by waiting, and a rejection (429 from a full LLM, 400)
+    then reaches the client as a status code it can act on instead of a 200 with an error inside.
+    """
+    head = []
+    async for line in lines:
+        head.append(line)
+        if not line.startswith("data: {"):  # [DONE]
+            break
+        obj = json.loads(line[6:])
+        if "error" in obj:
+            err = obj["error"]
+            return RouterError(int(err.get("code") or 500), err.get("message", ""), err.get("type", "server_error"))
+        if any((c.get("delta") or {}).get("content") or c.get("finish_reason") for c in obj.get("choices", [])):
+            break
+    return head
+
+
+async def _chain(head: list[str], rest):
+    for line in head:
+        yield line
+    async for line in rest:
+        yield line
+
+
+def router_limit(config: RouterConfig, llm_admission_limit: int | None = None) -> int:
+    """Chat requests one router replica works on at once: ``router.max_inflight``, else the LLM's
+    admission limit (more would only come back 429 from it) split over the router's replicas."""
+    if config.max_inflight is not None:
+        return config.max_inflight
+    if llm_admission_limit is None:
+        from serve.config import LLMServeConfig
+
+        llm_admission_limit = LLMServeConfig().admission_limit()
+    return max(1, -(-llm_admission_limit // config.num_replicas))
+
+
+def build_router(config: RouterConfig, llm: Any, api_key_env: str | None = None, api_key: str | None = None,
+                 llm_admission_limit: int | None = None):
+    """The bound router application; ``llm`` is a bound LLM deployment or a DeploymentHandle.
+
+    ``api_key_env`` names the variable holding the stack's key (the LLM app's); its value, or
+    ``api_key`` when given (a flow's key file), is forwarded to the replicas. None = no auth.
+    """
+    from ray.serve.config import BackpressureConfig
+
     # Forward the caller's Qdrant server settings so a local start reaches the same server.
     env = {k: os.environ[k] for k in ("QDRANT_URL", "QDRANT_API_KEY") if os.environ.get(k)}
     env.update({"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"})
+    if api_key_env:
+        key = api_key or os.environ.get(api_key_env)
+        if not key:
+            raise ValueError(f"api_key_env={api_key_env!r} but that env var is empty or unset: export "
+                             f"{api_key_env}=<the LLM app's key>, or set api_key_env: null to serve without auth")
+        env[api_key_env] = key
+    limit = router_limit(config, llm_admission_limit)
+    config = config.model_copy(update={"max_inflight": limit})
     return RAGRouter.options(
         num_replicas=config.num_replicas,
+        # As for the LLM app (serve/config.py): the replica takes more than the guard admits, so
+        # excess chat requests reach the guard's 429 instead of Serve's queue, which is then never
+        # full (unbounded; a 429 frees its slot in microseconds). Feedback and metrics are quick.
+        max_ongoing_requests=4 * limit + 16,
+        max_queued_requests=-1,
+        backpressure_config=BackpressureConfig(status_code=429, retry_after_s=1),
         ray_actor_options={"num_cpus": config.num_cpus, "runtime_env": {"env_vars": env}},
-    ).bind(llm, config.model_dump())
+    ).bind(llm, config.model_dump(), api_key_env)
 
 
 def build_app(args: dict[str, Any]):
-    """``serve run serve.router:build_app router={...} llm={...}``: router + its own LLM deployment."""
+    """``serve run serve.router:build_app router={...} llm={...}``: router + its own LLM deployment,
+    both behind the llm config's ``api_key_env``."""
     from serve.app import build_llm
     from serve.config import LLMServeConfig
 
@@ -188,4 +315,5 @@ def build_app(args: dict[str, Any]):
     if not {"tokenizer", "max_model_len"} & set(router):  # budget prompts for this LLM unless told otherwise
         router = {**router, "tokenizer": llm_config.engine_kwargs.get("tokenizer") or llm_config.require_model(),
                   "max_model_len": llm_config.max_model_len}
-    return build_router(RouterConfig.model_validate(router), build_llm(llm_config))
+    return build_router(RouterConfig.model_validate(router), build_llm(llm_config), api_key_env=llm_config.api_key_env,
+                        llm_admission_limit=llm_config.admission_limit() * llm_config.num_replicas)

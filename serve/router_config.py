@@ -47,6 +47,11 @@ class RouterConfig(Config):
         "Local-mode index: how long a replica waits for a writer's lock before failing to start."))
     num_replicas: int = Field(1, ge=1, description="Router replicas (each holds a private index snapshot in local mode).")
     num_cpus: float = Field(1.0, ge=0, description="CPUs per router replica (query embedding runs there).")
+    max_inflight: int | None = Field(None, ge=1, description=(
+        "Chat requests one router replica works on at once; more get 429 with Retry-After. None: the LLM's "
+        "admission limit (max_num_seqs + max_engine_waiting, times its replicas) split over the router's "
+        "replicas, as more would only come back 429 from the LLM; serve.rag reads it from the LLM's "
+        "endpoint.json, serve.router:build_app from the llm config, other callers get the default LLM's."))
     online_eval: OnlineEvalConfig | None = Field(None, description=(
         "Evaluate live traffic off the request path (sampled traces, heuristics, judge, drift, feedback "
         "at POST /feedback); None turns the loop off."))

@@ -7,11 +7,11 @@ official ``openai`` client, failing the step if any answer is wrong in shape.
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
 
+from serve.auth import endpoint_api_key
 from serve.stack_config import RagServeConfig, SmokeConfig
 
 
@@ -55,8 +55,10 @@ def run_rag(ctx, config: RagServeConfig) -> dict[str, float]:
         router = router.model_copy(update={"online_eval": oe.model_copy(update=updates)})
     handle = serve.get_deployment_handle(llm["deployment"], app_name=llm["app_name"])
     t0 = time.perf_counter()
-    serve.run(build_router(router, handle), name=config.app_name, route_prefix=config.route_prefix,
-              blocking=False)
+    # One key for the whole stack: the router takes the LLM app's (its variable, else the flow's key file).
+    app = build_router(router, handle, api_key_env=llm.get("api_key_env"), api_key=endpoint_api_key(llm),
+                       llm_admission_limit=llm.get("admission_limit"))
+    serve.run(app, name=config.app_name, route_prefix=config.route_prefix, blocking=False)
     root = _host_url(llm["url"]) + config.route_prefix.rstrip("/")
     wait_healthy(f"{root}/health", config.start_timeout_s)
     startup_s = time.perf_counter() - t0
@@ -64,6 +66,7 @@ def run_rag(ctx, config: RagServeConfig) -> dict[str, float]:
             "feedback_url": f"{root}/feedback" if router.online_eval else None,
             "online_metrics_url": f"{root}/online/metrics" if router.online_eval else None,
             "llm": llm["url"], "startup_s": startup_s,
+            "api_key_env": llm.get("api_key_env"), "api_key_file": llm.get("api_key_file"),
             "feedback_path": router.online_eval.feedback_path if router.online_eval else None}
     (Path(ctx.output) / "endpoint.json").write_text(json.dumps(info, indent=2))
     ctx.set_tags({"serve.rag_url": info["url"], "serve.online_eval": bool(router.online_eval)})
@@ -76,7 +79,7 @@ def run_smoke(ctx, config: SmokeConfig) -> dict[str, float]:
 
     llm = json.loads((ctx.input("endpoint") / "endpoint.json").read_text())
     rag = json.loads((ctx.input("rag") / "endpoint.json").read_text())
-    key = os.environ.get(llm["api_key_env"]) if llm.get("api_key_env") else None
+    key = endpoint_api_key(llm)
     client = OpenAI(base_url=llm["url"], api_key=key or "none", timeout=config.timeout_s, max_retries=1)
     rag_client = OpenAI(base_url=rag["url"], api_key=key or "none", timeout=config.timeout_s, max_retries=1)
     checks: dict[str, dict[str, Any]] = {}
@@ -155,7 +158,8 @@ def run_smoke(ctx, config: SmokeConfig) -> dict[str, float]:
         if not rag.get("feedback_url"):
             return {"skipped": "online evaluation is off"}
         r = httpx.post(rag["feedback_url"], json={"request_id": checks_feedback["request_id"], "thumb": "up",
-                                                  "comment": "smoke test"}, timeout=config.timeout_s)
+                                                  "comment": "smoke test"}, timeout=config.timeout_s,
+                       headers={"Authorization": f"Bearer {key}"} if key else {})
         r.raise_for_status()
         return {"trace_id": r.json()["trace_id"]}
 

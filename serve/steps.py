@@ -56,14 +56,19 @@ def smoke_request(info: dict, prompt: str, max_tokens: int, api_key: str | None)
 
 def run_deploy(ctx, config: ServeDeployConfig) -> dict[str, float]:
     from serve import app as serve_app
+    from serve.auth import flow_api_key
 
     app_config = app_config_from_inputs(config, {k: Path(v) for k, v in ctx.inputs.items()})
+    # Auth is on by default: with the key's variable unset, the flow keeps its own key in a file
+    # (created once, reused by later runs), so `make run` needs no setup and leaves no open model.
+    api_key, key_file = flow_api_key(app_config.llm.api_key_env, ctx.state_dir)
     t0 = time.perf_counter()
-    info = serve_app.start(app_config)
+    info = serve_app.start(app_config, api_key)
     startup_s = time.perf_counter() - t0
-    smoke = smoke_request(info, config.smoke_prompt, config.smoke_max_tokens, app_config.llm.api_key())
+    smoke = smoke_request(info, config.smoke_prompt, config.smoke_max_tokens, api_key)
     metrics = {"startup_s": startup_s, **smoke}
-    endpoint = {**info, "startup_s": startup_s, "smoke": smoke}
+    # the key file's path, never the key: endpoint.json is an artifact anyone with the store can read
+    endpoint = {**info, "api_key_file": str(key_file) if key_file else None, "startup_s": startup_s, "smoke": smoke}
     path = Path(ctx.output) / "endpoint.json"
     path.write_text(json.dumps(endpoint, indent=2))
     ctx.log_metrics(metrics)

@@ -8,12 +8,16 @@ Layout written by ``export_preferences(records, out_dir)`` (the ``prefs`` artifa
   report.json        counts
 Pairs come from (a) a thumbs-up and a thumbs-down answer to the same prompt, and
 (b) shadow/A-B comparisons where the position-debiased judge picked a winner.
+
+Votes are not additive: a user's later vote on a request replaces their earlier one, a request's
+label is the sign of its users' votes (a tie: no label), and each request joins at most one
+pair. Feedback becomes training data, so repeating or flipping votes must not let one request
+weigh more than one pair.
 """
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
-from itertools import product
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 
@@ -25,6 +29,7 @@ class FeedbackRecord:
     thumb: int           # +1 up, -1 down
     comment: str = ""
     arm: str = "primary"
+    user: str = "user"   # who voted: one vote per (trace_id, user), the last one counts
 
 
 @dataclass
@@ -40,24 +45,46 @@ def _key(prompt: str) -> str:
     return " ".join(prompt.split()).lower()
 
 
+def label_requests(feedback: list[FeedbackRecord]) -> list[FeedbackRecord]:
+    """One record per request (trace), in order of its first vote: the last vote of each user counts,
+    and the request's thumb is the sign of their sum; requests whose votes cancel out are left out."""
+    first_vote: dict[str, int] = {}
+    last: dict[tuple[str, str], FeedbackRecord] = {}
+    for i, r in enumerate(feedback):
+        if r.thumb not in (1, -1):
+            raise ValueError(f"feedback thumb must be +1 or -1, got {r.thumb!r} (trace {r.trace_id})")
+        first_vote.setdefault(r.trace_id, i)
+        last[(r.trace_id, r.user)] = r
+    by_trace: dict[str, list[FeedbackRecord]] = {}
+    for (trace_id, _), r in last.items():
+        by_trace.setdefault(trace_id, []).append(r)
+    labelled = []
+    for trace_id in sorted(by_trace, key=first_vote.__getitem__):
+        votes = by_trace[trace_id]
+        total = sum(v.thumb for v in votes)
+        if total:
+            labelled.append(replace(votes[0], thumb=1 if total > 0 else -1,
+                                    comment=" | ".join(v.comment for v in votes if v.comment)))
+    return labelled
+
+
 def build_pairs(feedback: list[FeedbackRecord], judged: list[JudgedPair] = ()) -> tuple[list[dict], list[dict], list[dict]]:
     """Returns (pairs, provenance, failures)."""
     by_prompt: dict[str, dict[str, list[FeedbackRecord]]] = {}
-    for r in feedback:
-        if r.thumb not in (1, -1):
-            raise ValueError(f"feedback thumb must be +1 or -1, got {r.thumb!r} (trace {r.trace_id})")
+    for r in label_requests(feedback):
         by_prompt.setdefault(_key(r.prompt), {"up": [], "down": []})["up" if r.thumb > 0 else "down"].append(r)
-    pairs, prov, failures, seen = [], [], [], set()
+    pairs, prov, failures = [], [], []
     for group in by_prompt.values():
-        for up, down in product(group["up"], group["down"]):
-            if up.response == down.response or (up.prompt, up.response, down.response) in seen:
+        downs = list(group["down"])
+        for up in group["up"]:  # each request in at most one pair: match ups and downs one to one
+            down = next((d for d in downs if d.response != up.response), None)
+            if down is None:
                 continue
-            seen.add((up.prompt, up.response, down.response))
+            downs.remove(down)
             pairs.append({"prompt": up.prompt, "chosen": up.response, "rejected": down.response})
             prov.append({"source": "feedback", "chosen_trace": up.trace_id, "rejected_trace": down.trace_id})
-        if not group["up"]:
-            failures += [{"prompt": d.prompt, "response": d.response, "comment": d.comment, "trace_id": d.trace_id}
-                         for d in group["down"]]
+        failures += [{"prompt": d.prompt, "response": d.response, "comment": d.comment, "trace_id": d.trace_id}
+                     for d in downs]
     for j in judged:
         if j.verdict not in ("a", "b") or j.answer_a == j.answer_b:
             continue

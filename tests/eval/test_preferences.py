@@ -50,3 +50,27 @@ def test_feedback_prefs_step(tmp_path):
     assert read_preferences(ctx.output / "preferences.jsonl") == [{"prompt": "q", "chosen": "good", "rejected": "bad"}]
     with pytest.raises(ValueError, match="min_pairs"):
         run_feedback_prefs(StepContext.for_test(tmp_path / "o2"), FeedbackPrefsConfig(feedback_path=str(log), min_pairs=5))
+
+
+def test_two_votes_on_one_request_make_one_pair(tmp_path):
+    # the same user votes twice on each request: the second vote replaces the first
+    fb = [FeedbackRecord("tr-a", "q", "good", +1), FeedbackRecord("tr-b", "q", "bad", -1),
+          FeedbackRecord("tr-a", "q", "good", +1), FeedbackRecord("tr-b", "q", "bad", -1)]
+    assert export_preferences(fb, tmp_path)["num_pairs"] == 1
+    assert read_preferences(tmp_path / "preferences.jsonl") == [{"prompt": "q", "chosen": "good", "rejected": "bad"}]
+    # a flipped vote counts as the flip, not as both opinions: two ups make no pair
+    flipped = fb[:2] + [FeedbackRecord("tr-b", "q", "bad", +1)]
+    assert export_preferences(flipped, tmp_path / "f")["num_pairs"] == 0
+
+
+def test_votes_are_per_user_and_a_request_joins_one_pair(tmp_path):
+    from components.eval.preferences import build_pairs, label_requests
+
+    fb = [FeedbackRecord("tr-a", "q", "A", +1, user="u1"), FeedbackRecord("tr-a", "q", "A", -1, user="u2"),
+          FeedbackRecord("tr-b", "q", "B", +1, user="u1"), FeedbackRecord("tr-c", "q", "C", -1, user="u1"),
+          FeedbackRecord("tr-d", "q", "D", -1, user="u1"), FeedbackRecord("tr-c", "q", "C", -1, user="u2")]
+    labels = {r.trace_id: r.thumb for r in label_requests(fb)}
+    assert labels == {"tr-b": 1, "tr-c": -1, "tr-d": -1}  # tr-a: u1 up, u2 down cancel out
+    pairs, prov, failures = build_pairs(fb)
+    assert pairs == [{"prompt": "q", "chosen": "B", "rejected": "C"}]  # B is in one pair, not two
+    assert [f["trace_id"] for f in failures] == ["tr-d"]  # the unpaired thumbs-down is a failure to fix

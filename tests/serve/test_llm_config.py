@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import pickle
 from pathlib import Path
 
@@ -90,8 +91,14 @@ def test_guard_checks_bearer_key_but_leaves_health_open():
     assert asyncio.run(_call(mw, "/v1/models", {"Authorization": "Basic k"}))[0] == 401
     assert asyncio.run(_call(mw, "/v1/models", {"Authorization": "Bearer k"}))[0] == 200
     assert asyncio.run(_call(mw, "/health"))[0] == 200
+    # every other route too: vLLM's /tokenize and /metrics, the router's /feedback and /online/metrics
+    for path in ("/tokenize", "/metrics", "/feedback", "/online/metrics", "/", "/docs"):
+        assert asyncio.run(_call(mw, path))[0] == 401, path
+        assert asyncio.run(_call(mw, path, {"Authorization": "Bearer k"}))[0] == 200, path
     _, sent = asyncio.run(_call(mw, "/v1/completions"))
-    assert b"authentication_error" in sent[1]["body"]
+    assert json.loads(sent[1]["body"]) == {"error": {
+        "message": "Missing or invalid API key: send 'Authorization: Bearer <key>'.", "type": "authentication_error",
+        "param": None, "code": 401}}
 
 
 def test_guard_sheds_with_429_once_full_and_counts_back_down():
@@ -106,9 +113,14 @@ def test_guard_sheds_with_429_once_full_and_counts_back_down():
         running = [asyncio.create_task(_call(mw, "/v1/completions")) for _ in range(2)]
         await asyncio.sleep(0)
         status, sent = await _call(mw, "/v1/chat/completions")
-        assert status == 429 and b"rate_limit_exceeded" in sent[1]["body"]
+        assert status == 429 and json.loads(sent[1]["body"])["error"]["type"] == "rate_limit_exceeded"
+        assert (b"retry-after", b"1") in sent[0]["headers"]
+        assert (b"content-type", b"application/json") in sent[0]["headers"]
+        models = asyncio.create_task(_call(mw, "/v1/models"))  # only generation is limited:
+        await asyncio.sleep(0)
+        assert mw.inflight == 2 and not models.done()  # it reached the (blocked) app, no 429
         release.set()
-        assert [(await t)[0] for t in running] == [200, 200]
+        assert [(await t)[0] for t in running] == [200, 200] and (await models)[0] == 200
         assert mw.inflight == 0
         assert (await _call(mw, "/v1/completions"))[0] == 200
 
@@ -124,6 +136,48 @@ def test_llm_request_error_survives_pickling():
 def test_build_app_accepts_cli_json_strings(monkeypatch):
     import serve.app
 
-    monkeypatch.setattr(serve.app, "build_llm", lambda llm: llm)
+    monkeypatch.setattr(serve.app, "build_llm", lambda llm, api_key=None: llm)
     llm = serve.app.build_app({"llm": '{"model": "/m", "served_model_name": "x"}', "http_port": 18001})
     assert (llm.model, llm.served_model_name) == ("/m", "x")
+
+
+def test_overload_limits_are_on_by_default_and_derived_from_max_num_seqs():
+    cfg = LLMServeConfig(model="/m", max_num_seqs=4)
+    assert cfg.admission_limit() == 8 and cfg.ongoing_limit() == 32  # one batch decodes, one waits
+    assert cfg.max_queued_requests == -1  # Serve's queue never answers before the 429 guard
+    assert LLMServeConfig(model="/m", max_num_seqs=4, max_engine_waiting=0).admission_limit() == 4
+    assert LLMServeConfig().api_key_env == "LLMFLOW_API_KEY"  # auth on by default
+    with pytest.raises(ValueError, match="must exceed the admission limit"):
+        LLMServeConfig(model="/m", max_num_seqs=4, max_ongoing_requests=8)
+
+
+def test_handle_calls_and_http_share_one_admission():
+    from serve.errors import Admission
+
+    adm = Admission(1)
+    mw = GuardMiddleware(None, admission=adm)
+    assert adm.try_enter() and not adm.try_enter()  # a handle call holds the only slot
+    assert mw.inflight == 1 and "limit 1" in adm.busy_message()
+    adm.leave()
+    assert adm.try_enter()
+
+
+def test_flow_key_file_is_private_and_reused(tmp_path, monkeypatch):
+    from serve.auth import endpoint_api_key, flow_api_key, read_or_create_key
+
+    monkeypatch.delenv("LLMFLOW_TEST_KEY", raising=False)
+    state = tmp_path / ".llmflow" / "state"
+    key, path = flow_api_key("LLMFLOW_TEST_KEY", state)
+    assert path == tmp_path / ".llmflow" / "secrets" / "api_key"
+    assert (path.stat().st_mode & 0o777) == 0o600 and (path.parent.stat().st_mode & 0o777) == 0o700
+    assert read_or_create_key(path) == key and flow_api_key("LLMFLOW_TEST_KEY", state) == (key, path)
+    assert flow_api_key(None, state) == (None, None)
+    with pytest.raises(ValueError, match="export LLMFLOW_TEST_KEY"):
+        flow_api_key("LLMFLOW_TEST_KEY", None)
+    endpoint = {"api_key_env": "LLMFLOW_TEST_KEY", "api_key_file": str(path)}
+    assert endpoint_api_key(endpoint) == key and endpoint_api_key({"api_key_env": None}) is None
+    monkeypatch.setenv("LLMFLOW_TEST_KEY", "env-wins")
+    assert endpoint_api_key(endpoint) == "env-wins" and flow_api_key("LLMFLOW_TEST_KEY", state) == ("env-wins", None)
+    monkeypatch.delenv("LLMFLOW_TEST_KEY")
+    with pytest.raises(ValueError, match="export LLMFLOW_TEST_KEY"):
+        endpoint_api_key({"api_key_env": "LLMFLOW_TEST_KEY", "api_key_file": str(tmp_path / "missing")})

@@ -1,7 +1,7 @@
 """The budgeting router in front of the real vLLM engine (tiny model, 512-token context).
 
-Sources are sent long (max_source_chars 1500, top 5) so every question's top sources overflow the
-context uncut: each must still come back 200 with cited sources, and the prompt the router
+Sources are sent whole (max_source_chars 1500, top 5) so most questions' relevant sources overflow
+the context uncut: each must still come back 200 with cited sources, and the prompt the router
 counted must be exactly the prompt vLLM counted (``usage.prompt_tokens``).
 """
 from __future__ import annotations
@@ -52,7 +52,8 @@ def test_overflowing_sources_are_cut_and_counted_exactly_as_vllm(budget_router_u
         assert budget["prompt_tokens"] + budget["max_tokens"] <= 512
         assert budget["max_tokens"] == (128 if max_tokens is None else max_tokens)
         cut += bool(budget["dropped"] or budget["trimmed"])
-    assert cut == len(QUESTIONS), "every question's five 1500-char sources overflow 512 tokens"
+    # most have several relevant ~600-char chunks: together well over 512 tokens
+    assert cut >= len(QUESTIONS) // 2, f"only {cut} questions needed sources cut; they no longer test the budget"
 
 
 def test_question_alone_over_the_context_is_400_and_says_so(budget_router_url):

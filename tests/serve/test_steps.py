@@ -13,7 +13,7 @@ from serve.steps import app_config_from_inputs
 
 
 def _artifact(root: Path, sub: str, marker: str) -> Path:
-    (root / sub).mkdir(parents=True)
+    (root / sub).mkdir(parents=True, exist_ok=True)
     (root / sub / marker).write_text("{}")
     return root
 
@@ -48,25 +48,53 @@ def test_input_errors_say_what_to_do(tmp_path):
         ServeDeployConfig.model_validate({"app": {"llm": {"model": "/x"}}})
 
 
-def test_run_deploy_writes_endpoint_json(tmp_path, monkeypatch):
+def _run_deploy(tmp_path, monkeypatch, app: dict) -> tuple[dict, dict]:
+    """run_deploy with Serve's start and the smoke request faked: (endpoint.json, what start got)."""
     import serve.app
     import serve.steps
 
     started = {}
 
-    def fake_start(app_config):
-        started["cfg"] = app_config
+    def fake_start(app_config, api_key=None):
+        started.update(cfg=app_config, api_key=api_key)
         return serve.app.endpoint_info(app_config)
 
     monkeypatch.setattr(serve.app, "start", fake_start)
     monkeypatch.setattr(serve.steps, "smoke_request", lambda info, *a: {"smoke_ttft_ms": 5.0,
                                                                            "smoke_latency_s": 0.1, "smoke_chunks": 3.0})
     ctx = StepContext.for_test(tmp_path / "out", {"model": _artifact(tmp_path / "m", "model", "config.json")})
-    metrics = serve.steps.run_deploy(ctx, ServeDeployConfig.model_validate({"app": {"http_port": 18001}}))
-    endpoint = json.loads((tmp_path / "out" / "endpoint.json").read_text())
-    assert endpoint["url"] == "http://127.0.0.1:18001/v1" and endpoint["models"] == ["llmflow"]
-    assert endpoint["api_key_env"] is None and endpoint["smoke"]["smoke_ttft_ms"] == 5.0
+    ctx.state_dir = tmp_path / "wd" / ".llmflow" / "state"
+    metrics = serve.steps.run_deploy(ctx, ServeDeployConfig.model_validate({"app": {"http_port": 18001, **app}}))
     assert next(iter(metrics)) == "startup_s" and started["cfg"].llm.model == str(tmp_path / "m" / "model")
+    return json.loads((tmp_path / "out" / "endpoint.json").read_text()), started
+
+
+def test_run_deploy_writes_endpoint_json_with_a_flow_key_by_default(tmp_path, monkeypatch):
+    monkeypatch.delenv("LLMFLOW_API_KEY", raising=False)
+    endpoint, started = _run_deploy(tmp_path, monkeypatch, {})
+    assert endpoint["url"] == "http://127.0.0.1:18001/v1" and endpoint["models"] == ["llmflow"]
+    assert endpoint["smoke"]["smoke_ttft_ms"] == 5.0 and endpoint["admission_limit"] == 32
+    key_file = tmp_path / "wd" / ".llmflow" / "secrets" / "api_key"
+    assert endpoint["api_key_env"] == "LLMFLOW_API_KEY" and endpoint["api_key_file"] == str(key_file)
+    key = key_file.read_text().strip()
+    assert started["api_key"] == key and len(key) >= 32 and (key_file.stat().st_mode & 0o777) == 0o600
+    assert key not in (tmp_path / "out" / "endpoint.json").read_text()  # the path, never the key
+    from serve.auth import endpoint_api_key
+
+    assert endpoint_api_key(endpoint) == key
+    (tmp_path / "out" / "endpoint.json").unlink()
+    _, again = _run_deploy(tmp_path, monkeypatch, {})  # a later run of the flow keeps the same key
+    assert again["api_key"] == key
+
+
+def test_run_deploy_prefers_the_variable_and_null_turns_auth_off(tmp_path, monkeypatch):
+    monkeypatch.setenv("LLMFLOW_API_KEY", "from-env")
+    endpoint, started = _run_deploy(tmp_path, monkeypatch, {})
+    assert started["api_key"] == "from-env" and endpoint["api_key_file"] is None
+    assert not (tmp_path / "wd" / ".llmflow" / "secrets").exists()
+    (tmp_path / "out" / "endpoint.json").unlink()
+    endpoint, started = _run_deploy(tmp_path, monkeypatch, {"llm": {"api_key_env": None}})
+    assert started["api_key"] is None and endpoint["api_key_env"] is None and endpoint["api_key_file"] is None
 
 
 @pytest.mark.integration
