@@ -1,9 +1,9 @@
 """One live Serve app for the whole session: the tiny model + a tiny LoRA adapter, on port 18000.
 
 Starting a vLLM engine costs ~40-80 s on 2 cores, so the app starts once and every
-integration test talks to it with the official ``openai`` client. Its limits are set small
-(4 decoding seqs, 2 waiting → 429; 8 per replica, 4 queued in Serve → 503) so overload
-tests need only a few dozen loopback requests.
+integration test talks to it with the official ``openai`` client. Its overload limits are the
+defaults derived from a small ``max_num_seqs`` (4 decoding + 4 waiting → 429; Serve's own
+limits derived so they never answer first), so overload tests need only a few dozen requests.
 """
 from __future__ import annotations
 
@@ -46,8 +46,7 @@ def llm_app_config(tiny_model_dir, tiny_adapter_dir):
     return ServeAppConfig(
         llm=LLMServeConfig(model=str(tiny_model_dir), served_model_name="tiny",
                            adapters=[AdapterConfig(name="tiny-sft", path=str(tiny_adapter_dir))],
-                           max_lora_rank=8, max_num_seqs=4, max_engine_waiting=2,
-                           max_ongoing_requests=8, max_queued_requests=4,
+                           max_lora_rank=8, max_num_seqs=4,
                            api_key_env=API_KEY_ENV, health_check_period_s=2.0, health_check_timeout_s=30.0),
         app_name=APP_NAME, http_port=HTTP_PORT, start_timeout_s=300)
 

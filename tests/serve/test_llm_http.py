@@ -105,3 +105,15 @@ def test_missing_or_wrong_api_key_is_401(llm_app):
     assert e.value.body["type"] == "authentication_error"
     r = httpx.post(f"{llm_app['url']}/completions", json={"model": "tiny", "prompt": "hi"}, timeout=10)
     _assert_openai_error(r, 401)
+
+
+@pytest.mark.parametrize("method,path", [("GET", "/v1/models"), ("POST", "/v1/completions"), ("POST", "/tokenize"),
+                                         ("GET", "/metrics"), ("GET", "/version"), ("GET", "/no-such-route")])
+def test_every_route_but_health_needs_the_key(llm_app, method, path):
+    root = llm_app["url"].removesuffix("/v1")
+    for headers in ({}, {"Authorization": "Bearer wrong-key"}):
+        r = httpx.request(method, root + path, headers=headers, json={"model": "tiny", "prompt": "hi"}, timeout=30)
+        _assert_openai_error(r, 401)
+        assert r.json()["error"] == {"message": r.json()["error"]["message"], "type": "authentication_error",
+                                     "param": None, "code": 401}
+    assert httpx.get(llm_app["health_url"], timeout=30).status_code == 200

@@ -14,6 +14,9 @@ from ray import serve
 from serve.router import build_router
 from serve.router_config import RouterConfig
 from tests.rag.fixtures import rag_docs, rag_docs_dir, rag_index_dir  # noqa: F401
+from tests.serve.conftest import API_KEY
+
+AUTH = {"Authorization": f"Bearer {API_KEY}"}
 
 pytestmark = pytest.mark.integration
 
@@ -27,13 +30,15 @@ def router_url(llm_app, rag_index_dir):
     config = RouterConfig(index_dir=str(rag_index_dir), fallback="generate", max_source_chars=300,
                           default_max_tokens=8, num_cpus=0.5,
                           retrieval={"top_k": 2, "prefetch_k": 10})
-    serve.run(build_router(config, handle), name="rag-router-llm", route_prefix="/ragllm")
+    # the stack's one key: the router takes the LLM app's
+    serve.run(build_router(config, handle, api_key_env=llm_app["api_key_env"]), name="rag-router-llm",
+              route_prefix="/ragllm")
     yield f"http://127.0.0.1:{_get_global_client().http_config.port}/ragllm"
     serve.delete("rag-router-llm")
 
 
 def chat(url, content, **kw):
-    return httpx.post(f"{url}/v1/chat/completions", timeout=120,
+    return httpx.post(f"{url}/v1/chat/completions", timeout=120, headers=AUTH,
                       json={"model": "tiny", "messages": [{"role": "user", "content": content}], **kw})
 
 
@@ -50,7 +55,7 @@ def test_grounded_and_plain_routes_reach_the_llm(router_url, llm_app):
 
 
 def test_streaming_from_the_llm_through_the_router(router_url):
-    with httpx.stream("POST", f"{router_url}/v1/chat/completions", timeout=120, json={
+    with httpx.stream("POST", f"{router_url}/v1/chat/completions", timeout=120, headers=AUTH, json={
             "model": "tiny", "stream": True, "max_tokens": 8, "temperature": 0,
             "messages": [{"role": "user", "content": "How does the del statement delete names?"}]}) as r:
         assert r.status_code == 200
