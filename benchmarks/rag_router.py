@@ -9,11 +9,16 @@ the router in front. Queries are derived from the corpus (``rag.evaluate``'s que
 a few off-topic ones. Per request the router reports its own split (``rag.timings_ms``); the
 baseline is the same question sent straight to the LLM's ``/v1/chat/completions`` (no
 retrieval, shorter prompt). Greedy, ``max_tokens`` fixed. Serve HTTP on 18100.
+
+Deployed as the flow deploys it: the LLM app and the router require the stack's bearer key
+(``LLMFLOW_API_KEY``; a random one is made for the run when unset) and both calls send it; the router budgets each prompt with
+the served model's tokenizer and ``max_model_len`` (so the router's time includes that counting).
 """
 from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import statistics
 import tempfile
 import time
@@ -23,7 +28,9 @@ import numpy as np
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("LLMFLOW_API_KEY", secrets.token_urlsafe(24))
 PORT = 18100
+MAX_MODEL_LEN = 1024
 
 
 def tiny_model(out: Path) -> Path:
@@ -88,22 +95,26 @@ def main() -> None:
     from serve.router_config import RouterConfig
 
     root = Path(tempfile.mkdtemp(prefix="rag-router-bench-"))
+    api_key = os.environ["LLMFLOW_API_KEY"]
     ray.init(address="local", num_cpus=4, include_dashboard=False, log_to_driver=False,
-             runtime_env={"env_vars": {"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}})
+             runtime_env={"env_vars": {"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
+                                       "LLMFLOW_API_KEY": api_key}})
     try:
         t0 = time.perf_counter()
         build_index(root)
         index_s = time.perf_counter() - t0
         model = args.model or str(tiny_model(root / "model"))
-        llm = start(ServeAppConfig(llm=LLMServeConfig(model=model, served_model_name="tiny", max_model_len=1024),
+        llm = start(ServeAppConfig(llm=LLMServeConfig(model=model, served_model_name="tiny", max_model_len=MAX_MODEL_LEN,
+                                                      api_key_env="LLMFLOW_API_KEY"),
                                    app_name="bench-llm", http_port=PORT, route_prefix="/llm"))
         handle = serve.get_deployment_handle(llm["deployment"], app_name="bench-llm")
         serve.run(build_router(RouterConfig(index_dir=str(root / "index"), fallback="generate", max_source_chars=400,
-                                            retrieval={"top_k": 3}), handle),
+                                            retrieval={"top_k": 3}, tokenizer=model, max_model_len=MAX_MODEL_LEN),
+                               handle, api_key_env="LLMFLOW_API_KEY"),
                   name="bench-router", route_prefix="/rag")
         queries = [q.query for q in derive_queries(sorted(topics.items()), args.queries, 8, seed=0)]
         queries += ["chocolate cake recipe with strawberries", "who won the football world cup"]
-        client = httpx.Client(timeout=120)
+        client = httpx.Client(timeout=120, headers={"Authorization": f"Bearer {api_key}"})
         body = {"model": "tiny", "max_tokens": args.max_tokens, "temperature": 0}
         split = {"embed_ms": [], "search_ms": [], "generate_ms": [], "router_total_ms": [], "llm_direct_ms": []}
         per_repeat = []

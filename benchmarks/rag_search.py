@@ -1,6 +1,8 @@
 """Qdrant local-mode search vs exact numpy brute force: latency p50/p99 and recall@10.
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/rag_search.py --sizes 10000 100000 --queries 200 --repeats 3
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/rag_search.py --sizes 10000 100000 --queries 100 --repeats 3
+
+About 5 minutes on 2 cores (most of it the 100k upsert); more queries only narrow the spread.
 
 The stdlib corpus gives ~1.5k real chunks, too few for 10k/100k, so the points are synthetic:
 random-but-clustered 384-d unit vectors (200 Gaussian clusters, like topic clusters of real
