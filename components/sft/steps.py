@@ -10,6 +10,7 @@ from components.sft.config import SFTConfig, SFTDatasetConfig
 
 
 def run_dataset(ctx, config: SFTDatasetConfig) -> dict[str, float]:
+    from components.data.filters.pii import PIIScrubber
     from components.sft import dataset as ds
     from components.sft.artifacts import read_docs
 
@@ -19,8 +20,11 @@ def run_dataset(ctx, config: SFTDatasetConfig) -> dict[str, float]:
     eval_qa = [r for r in qa if ds.is_eval_doc(r["source_id"], config.eval_fraction)]
     chats = [{"messages": [{"role": "user", "content": r["question"]}, {"role": "assistant", "content": r["answer"]}]}
              for r in train_qa]
+    # A user's own chats are read here, not through data.corpus: scrub them as the corpus is scrubbed.
+    scrubber = PIIScrubber()
     for path in config.user_chat_paths:
-        chats.extend(ds.read_chat_jsonl(path))
+        chats.extend({"messages": [_scrub_message(m, scrubber) for m in chat["messages"]]}
+                     for chat in ds.read_chat_jsonl(path))
     random.Random(config.seed).shuffle(chats)
     prompts = ds.arithmetic_prompts(config.num_arithmetic_prompts, config.max_operand, config.seed) + ds.keyword_prompts(qa)
     out = ctx.output
@@ -86,3 +90,8 @@ def _merge(base: Path, adapter: Path, out: Path) -> None:
     model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base), adapter).merge_and_unload()
     model.save_pretrained(out, safe_serialization=True)
     AutoTokenizer.from_pretrained(adapter).save_pretrained(out)
+
+
+def _scrub_message(message: dict, scrubber) -> dict:
+    content = message["content"]
+    return {**message, "content": scrubber.scrub(content)[0] if isinstance(content, str) else content}

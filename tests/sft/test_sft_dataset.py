@@ -51,3 +51,24 @@ def test_eval_split_is_a_stable_function_of_the_doc_id():
     held = [i for i in ids if ds.is_eval_doc(i, 0.1)]
     assert held == [i for i in ids if ds.is_eval_doc(i, 0.1)]
     assert 15 < len(held) < 70
+
+
+def test_user_chats_are_scrubbed_like_the_corpus(tmp_path):
+    """user_chat_paths bypass data.corpus, so sft.dataset scrubs them itself: no raw PII in sft.jsonl."""
+    from components.sft.config import SFTDatasetConfig
+    from components.sft.steps import run_dataset
+    from flows.engine.context import StepContext
+    from tests.sft import tiny_lm
+
+    chats = tmp_path / "chats.jsonl"
+    chats.write_text(json.dumps({"messages": [
+        {"role": "user", "content": "Mail jane.doe@example.org or call +1 415-555-0142"},
+        {"role": "assistant", "content": "Card 4111 1111 1111 1111 noted."}]}) + "\n")
+    docs = tiny_lm.write_docs(tmp_path / "docs")
+    out = tmp_path / "out"
+    run_dataset(StepContext.for_test(out, {"docs": docs}),
+                SFTDatasetConfig(num_arithmetic_prompts=4, user_chat_paths=[str(chats)]))
+    text = (out / "sft.jsonl").read_text()
+    assert "<EMAIL>" in text and "<CREDIT_CARD>" in text and "<PHONE>" in text
+    for canary in ("jane.doe@example.org", "4111 1111 1111 1111", "555-0142"):
+        assert canary not in text
