@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tests.flows.kinds_for_tests import ensure_registered
@@ -23,3 +25,80 @@ def diamond():
     import copy
 
     return copy.deepcopy(DIAMOND)
+
+
+# -- the main job, as a new user runs it --------------------------------------------------------
+# Smallest sizes that still show each stage working. The stack gets its own local Ray head (the
+# one `llmflow run` starts for serving) with Serve on port 18200, beside the test session's cluster.
+E2E_HTTP_PORT = 18200
+E2E_SMALLEST = [
+    "steps.pretrain.config.max_steps=20", "steps.pretrain.config.eval_every=20",
+    "steps.pretrain.config.checkpoint_every=20", "steps.pretrain.config.micro_batch_size=4",
+    "steps.draft.config.num_steps=20", "steps.sft.config.max_steps=8", "steps.grpo.config.num_steps=2",
+    "steps.evaluate.config.max_questions=4", "steps.index.config.max_docs=20", "steps.rag_eval.config.num_queries=10",
+    f"steps.serve.config.app.http_port={E2E_HTTP_PORT}",
+]
+
+
+def _llmflow(args: list[str], workdir, env: dict, timeout_s: float):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    cli = str(Path(sys.executable).with_name("llmflow"))
+    return subprocess.run([cli, *args], cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout_s)
+
+
+# Package scope: torn down (stack stopped) once tests/flows is done, not held through the whole session.
+@pytest.fixture(scope="package")
+def e2e_stack(tmp_path_factory):
+    """`llmflow run e2e` exactly as a new user runs it: a fresh HOME (no ~/.ray, no token in the
+    environment), the CLI in a subprocess, the persistent head it starts; then a second run that
+    must recompute nothing cacheable. Yields what tests need to talk to the stack it leaves
+    running; `llmflow stop` at the end of the session, which must leave none of its processes."""
+    import json
+    import os
+    import shutil
+
+    from tests.flows.pii_canaries import write_canary_corpus
+
+    workdir = tmp_path_factory.mktemp("e2e")
+    home = tmp_path_factory.mktemp("fresh_home")
+    canaries = write_canary_corpus(workdir / "user_corpus")
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("RAY_AUTH", "RAY_ADDRESS", "MLFLOW_TRACKING_URI", "LLMFLOW_API_KEY"))}
+    env["HOME"] = str(home)
+    overrides = [*E2E_SMALLEST, *E2E_CANARY_OVERRIDES, f"steps.corpus.config.paths=['{workdir / 'user_corpus'}']"]
+    args = ["run", "e2e", "--workdir", str(workdir), *[a for o in overrides for a in ("--set", o)]]
+    state_file = workdir / ".llmflow" / "state" / "e2e.json"
+    runs = []
+    try:
+        for i in range(2):
+            r = _llmflow(args, workdir, env, timeout_s=1800)
+            (workdir / f"run{i + 1}.log").write_text(r.stdout + r.stderr)
+            assert r.returncode == 0, f"run {i + 1} failed:\n{(r.stdout + r.stderr)[-6000:]}"
+            shutil.copy(state_file, workdir / f"state{i + 1}.json")
+            runs.append({"state": json.loads(state_file.read_text()), "output": r.stdout})
+        steps = runs[0]["state"]["steps"]
+        llm = json.loads((Path(steps["serve"]["uri"]) / "endpoint.json").read_text())
+        rag = json.loads((Path(steps["rag_serve"]["uri"]) / "endpoint.json").read_text())
+        key_file = llm.get("api_key_file")
+        yield {"workdir": workdir, "home": home, "env": env, "state": runs[0]["state"], "second": runs[1]["state"],
+               "output": runs[0]["output"], "llm_url": llm["url"], "rag_url": rag["url"], "llm": llm, "rag": rag,
+               "api_key": Path(key_file).read_text().strip() if key_file else None, "canaries": canaries}
+    finally:
+        import psutil
+
+        head = json.loads((workdir / ".llmflow" / "ray_head.json").read_text())
+        tree = [psutil.Process(head["pid"]), *psutil.Process(head["pid"]).children(recursive=True)]
+        stop = _llmflow(["stop", "--workdir", str(workdir)], workdir, env, timeout_s=300)
+        (workdir / "stop.log").write_text(stop.stdout + stop.stderr)
+        assert stop.returncode == 0 and "stopped" in stop.stdout, stop.stdout + stop.stderr
+        left = [p for p in tree if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+        assert not left, f"`llmflow stop` left processes of its head running: {left}"
+
+
+# What the PII canary test needs the flow to do with the user's documents (see test_e2e_pii.py).
+# The user's documents come after the stdlib ones and rag.index keeps its first max_docs: without
+# the modules and with no cap, the canary documents reach the index.
+E2E_CANARY_OVERRIDES = ["steps.corpus.config.include_stdlib_modules=false", "steps.index.config.max_docs=null"]
