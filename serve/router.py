@@ -85,6 +85,35 @@ class ShedAsRateLimit:
             raise rate_limited(f"the LLM is at capacity ({e.message}); retry shortly") from None
 
 
+async def _head_or_error(lines) -> list[str] | RouterError:
+    """The stream's lines up to its first generated one; an error there becomes the response's status.
+
+    Until a token exists nothing is lost by waiting, and a rejection (429 from a full LLM, 400)
+    then reaches the client as a status code it can act on instead of a 200 with an error inside.
+    """
+    head = []
+    async for line in lines:
+        head.append(line)
+        if not line.startswith("data: {"):  # [DONE]
+            break
+        obj = json.loads(line[6:])
+        if "error" in obj:
+            err = obj["error"]
+            return RouterError(int(err.get("code") or 500), err.get("message", ""), err.get("type", "server_error"))
+        if any((c.get("delta") or {}).get("content") or c.get("finish_reason") for c in obj.get("choices", [])):
+            break
+    return head
+
+
+async def _chain(head: list[str], rest):
+    for line in head:
+        yield line
+    async for line in rest:
+        yield line
+
+
+# Everything the routes call is defined above the class: @serve.ingress freezes (pickles) the
+# FastAPI app, and with it the route functions' globals, at class definition time.
 @serve.deployment
 @serve.ingress(api)
 class RAGRouter:
@@ -224,33 +253,6 @@ def _start_online_eval(config, embedder):
     rag_prompt = sync_prompt(config.tracking_uri or default_tracking_uri(), "llmflow-rag", RAG)
     evaluator = OnlineEvaluator(config, embed_fn=embedder.embed if config.embed_queries else None)
     return evaluator, {"llmflow-rag": rag_prompt.uri}
-
-
-async def _head_or_error(lines) -> list[str] | RouterError:
-    """The stream's lines up to its first generated one; an error there becomes the response's status.
-
-    Until a token exists nothing is lost by waiting, and a rejection (429 from a full LLM, 400)
-    then reaches the client as a status code it can act on instead of a 200 with an error inside.
-    """
-    head = []
-    async for line in lines:
-        head.append(line)
-        if not line.startswith("data: {"):  # [DONE]
-            break
-        obj = json.loads(line[6:])
-        if "error" in obj:
-            err = obj["error"]
-            return RouterError(int(err.get("code") or 500), err.get("message", ""), err.get("type", "server_error"))
-        if any((c.get("delta") or {}).get("content") or c.get("finish_reason") for c in obj.get("choices", [])):
-            break
-    return head
-
-
-async def _chain(head: list[str], rest):
-    for line in head:
-        yield line
-    async for line in rest:
-        yield line
 
 
 def router_limit(config: RouterConfig, llm_admission_limit: int | None = None) -> int:
