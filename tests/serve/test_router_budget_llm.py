@@ -27,7 +27,7 @@ def budget_router_url(llm_app, rag_index_dir, tiny_model_dir):  # noqa: F811
 
     handle = serve.get_deployment_handle(llm_app["deployment"], app_name=llm_app["app_name"])
     config = RouterConfig(index_dir=str(rag_index_dir), fallback="generate", max_source_chars=1500,
-                          tokenizer=str(tiny_model_dir), max_model_len=512, num_cpus=0.5,
+                          tokenizer=str(tiny_model_dir), max_model_len=512, num_cpus=0.5, max_query_chars=20_000,
                           retrieval={"top_k": 5, "prefetch_k": 20})
     serve.run(build_router(config, handle), name="rag-router-budget", route_prefix="/ragbudget")
     yield f"http://127.0.0.1:{_get_global_client().http_config.port}/ragbudget"
