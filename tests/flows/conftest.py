@@ -29,8 +29,8 @@ def diamond():
 
 # -- the main job, as a new user runs it --------------------------------------------------------
 # Smallest sizes that still show each stage working. The stack gets its own local Ray head (the
-# one `llmflow run` starts for serving) with Serve on port 18200, beside the test session's cluster.
-E2E_HTTP_PORT = 18200
+# one `llmflow run` starts for serving) with Serve on its own port, beside the test session's cluster.
+E2E_HTTP_PORT = 18600  # unused by any other test server (18000-18500 are taken)
 E2E_SMALLEST = [
     "steps.pretrain.config.max_steps=20", "steps.pretrain.config.eval_every=20",
     "steps.pretrain.config.checkpoint_every=20", "steps.pretrain.config.micro_batch_size=4",
