@@ -100,14 +100,15 @@ def test_feedback_over_http_to_preference_pairs(store, tmp_path, tiny_model_dir)
             r = httpx.post(url + "/feedback", json={"request_id": rid, "thumb": thumb, "comment": "c"}, timeout=60)
             assert r.status_code == 200, r.text
             answers[rid] = r.json()["trace_id"]
-        assert httpx.post(url + "/feedback", json={"request_id": "nope", "thumb": "up"}, timeout=30).status_code == 404
+        r = httpx.post(url + "/feedback", json={"request_id": "nope", "thumb": "up"}, timeout=30)
+        assert r.status_code == 404 and r.json()["error"]["code"] == 404 and "nope" in r.json()["error"]["message"]
         report = httpx.post(url + "/online/export", json={"out_dir": str(tmp_path / "prefs")}, timeout=60).json()
         metrics = httpx.get(url + "/online/metrics", timeout=30).json()
     ev.close()
     assert len(set(answers.values())) == 4  # every request got a trace, sampled or not
     assert metrics["arms"]["primary"]["thumbs_up_rate"] == 0.5
     rows = [json.loads(x) for x in (tmp_path / "prefs" / "preferences.jsonl").read_text().splitlines()]
-    assert report["num_pairs"] == len(rows) == 4  # 2 up × 2 down
+    assert report["num_pairs"] == len(rows) == 2  # 2 up, 2 down: each request joins at most one pair
     fb = {json.loads(x)["trace_id"]: json.loads(x) for x in (tmp_path / "fb.jsonl").read_text().splitlines()}
     ups = {fb[answers[ids[i]]]["response"] for i in (0, 3)}
     downs = {fb[answers[ids[i]]]["response"] for i in (1, 2)}
