@@ -1,10 +1,4 @@
-"""The base of every config in llmflow: unknown fields are errors, every field is described."""
-from __future__ import annotations
+"""Re-export: the config base lives with the engine (``flows.engine.config``), which every stage may import."""
+from flows.engine.config import Config
 
-from pydantic import BaseModel, ConfigDict
-
-
-class Config(BaseModel):
-    """Strict pydantic model: ``extra="forbid"`` so a typo in a recipe is an error, not a no-op."""
-
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
+__all__ = ["Config"]

@@ -7,7 +7,7 @@ import re
 
 from pydantic import Field
 
-from components.config import Config
+from flows.engine.config import Config
 from flows.engine.context import StepContext
 from flows.engine.registry import PII_SCRUBBED
 

@@ -14,8 +14,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, Field, ValidationError
 
-from components.config import Config
 from flows.engine import registry
+from flows.engine.config import Config
 
 RECIPES_DIR = Path(__file__).parent / "recipes"
 
