@@ -67,7 +67,7 @@ def run(recipe: str,
                       "Re-run to resume: completed steps are cached.[/]")
         raise typer.Exit(130 if isinstance(e, KeyboardInterrupt) else 143)
     _summary(result)
-    _access_notes(workdir.resolve(), result)
+    _access_notes(workdir.resolve(), result, runner)
     if not result.ok:
         console.print(f"[red]{FlowFailed(result)}[/]")
         for o in result.outcomes.values():
@@ -89,14 +89,12 @@ def _summary(result) -> None:
     if result.run_id:
         console.print(f"MLflow: parent run {result.run_id}; browse with `bash mlflow/start.sh` → http://127.0.0.1:5000")
     for o in result.outcomes.values():
-        endpoint = Path(o.uri) / "endpoint.json"
-        if o.status in ("done", "cached") and endpoint.exists():
-            info = json.loads(endpoint.read_text())
-            console.print(f"{o.name}: serving at {info.get('url')} (OpenAI-compatible)"
-                          + (f"; feedback: POST {info['feedback_url']}" if info.get("feedback_url") else ""))
+        if o.status in ("done", "cached"):
+            for text in o.links.values():
+                console.print(f"{o.name}: {text}", markup=False)
 
 
-def _access_notes(workdir: Path, result) -> None:
+def _access_notes(workdir: Path, result, runner) -> None:
     """Where the secrets of what is left running live (their paths, never their values)."""
     from flows.engine.cluster import head_file
 
@@ -105,14 +103,7 @@ def _access_notes(workdir: Path, result) -> None:
         info = json.loads(head.read_text())
         console.print(f"Ray head {info['address']} (log {info.get('log')}); auth token: "
                       f"{info.get('token_path') or 'from RAY_AUTH_TOKEN / RAY_AUTH_TOKEN_PATH'}")
-    for o in result.outcomes.values():
-        endpoint = Path(o.uri) / "endpoint.json"
-        if o.status in ("done", "cached") and endpoint.exists():
-            info = json.loads(endpoint.read_text())
-            if info.get("api_key_file"):
-                console.print(f"{o.name}: API key in {info['api_key_file']} "
-                              f"(export {info.get('api_key_env') or 'LLMFLOW_API_KEY'}=$(cat {info['api_key_file']}))")
-    if any((Path(o.uri) / "endpoint.json").exists() for o in result.outcomes.values()):
+    if any(o.status in ("done", "cached") and runner.plan[o.name].kind.long_lived for o in result.outcomes.values()):
         console.print("Stop serving with: .venv/bin/llmflow stop")
 
 

@@ -40,6 +40,9 @@ class TrackingConfig(Config):
     experiment: str = Field(default="llmflow", description="MLflow experiment of the flow's runs.")
     tracking_uri: str | None = Field(default=None, description="MLflow tracking URI; None means "
                                      "MLFLOW_TRACKING_URI or a local sqlite store in the working dir.")
+    tracker: str = Field(default="components.tracking.mlflow_tracking:flow_tracker",
+                         description="The tracker factory, 'module:attr', called as attr(tracking_uri, experiment, "
+                         "workdir); it returns a flows.engine.tracking.Tracker. The default records to MLflow.")
 
 
 class RecipeModel(Config):

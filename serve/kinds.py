@@ -12,6 +12,7 @@ KINDS = [
         # The step only drives Serve; the replica it starts needs the CPU.
         num_cpus=0,
         cacheable=False,
+        long_lived=True,
         code=("serve",),
     ),
 ]

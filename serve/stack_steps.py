@@ -13,6 +13,7 @@ from typing import Any
 
 from serve.auth import endpoint_api_key
 from serve.stack_config import RagServeConfig, SmokeConfig
+from serve.steps import add_endpoint_links
 
 
 def _host_url(url: str) -> str:
@@ -69,6 +70,7 @@ def run_rag(ctx, config: RagServeConfig) -> dict[str, float]:
             "api_key_env": llm.get("api_key_env"), "api_key_file": llm.get("api_key_file"),
             "feedback_path": router.online_eval.feedback_path if router.online_eval else None}
     (Path(ctx.output) / "endpoint.json").write_text(json.dumps(info, indent=2))
+    add_endpoint_links(ctx, info)
     ctx.set_tags({"serve.rag_url": info["url"], "serve.online_eval": bool(router.online_eval)})
     return {"router_startup_s": startup_s}
 

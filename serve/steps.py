@@ -22,6 +22,16 @@ def _hf_dir(root: Path, sub: str, marker: str) -> Path:
     raise FileNotFoundError(f"no {marker} under {root}/{sub} or {root}: is this input the right artifact?")
 
 
+def add_endpoint_links(ctx, endpoint: dict) -> None:
+    """The run summary's lines for a live endpoint: its URL (and feedback URL), where its API key is."""
+    ctx.add_link("serving", f"serving at {endpoint.get('url')} (OpenAI-compatible)"
+                 + (f"; feedback: POST {endpoint['feedback_url']}" if endpoint.get("feedback_url") else ""))
+    if endpoint.get("api_key_file"):
+        key_file = endpoint["api_key_file"]
+        ctx.add_link("api_key", f"API key in {key_file} "
+                     f"(export {endpoint.get('api_key_env') or 'LLMFLOW_API_KEY'}=$(cat {key_file}))")
+
+
 def app_config_from_inputs(config: ServeDeployConfig, inputs: dict[str, Path]) -> ServeAppConfig:
     """The concrete app config: the deploy config with model/draft/adapter paths filled from inputs."""
     llm = config.app.llm.model_copy(deep=True)
@@ -71,6 +81,7 @@ def run_deploy(ctx, config: ServeDeployConfig) -> dict[str, float]:
     endpoint = {**info, "api_key_file": str(key_file) if key_file else None, "startup_s": startup_s, "smoke": smoke}
     path = Path(ctx.output) / "endpoint.json"
     path.write_text(json.dumps(endpoint, indent=2))
+    add_endpoint_links(ctx, endpoint)
     ctx.log_metrics(metrics)
     ctx.log_artifact(path)
     ctx.set_tags({"serve.url": info["url"], "serve.models": ",".join(info["models"]),

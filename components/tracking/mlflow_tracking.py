@@ -1,9 +1,12 @@
 """The one module that talks to MLflow for flows: parent/nested runs, params, metrics, artifacts.
 
+``FlowTracker`` implements the engine's ``flows.engine.tracking.Tracker``; ``flow_tracker``
+is the factory a recipe's ``tracking.tracker`` names by default.
+
 Default store: ``sqlite:///<cwd>/mlflow.db`` with artifacts in ``<cwd>/mlartifacts``;
 ``MLFLOW_TRACKING_URI`` (or the recipe's ``tracking.tracking_uri``) points elsewhere.
 A server that is down at start fails the flow at once; one that goes away mid-run does
-not stop training: ``RunLogger`` spools what it could not send and the engine replays it.
+not stop training: the step's context spools what it could not send and the engine replays it.
 """
 from __future__ import annotations
 
@@ -104,8 +107,9 @@ class FlowTracker:
             self.client.log_batch(run.info.run_id, params=items[i:i + 100])
         return run.info.run_id
 
-    def log_metrics(self, run_id: str, metrics: dict[str, float]) -> None:
-        RunLogger(run_id, self.uri).log_metrics(metrics)
+    def log_metrics(self, run_id: str, metrics: dict[str, float], step: int | None = None,
+                    ts_ms: int | None = None) -> None:
+        RunLogger(run_id, self.uri).log_metrics(metrics, step=step, ts_ms=ts_ms)
 
     def set_tags(self, run_id: str, tags: dict[str, Any]) -> None:
         for k, v in tags.items():
@@ -116,6 +120,15 @@ class FlowTracker:
 
     def end(self, run_id: str, status: str) -> None:
         self.client.set_terminated(run_id, status=status)
+
+    def step_logger(self, run_id: str) -> RunLogger:
+        """What a step's context logs through in its Ray worker (picklable, no spool: the engine spools)."""
+        return RunLogger(run_id, self.uri)
+
+
+def flow_tracker(tracking_uri: str | None, experiment: str, workdir: str | Path) -> FlowTracker:
+    """The default tracker of a recipe (``tracking.tracker``); fails at once if MLflow is unreachable."""
+    return FlowTracker(tracking_uri or default_tracking_uri(workdir), experiment, workdir)
 
 
 class RunLogger:

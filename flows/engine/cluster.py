@@ -24,13 +24,12 @@ import tempfile
 import time
 from pathlib import Path
 
-# Workers inherit these: no hub downloads at run time; vLLM's CPU backend settings that
-# PLATFORM_NOTES.md found necessary on small machines.
+# Workers inherit these: no hub downloads at run time, no tokenizer thread pools in Ray workers.
+# Engine settings (vLLM's CPU backend) belong to the code that starts an engine: serve/config.py
+# CPU_ENGINE_ENV for Serve and offline generation, components/rl/rollout.py for rollouts.
 WORKER_ENV = {
     "HF_HUB_OFFLINE": "1",
     "TOKENIZERS_PARALLELISM": "false",
-    "VLLM_CPU_KVCACHE_SPACE": "1",
-    "VLLM_CPU_OMP_THREADS_BIND": "nobind",
 }
 HEAD_START_TIMEOUT_S = 180.0
 

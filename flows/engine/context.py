@@ -15,7 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from flows.engine.tracking import StepLogger
+
 T = TypeVar("T")
+# Metrics the tracker missed (it went away mid-step), replayed by the runner when the step ends.
+SPOOL_FILE = "_metrics_pending.jsonl"
 
 
 @dataclass
@@ -29,11 +33,13 @@ class StepContext:
     show_progress: bool = True
     # Long-lived state outside any artifact (e.g. a live service's feedback log): <workdir>/.llmflow/state
     state_dir: Path | None = None
+    # Logs to the step's run (made by the flow's tracker, flows.engine.tracking); None: the artifact only.
+    logger: StepLogger | None = None
 
     def __post_init__(self) -> None:
         self.output = Path(self.output)
         self.output.mkdir(parents=True, exist_ok=True)
-        self._logger = None
+        self.links: dict[str, str] = {}
 
     @classmethod
     def for_test(cls, output: Path, inputs: dict[str, Path] | None = None, name: str = "test") -> StepContext:
@@ -57,17 +63,27 @@ class StepContext:
         record = {"ts_ms": int(time.time() * 1000), "step": step, "metrics": clean}
         with open(self.output / "_metrics.jsonl", "a") as f:
             f.write(json.dumps(record) + "\n")
-        if self.run_id is not None:
-            self._tracker().log_metrics(clean, step=step, ts_ms=record["ts_ms"])
+        if self.logger is None:
+            return
+        try:
+            self.logger.log_metrics(clean, step=step, ts_ms=record["ts_ms"])
+        except Exception as e:  # noqa: BLE001 - the engine replays the spool once the step ends
+            with open(self.output / SPOOL_FILE, "a") as f:
+                f.write(json.dumps({**record, "error": str(e)[:200]}) + "\n")
 
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
         """Copy a file (report, plot) to the step's MLflow run as well as keeping it here."""
-        if self.run_id is not None:
-            self._tracker().log_artifact(Path(path), artifact_path)
+        if self.logger is not None:
+            self.logger.log_artifact(Path(path), artifact_path)
 
     def set_tags(self, tags: dict[str, Any]) -> None:
-        if self.run_id is not None:
-            self._tracker().set_tags({k: str(v) for k, v in tags.items()})
+        if self.logger is not None:
+            self.logger.set_tags({k: str(v) for k, v in tags.items()})
+
+    def add_link(self, label: str, text: str) -> None:
+        """A line for the run summary (a serving URL, where a key file is): kept in the artifact's
+        completion marker, so ``llmflow run`` prints it whether the step ran or was cached."""
+        self.links[label] = text
 
     def progress(self, items: Iterable[T], total: int | None = None, desc: str | None = None) -> Iterator[T]:
         """Wrap a loop in a progress bar on a terminal; elsewhere (a Ray worker, whose output
@@ -90,9 +106,3 @@ class StepContext:
             if total and i * 100 >= next_pct * total:
                 print(f"[{self.name}] {desc}: {i}/{total} ({100 * i // total}%) {time.time() - t0:.0f}s", flush=True)
                 next_pct = 100 * i // total + 10
-
-    def _tracker(self):
-        if self._logger is None:
-            from components.tracking.mlflow_tracking import RunLogger
-            self._logger = RunLogger(self.run_id, self.tracking_uri, spool=self.output / "_metrics_pending.jsonl")
-        return self._logger

@@ -60,6 +60,9 @@ class StepKind:
     # A resumable step gets the same temporary directory on every attempt, so a re-run after a
     # crash finds its checkpoints there (the artifact is still published only on success).
     resumable: bool = False
+    # A long-lived step starts services that must outlive the flow's driver (a Serve app): the
+    # runner then puts the flow on a persistent local Ray head instead of an in-process cluster.
+    long_lived: bool = False
     code: tuple[str, ...] = field(default_factory=tuple)
     requires_traits: tuple[tuple[str, str], ...] = ()
     passes_traits_from: tuple[str, ...] = ()

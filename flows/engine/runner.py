@@ -22,8 +22,10 @@ from pydantic import BaseModel
 
 from flows.engine import cluster
 from flows.engine.address import code_version, step_address
+from flows.engine.context import SPOOL_FILE
 from flows.engine.registry import StepKind
 from flows.engine.store import ArtifactStore
+from flows.engine.tracking import NullTracker, StepLogger, Tracker, load_tracker
 from flows.recipe import Recipe
 
 
@@ -47,6 +49,8 @@ class StepOutcome:
     address: str = ""
     run_id: str | None = None
     error: str | None = None
+    # Summary lines the step left in its completion marker (StepContext.add_link): label -> text.
+    links: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -93,7 +97,7 @@ def state_path(workdir: Path, flow: str) -> Path:
 
 
 def _execute(step: PlannedStep, root: str, workdir: str, inputs: dict[str, tuple[str, str]],
-             run_id: str | None, tracking_uri: str | None) -> dict[str, Any]:
+             run_id: str | None, tracking_uri: str | None, logger: StepLogger | None) -> dict[str, Any]:
     """Runs inside a Ray task: the step's function, then the atomic commit of its artifact."""
     from flows.engine.context import StepContext
 
@@ -101,22 +105,25 @@ def _execute(step: PlannedStep, root: str, workdir: str, inputs: dict[str, tuple
     input_paths = {k: store.local_path(up, addr) for k, (up, addr) in inputs.items()}
     tmp = store.new_temp(step.name, step.address, reuse=step.kind.resumable)
     ctx = StepContext(name=step.name, output=tmp, inputs=input_paths, address=step.address,
-                      run_id=run_id, tracking_uri=tracking_uri, state_dir=Path(workdir) / ".llmflow" / "state")
+                      run_id=run_id, tracking_uri=tracking_uri, state_dir=Path(workdir) / ".llmflow" / "state",
+                      logger=logger)
     t0 = time.time()
     metrics = step.kind.run_fn()(ctx, step.config) or {}
     wall_s = time.time() - t0
     metrics = {k: float(v) for k, v in metrics.items()}
     record = {"step": step.name, "kind": step.kind.name, "address": step.address,
               "config": step.config.model_dump(mode="json"), "inputs": {k: a for k, (_, a) in inputs.items()},
-              "metrics": metrics, "wall_s": wall_s, "mlflow_run_id": run_id,
+              "metrics": metrics, "wall_s": wall_s, "mlflow_run_id": run_id, "links": ctx.links,
               "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     uri = store.commit(tmp, step.name, step.address, record)
-    return {"metrics": metrics, "wall_s": wall_s, "uri": uri}
+    return {"metrics": metrics, "wall_s": wall_s, "uri": uri, "links": ctx.links}
 
 
 class FlowRunner:
     def __init__(self, recipe: Recipe, workdir: str | Path | None = None, address: str | None = None,
-                 console=None, tracking: bool = True):
+                 console=None, tracking: bool = True, tracker: Tracker | None = None):
+        """``tracker`` records the flow's runs; by default the one the recipe's ``tracking.tracker``
+        names (MLflow), built when the flow starts. ``tracking=False``: a ``NullTracker``."""
         from rich.console import Console
 
         self.recipe = recipe
@@ -126,6 +133,7 @@ class FlowRunner:
         self.store = ArtifactStore(recipe.model.artifact_root, self.workdir)
         self.plan = plan_flow(recipe, self.store)
         self.tracking = tracking
+        self._tracker = tracker
 
     def run(self, force: list[str] | None = None) -> FlowResult:
         force = list(force or [])
@@ -140,7 +148,7 @@ class FlowRunner:
         owns_ray = False
         t0 = time.time()
         try:
-            persistent = any(not s.kind.cacheable and s.kind.name.startswith("serve.") for s in self.plan.values())
+            persistent = any(s.kind.long_lived for s in self.plan.values())
             owns_ray = cluster.connect(cluster.resolve_address(self.address, self.recipe.model.ray.address),
                                        self.recipe.model.ray.num_cpus, persistent=persistent, workdir=self.workdir)
             # After ray.init, which installs Ray's own SIGTERM handler (it logs and aborts the driver).
@@ -148,7 +156,7 @@ class FlowRunner:
                 outcomes = self._loop(forced, tracker, parent, uri)
         except BaseException as e:
             # Whatever stopped the driver (an exception, Ctrl-C, SIGTERM), no MLflow run stays RUNNING.
-            if tracker:
+            if parent:
                 self._close_runs(tracker, parent, e)
             raise
         finally:
@@ -158,7 +166,7 @@ class FlowRunner:
                 ray.shutdown()
         result = FlowResult(self.recipe.name, parent, outcomes, time.time() - t0)
         self._save_state(result)
-        if tracker:
+        if parent:
             self._track(tracker.set_tags, parent, {"llmflow.recomputed": ",".join(result.recomputed()) or "-"})
             self._track(tracker.end, parent, "FINISHED" if result.ok else "FAILED")
         return result
@@ -183,14 +191,10 @@ class FlowRunner:
     # -- tracking ------------------------------------------------------------------
     def _start_tracking(self):
         if not self.tracking:
-            return None, None, None
-        from components.tracking.mlflow_tracking import (
-            FlowTracker,
-            default_tracking_uri,
-        )
-
-        uri = self.recipe.model.tracking.tracking_uri or default_tracking_uri(self.workdir)
-        tracker = FlowTracker(uri, self.recipe.model.tracking.experiment, self.workdir)
+            return NullTracker(), None, None
+        tracking = self.recipe.model.tracking
+        tracker = self._tracker or load_tracker(tracking.tracker, tracking.tracking_uri, tracking.experiment,
+                                                self.workdir)
         parent = tracker.start_flow(self.recipe.name, {"llmflow.flow": self.recipe.name,
                                                        "llmflow.recipe": self.recipe.source,
                                                        "llmflow.artifact_root": self.store.root_uri})
@@ -198,10 +202,10 @@ class FlowRunner:
         recipe_file.parent.mkdir(parents=True, exist_ok=True)
         recipe_file.write_text(self.recipe.model.model_dump_json(indent=2))
         tracker.log_artifact(parent, recipe_file)
-        return tracker, parent, uri
+        return tracker, parent, tracker.uri
 
-    def _step_run(self, tracker, parent, step: PlannedStep, cache: str) -> str | None:
-        if tracker is None:
+    def _step_run(self, tracker: Tracker, parent, step: PlannedStep, cache: str) -> str | None:
+        if parent is None:
             return None
         tags = {"llmflow.step": step.name, "llmflow.kind": step.kind.name, "llmflow.address": step.address,
                 "llmflow.artifact_uri": step.uri, "llmflow.cache": cache}
@@ -243,9 +247,10 @@ class FlowRunner:
                     continue
                 run_id = self._step_run(tracker, parent, step, "miss")
                 inputs = {k: (up, self.plan[up].address) for k, up in step.needs.items()}
+                logger = tracker.step_logger(run_id) if run_id else None
                 ref = remote.options(num_cpus=step.kind.num_cpus, num_gpus=step.kind.num_gpus,
                                      name=f"llmflow:{name}", max_retries=0).remote(
-                    step, self.store.root_uri, str(self.workdir), inputs, run_id, uri)
+                    step, self.store.root_uri, str(self.workdir), inputs, run_id, uri, logger)
                 running[ref] = (step, run_id, time.time())
                 if run_id:
                     self._open_runs[run_id] = name
@@ -261,13 +266,14 @@ class FlowRunner:
 
     def _cached(self, tracker, parent, step: PlannedStep, marker: dict) -> StepOutcome:
         run_id = self._step_run(tracker, parent, step, "hit")
-        if tracker and run_id:
+        if run_id:
             self._track(tracker.set_tags, run_id, {"llmflow.cached_from_run": marker.get("mlflow_run_id") or "-"})
             if marker.get("metrics"):
                 self._track(tracker.log_metrics, run_id, marker["metrics"])
             self._track(tracker.end, run_id, "FINISHED")
         self.console.print(f"[green]✓ {step.name}[/] cached")
-        return StepOutcome(step.name, "cached", 0.0, marker.get("metrics", {}), step.uri, step.address, run_id)
+        return StepOutcome(step.name, "cached", 0.0, marker.get("metrics", {}), step.uri, step.address, run_id,
+                           links=marker.get("links", {}))
 
     def _finish(self, tracker, ref, step: PlannedStep, run_id, t0, uri) -> StepOutcome:
         import ray
@@ -277,29 +283,28 @@ class FlowRunner:
         except Exception as e:  # noqa: BLE001 - a step's failure is reported, the flow goes on elsewhere
             err = _root_error(e)
             self.console.print(f"[red]✗ {step.name} failed after {time.time() - t0:.1f}s:[/] {err.strip().splitlines()[-1]}")
-            if tracker and run_id:
+            if run_id:
                 self._track(tracker.set_tags, run_id, {"llmflow.error": err[-5000:]})
                 self._track(tracker.end, run_id, "FAILED")
             return StepOutcome(step.name, "failed", time.time() - t0, uri=step.uri, address=step.address,
                                run_id=run_id, error=err)
-        if tracker and run_id:
-            self._flush_spool(step, run_id, uri)
+        if run_id:
+            self._flush_spool(tracker, step, run_id)
             if out["metrics"]:
                 self._track(tracker.log_metrics, run_id, out["metrics"])
             self._track(tracker.end, run_id, "FINISHED")
         head = next(iter(out["metrics"].items()), None)
         self.console.print(f"[green]✓ {step.name}[/] done in {out['wall_s']:.1f}s"
                            + (f" ({head[0]}={head[1]:.4g})" if head else ""))
-        return StepOutcome(step.name, "done", out["wall_s"], out["metrics"], out["uri"], step.address, run_id)
+        return StepOutcome(step.name, "done", out["wall_s"], out["metrics"], out["uri"], step.address, run_id,
+                           links=out["links"])
 
-    def _flush_spool(self, step: PlannedStep, run_id: str, uri: str) -> None:
+    def _flush_spool(self, tracker: Tracker, step: PlannedStep, run_id: str) -> None:
         if self.store.remote:
             return
-        from components.tracking.mlflow_tracking import replay_spool
-
-        spool = Path(step.uri) / "_metrics_pending.jsonl"
+        spool = Path(step.uri) / SPOOL_FILE
         try:
-            n = replay_spool(run_id, uri, spool)
+            n = replay_spool(tracker, run_id, spool)
             if n:
                 self.console.print(f"[yellow]{step.name}: replayed {n} metric records MLflow had missed[/]")
         except Exception as e:  # noqa: BLE001
@@ -330,6 +335,17 @@ def _sigterm_as_exception(stop: threading.Event):
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def replay_spool(tracker: Tracker, run_id: str, spool: Path) -> int:
+    """Send the metrics a step's tracker missed; returns how many records were sent. Raises if it is still down."""
+    if not spool.exists():
+        return 0
+    records = [json.loads(line) for line in spool.read_text().splitlines() if line.strip()]
+    for r in records:
+        tracker.log_metrics(run_id, r["metrics"], step=r["step"], ts_ms=r["ts_ms"])
+    spool.unlink()
+    return len(records)
 
 
 def _root_error(e: Exception) -> str:

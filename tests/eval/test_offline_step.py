@@ -33,6 +33,7 @@ def test_offline_eval_judge_skipped_then_judged(tmp_path, mlflow_uri, tiny_model
     tracker = FlowTracker(mlflow_uri, "eval-test", workdir=tmp_path)
     run_id = tracker.start_step(tracker.start_flow("f", {}), "eval", {}, {})
     ctx2 = StepContext(name="eval", output=tmp_path / "b", inputs=inputs, run_id=run_id, tracking_uri=mlflow_uri,
+                       logger=tracker.step_logger(run_id),
                        show_progress=False)
     m2 = run_offline_eval(ctx2, judged_cfg)
     run = get_run(mlflow_uri, run_id)

@@ -85,6 +85,7 @@ def test_offline_eval_with_index_scores_groundedness_and_logs_genai(tmp_path, ml
     tracker = FlowTracker(mlflow_uri, "rag-eval-test", workdir=tmp_path)
     run_id = tracker.start_step(tracker.start_flow("f", {}), "evaluate", {}, {})
     ctx = StepContext(name="evaluate", output=tmp_path / "out", run_id=run_id, tracking_uri=mlflow_uri,
+                      logger=tracker.step_logger(run_id),
                       inputs={"model": tiny_model_dir, "data": data, "index": rag_index_dir}, show_progress=False)
     metrics = run_offline_eval(ctx, cfg)
 
