@@ -1,0 +1,106 @@
+"""Imports go one way: the engine depends on nothing above it, and a stage never imports a stage above it.
+
+A static scan of every import statement (function-level ones included), so a lazy import that
+would only run on some path still counts.
+"""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+# components/<stage>/ from the bottom up: a stage may import the stages before it. Top-level
+# modules of components/ (config.py, artifacts.py) are the shared base every stage may import.
+STAGE_ORDER = ["tracking", "data", "tokenize", "models", "train", "sft", "rl", "distill", "tune", "rag", "eval"]
+
+# Back-edges that exist today, named in issue 15 ("Components point back up"); remove a line
+# when its edge is gone — the test then also fails if the edge comes back.
+KNOWN_BACK_EDGES = {
+    ("components/rag/routing.py", "eval"),  # the RAG prompt template lives in eval/prompt_templates.py
+    ("components/tracking/genai_eval.py", "eval"),  # MLflow GenAI scorers wrap eval's metrics
+}
+
+
+def _imports(path: Path, package: str | None = None) -> list[tuple[int, str]]:
+    """(line, absolute module name) for every import statement in a file; relative ones resolved."""
+    package = package or ".".join(path.relative_to(REPO).with_suffix("").parts[:-1])
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, a.name) for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                module = ".".join([*base, node.module] if node.module else base)
+            else:
+                module = node.module or ""
+            found.append((node.lineno, module))
+            # `from components import eval` names a stage as an attribute.
+            found += [(node.lineno, f"{module}.{a.name}") for a in node.names]
+    return found
+
+
+def _py_files(folder: str) -> list[Path]:
+    return sorted((REPO / folder).rglob("*.py"))
+
+
+def test_imports_scan_sees_function_level_and_relative_imports(tmp_path):
+    f = tmp_path / "probe.py"
+    f.write_text("def f():\n    from components.tracking import x\n    from ..recipe import y\n    import serve.app\n")
+    assert {m for _, m in _imports(f, package="flows.engine")} >= {"components.tracking", "flows.recipe", "serve.app"}
+
+
+def test_engine_imports_nothing_above_it():
+    """Nothing under flows/engine imports components/ or serve/, directly or through other flows modules."""
+    bad = []
+    todo = [(p, p) for p in _py_files("flows/engine")]
+    seen: set[Path] = set()
+    while todo:
+        path, origin = todo.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        for line, module in _imports(path):
+            top = module.split(".")[0]
+            if top in ("components", "serve"):
+                via = "" if path == origin else f" (reached from {origin.relative_to(REPO)})"
+                bad.append(f"{path.relative_to(REPO)}:{line} imports {module}{via}")
+            elif top == "flows":
+                # flows modules outside the engine that the engine imports (flows/recipe.py) count too
+                parts = module.split(".")
+                for i in range(len(parts), 0, -1):
+                    cand = REPO.joinpath(*parts[:i])
+                    for f in (cand.with_suffix(".py"), cand / "__init__.py"):
+                        if f.is_file():
+                            todo.append((f, origin))
+                            break
+                    else:
+                        continue
+                    break
+    assert not bad, "the engine must not depend on the layers above it:\n" + "\n".join(sorted(set(bad)))
+
+
+def test_stages_import_only_stages_below_them():
+    rank = {stage: i for i, stage in enumerate(STAGE_ORDER)}
+    stages = {p.name for p in (REPO / "components").iterdir() if (p / "__init__.py").is_file()}
+    assert stages == set(STAGE_ORDER), f"place every stage in STAGE_ORDER: {sorted(stages ^ set(STAGE_ORDER))}"
+    bad, used = [], set()
+    for path in _py_files("components"):
+        rel = path.relative_to(REPO)
+        own = rel.parts[1] if len(rel.parts) > 2 else None
+        for line, module in _imports(path):
+            parts = module.split(".")
+            if parts[0] == "serve":
+                bad.append(f"{rel}:{line} imports {module}: components never import serve/")
+            if parts[0] != "components" or len(parts) < 2 or parts[1] not in rank or own is None:
+                continue
+            other = parts[1]
+            if other != own and rank[other] > rank[own]:
+                if (str(rel), other) in KNOWN_BACK_EDGES:
+                    used.add((str(rel), other))
+                    continue
+                bad.append(f"{rel}:{line} imports {module}: stage {own!r} is below {other!r} "
+                           f"(order: {' < '.join(STAGE_ORDER)})")
+    assert not bad, "\n".join(sorted(set(bad)))
+    assert used == KNOWN_BACK_EDGES, f"back-edges gone, remove them from KNOWN_BACK_EDGES: {KNOWN_BACK_EDGES - used}"
