@@ -2,15 +2,11 @@
 mirrors each into MLflow's prompt registry; traces and eval reports record the version used."""
 from __future__ import annotations
 
+# The RAG prompt lives with the stage that formats it (eval sits above rag, not below).
+from components.rag.prompt import RAG
+
 SYSTEM = "You are llmflow's assistant. Answer questions about Python accurately and concisely."
 
-# The RAG router's grounded prompt (components/rag/routing.py formats it; the router records
-# the registered version on every trace).
-RAG = (
-    "Answer the question using only the numbered sources below. Cite the sources you use as [1], [2]. "
-    "If the sources do not contain the answer, say that you don't know.\n\n"
-    "Sources:\n{{context}}\n\nQuestion: {{question}}"
-)
 
 RUBRIC_CRITERIA = ("relevance", "accuracy", "completeness", "clarity")
 

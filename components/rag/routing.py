@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal
 
-from components.eval.prompt_templates import RAG as RAG_TEMPLATE
+from components.rag.prompt import RAG as RAG_TEMPLATE
 from components.rag.retriever import Source
 
 Route = Literal["rag", "generate", "refuse"]

@@ -17,7 +17,6 @@ STAGE_ORDER = ["tracking", "data", "tokenize", "models", "train", "sft", "rl", "
 # Back-edges that exist today, named in issue 15 ("Components point back up"); remove a line
 # when its edge is gone — the test then also fails if the edge comes back.
 KNOWN_BACK_EDGES = {
-    ("components/rag/routing.py", "eval"),  # the RAG prompt template lives in eval/prompt_templates.py
     ("components/tracking/genai_eval.py", "eval"),  # MLflow GenAI scorers wrap eval's metrics
 }
 
