@@ -16,8 +16,7 @@ from __future__ import annotations
 
 from transformers import LlamaConfig, MixtralConfig, PretrainedConfig
 
-# PRESETS lives in the light config module so recipes validate without torch.
-from components.models.config import PRESETS
+from components.models.sizes import PRESETS
 
 MIN_HEAD_DIM = 32  # vLLM's CPU attention rejects head_dim 16
 

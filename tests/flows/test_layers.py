@@ -103,3 +103,28 @@ def test_stages_import_only_stages_below_them():
                            f"(order: {' < '.join(STAGE_ORDER)})")
     assert not bad, "\n".join(sorted(set(bad)))
     assert used == KNOWN_BACK_EDGES, f"back-edges gone, remove them from KNOWN_BACK_EDGES: {KNOWN_BACK_EDGES - used}"
+
+
+def test_no_import_cycles_inside_components():
+    """Two modules that import each other (even lazily) cannot be read or tested one without the other."""
+    graph: dict[str, set[str]] = {}
+    for path in _py_files("components"):
+        rel = path.relative_to(REPO).with_suffix("")
+        name = ".".join(rel.parts[:-1] if rel.name == "__init__" else rel.parts)
+        graph[name] = {m for _, m in _imports(path) if m.startswith("components.")}
+    graph = {m: {d for d in deps if d in graph and d != m} for m, deps in graph.items()}
+    cycles, state = [], {}
+
+    def visit(m: str, stack: list[str]) -> None:
+        state[m] = "open"
+        for d in sorted(graph[m]):
+            if state.get(d) == "open":
+                cycles.append(" -> ".join([*stack[stack.index(d):], d]))
+            elif d not in state:
+                visit(d, [*stack, d])
+        state[m] = "done"
+
+    for m in sorted(graph):
+        if m not in state:
+            visit(m, [m])
+    assert not cycles, "import cycles:\n" + "\n".join(cycles)
