@@ -73,7 +73,7 @@ def main() -> None:
     tokens = random_tokens(work / "tokens", seq_len=args.seq_len,
                            num_blocks=args.micro_batch * args.steps + 16)
     config = PretrainConfig(model={"preset": args.preset}, strategy=args.strategy, num_workers=1,
-                            micro_batch_size=args.micro_batch, max_steps=args.steps, warmup_steps=2,
+                            micro_batch_size=args.micro_batch, num_steps=args.steps, warmup_steps=2,
                             checkpoint_every=10**6, eval_every=10**6, eval_batches=1, precision="bf16",
                             compile=args.compile)
     model_config = config.model.build(32000, args.seq_len)

@@ -40,7 +40,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench_ray_overhead_"))
     tokens = stdlib_tokens(work / "tokens", seq_len=args.seq_len)
     config = PretrainConfig(model={"depth": args.depth}, strategy="none", num_workers=1, cpus_per_worker=2,
-                            micro_batch_size=args.micro_batch, max_steps=args.steps, warmup_steps=2,
+                            micro_batch_size=args.micro_batch, num_steps=args.steps, warmup_steps=2,
                             checkpoint_every=args.steps, eval_every=args.steps, eval_batches=1)
     ray.init(address="local", num_cpus=4, include_dashboard=False, log_to_driver=False)
     torch.set_num_threads(2)

@@ -34,7 +34,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench_smallest_"))
     tokens = stdlib_tokens(work / "tokens", seq_len=args.seq_len)
     config = PretrainConfig(model={"depth": args.depth}, strategy="fsdp2", num_workers=2,
-                            micro_batch_size=args.micro_batch, max_steps=args.steps, warmup_steps=2,
+                            micro_batch_size=args.micro_batch, num_steps=args.steps, warmup_steps=2,
                             eval_every=args.steps, checkpoint_every=args.steps)
     ray.init(address="local", num_cpus=4, include_dashboard=False, log_to_driver=False)
     try:

@@ -48,7 +48,7 @@ def main() -> None:
             order = names if rep % 2 == 0 else names[::-1]
             for name in order:
                 config = PretrainConfig(model={"depth": args.depth}, num_workers=2, cpus_per_worker=1,
-                                        micro_batch_size=args.micro_batch, max_steps=args.steps, warmup_steps=2,
+                                        micro_batch_size=args.micro_batch, num_steps=args.steps, warmup_steps=2,
                                         checkpoint_every=args.steps, eval_every=args.steps, eval_batches=1,
                                         **STRATEGIES[name])
                 out = work / f"{name}_{rep}"

@@ -72,7 +72,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="tune_bench_"))
     tokens = stdlib_tokens(work / "tokens", seq_len=64, vocab_size=512)
     manifest = read_manifest(tokens)
-    base = {"budgets_flops": [float(b) for b in args.budgets.split(",")], "batch_size": 8, "lr": 1e-2,
+    base = {"budgets_flops": [float(b) for b in args.budgets.split(",")], "batch_size": 8, "learning_rate": 1e-2,
             "num_reports": 2, "storage_path": str(work / "tune"), "resume": False,
             "shapes": [ModelShape(depth=1, width=32), ModelShape(depth=2, width=32),
                        ModelShape(depth=1, width=64), ModelShape(depth=1, width=96)]}

@@ -1,7 +1,7 @@
 """The ``llmflow`` command: run, validate, status, recipes, submit, stop.
 
     llmflow run e2e                      # flows/recipes/e2e.yaml on a local Ray
-    llmflow run my.yaml --set steps.pretrain.config.max_steps=50 --force pretrain
+    llmflow run my.yaml --set steps.pretrain.config.num_steps=50 --force pretrain
     llmflow status e2e                   # per step: done / failed / pending, artifact, MLflow run
     llmflow submit e2e --address http://head:8265   # ray job submit with this dir as runtime_env
 """
@@ -22,7 +22,7 @@ from flows.recipe import RecipeError, load_recipe, resolve_recipe_path, shipped_
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Typed, cached, resumable LLM flows on Ray.")
 console = Console()
 
-SET_HELP = "Override a recipe field: key.path=value (repeatable), e.g. steps.pretrain.config.max_steps=20"
+SET_HELP = "Override a recipe field: key.path=value (repeatable), e.g. steps.pretrain.config.num_steps=20"
 
 
 def _load(recipe: str, overrides: list[str]):

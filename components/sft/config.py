@@ -43,11 +43,13 @@ class LoRASettings(Config):
 class SFTConfig(Config):
     """LoRA SFT with response-only loss, run under Ray Train's TorchTrainer."""
 
+    RENAMED = {"max_steps": "num_steps"}
+
     lora: LoRASettings = Field(default_factory=LoRASettings, description="LoRA adapter settings.")
     learning_rate: float = Field(2e-3, gt=0, description="AdamW learning rate for the adapter weights.")
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
-    num_epochs: float = Field(1.0, gt=0, description="Passes over sft.jsonl (fractions allowed); max_steps wins if set.")
-    max_steps: int | None = Field(None, ge=1, description="Stop after this many optimizer steps (None: run num_epochs).")
+    num_epochs: float = Field(1.0, gt=0, description="Passes over sft.jsonl (fractions allowed); num_steps wins if set.")
+    num_steps: int | None = Field(None, ge=1, description="Stop after this many optimizer steps (None: run num_epochs).")
     batch_size: int = Field(8, ge=1, description="Sequences per worker per step.")
     max_seq_len: int = Field(256, ge=16, description="Truncate chat sequences to this many tokens.")
     num_workers: int = Field(1, ge=1, description="Ray Train workers (DDP over gloo on CPU).")

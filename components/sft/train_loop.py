@@ -72,14 +72,14 @@ def sft_train(loop_config: dict) -> list[dict]:
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
     steps_per_epoch = max(len(shard) // cfg.batch_size, 1)
-    max_steps = cfg.max_steps or max(math.ceil(cfg.num_epochs * steps_per_epoch), 1)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / max(1, max_steps // 10))
-                                              * max(0.0, 1 - s / max_steps) ** 0.5)
+    num_steps = cfg.num_steps or max(math.ceil(cfg.num_epochs * steps_per_epoch), 1)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / max(1, num_steps // 10))
+                                              * max(0.0, 1 - s / num_steps) ** 0.5)
     device = next(bare.parameters()).device
     history = [{"step": 0, "eval_response_loss": evaluate_response_loss(bare, evals, tok.pad_token_id)}]
     log = progress("sft")
     batches = _batches(shard, min(cfg.batch_size, len(shard)), cfg.seed + rank)
-    for step in range(1, max_steps + 1):
+    for step in range(1, num_steps + 1):
         t0 = time.perf_counter()
         epoch, examples = next(batches)
         batch = {k: v.to(device) for k, v in collate(examples, tok.pad_token_id).items()}
@@ -92,9 +92,9 @@ def sft_train(loop_config: dict) -> list[dict]:
         dt = time.perf_counter() - t0
         rec = {"step": step, "epoch": epoch, "train_response_loss": out.loss.item(), "grad_norm": float(grad_norm),
                "lr": sched.get_last_lr()[0], "tokens_per_s": int(batch["attention_mask"].sum()) * world / dt}
-        if cfg.eval_every and step % cfg.eval_every == 0 and step != max_steps:
+        if cfg.eval_every and step % cfg.eval_every == 0 and step != num_steps:
             rec["eval_response_loss"] = evaluate_response_loss(bare, evals, tok.pad_token_id)
-        if step == max_steps:
+        if step == num_steps:
             rec["eval_response_loss"] = evaluate_response_loss(bare, evals, tok.pad_token_id)
         history.append(rec)
         log(rec, step)

@@ -3,7 +3,7 @@
 Bare, one process (a GPU box without Ray, a debugger)::
 
     from components.train.loop import train
-    train({"model": {"preset": "base"}, "strategy": "fsdp2", "max_steps": 100}, tokens_dir, out_dir)
+    train({"model": {"preset": "base"}, "strategy": "fsdp2", "num_steps": 100}, tokens_dir, out_dir)
 
 Under Ray Train (what the ``train.pretrain`` step does)::
 

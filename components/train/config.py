@@ -10,6 +10,8 @@ from components.models.config import ModelConfig
 
 
 class PretrainConfig(Config):
+    RENAMED = {"lr": "learning_rate", "max_steps": "num_steps"}
+
     model: ModelConfig = Field(default_factory=ModelConfig,
                                description="Model shape: a preset or a depth, dense Llama or Mixtral-style MoE.")
     strategy: Literal["none", "fsdp2", "deepspeed"] = Field(
@@ -20,9 +22,10 @@ class PretrainConfig(Config):
     cpus_per_worker: float = Field(1.0, gt=0, description="CPUs each worker reserves; on CPU also its torch threads.")
     micro_batch_size: int = Field(4, ge=1, description="Sequences per worker per forward pass.")
     grad_accum_steps: int = Field(1, ge=1, description="Micro-batches accumulated per optimizer step.")
-    max_steps: int = Field(40, ge=1, description="Optimizer steps to train for.")
-    lr: float = Field(3e-3, gt=0, description="Peak learning rate (AdamW).")
-    min_lr_ratio: float = Field(0.1, ge=0, le=1, description="Cosine decays to lr·min_lr_ratio at max_steps.")
+    num_steps: int = Field(40, ge=1, description="Optimizer steps to train for.")
+    learning_rate: float = Field(3e-3, gt=0, description="Peak learning rate (AdamW).")
+    min_lr_ratio: float = Field(0.1, ge=0, le=1,
+                                description="Cosine decays to learning_rate·min_lr_ratio at num_steps.")
     warmup_steps: int = Field(5, ge=0, description="Linear warmup steps before the cosine decay.")
     weight_decay: float = Field(0.1, ge=0, description="AdamW weight decay.")
     beta1: float = Field(0.9, gt=0, lt=1, description="AdamW beta1.")
@@ -50,8 +53,8 @@ class PretrainConfig(Config):
     @model_validator(mode="after")
     def _check(self) -> PretrainConfig:
         problems = []
-        if self.warmup_steps >= self.max_steps:
-            problems.append(f"warmup_steps={self.warmup_steps} must be < max_steps={self.max_steps}; "
+        if self.warmup_steps >= self.num_steps:
+            problems.append(f"warmup_steps={self.warmup_steps} must be < num_steps={self.num_steps}; "
                             "lower warmup_steps")
         if problems:
             raise ValueError("; ".join(problems))

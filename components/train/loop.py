@@ -30,12 +30,12 @@ from components.train.flops import mfu
 
 
 def lr_at(step: int, config: PretrainConfig) -> float:
-    """Linear warmup to ``lr`` then cosine to ``lr·min_lr_ratio``; ``step`` counts from 0."""
+    """Linear warmup to ``learning_rate`` then cosine to ``learning_rate·min_lr_ratio``; ``step`` counts from 0."""
     if step < config.warmup_steps:
-        return config.lr * (step + 1) / config.warmup_steps
-    progress = (step - config.warmup_steps) / max(1, config.max_steps - config.warmup_steps)
+        return config.learning_rate * (step + 1) / config.warmup_steps
+    progress = (step - config.warmup_steps) / max(1, config.num_steps - config.warmup_steps)
     cosine = 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-    return config.lr * (config.min_lr_ratio + (1 - config.min_lr_ratio) * cosine)
+    return config.learning_rate * (config.min_lr_ratio + (1 - config.min_lr_ratio) * cosine)
 
 
 def _init_process_group(strategy: str, info: device.DeviceInfo) -> bool:
@@ -90,7 +90,7 @@ def _maybe_inject_fault(config: PretrainConfig, step: int, rank: int, world: int
 
 
 def train(config: PretrainConfig | dict, tokens_dir: str | Path, output_dir: str | Path) -> dict[str, float]:
-    """Train (or resume) to ``config.max_steps``; returns the final metrics (same on every rank)."""
+    """Train (or resume) to ``config.num_steps``; returns the final metrics (same on every rank)."""
     config = PretrainConfig.model_validate(config) if isinstance(config, dict) else config
     tokens_dir, output_dir = Path(tokens_dir), Path(output_dir)
     info = device.describe(config.precision)
@@ -138,7 +138,7 @@ def _train(config: PretrainConfig, tokens_dir: Path, output_dir: Path, info: dev
     step_times: list[float] = []
     last: dict[str, float] = {}
     val_loss = None
-    while step < config.max_steps:
+    while step < config.num_steps:
         _maybe_inject_fault(config, step + 1, rank, world, ckpt_root)
         lr = lr_at(step, config)
         wrapped.set_lr(lr)
@@ -161,16 +161,16 @@ def _train(config: PretrainConfig, tokens_dir: Path, output_dir: Path, info: dev
         step_mfu = mfu(tokens_per_step / dt, model_config, seq_len, world, peak)
         if step_mfu is not None:
             record["mfu"] = step_mfu
-        if step % config.eval_every == 0 or step == config.max_steps:
+        if step % config.eval_every == 0 or step == config.num_steps:
             val_loss = _val_loss(wrapped, val_blocks, val_idx, config.micro_batch_size, info)
             if val_loss is not None:
                 record.update(val_loss=val_loss, val_ppl=math.exp(min(val_loss, 50.0)))
-        if step % config.checkpoint_every == 0 or step == config.max_steps:
+        if step % config.checkpoint_every == 0 or step == config.num_steps:
             checkpoint.save(ckpt_root, step, {"step": step, "samples_consumed": samples, "world_size": world,
                                               "seed": config.seed}, config.strategy, wrapped.model,
                             wrapped.optimizer, config.keep_checkpoints)
         last = record
-        if rank == 0 and (step % config.log_every == 0 or step == config.max_steps or "val_loss" in record):
+        if rank == 0 and (step % config.log_every == 0 or step == config.num_steps or "val_loss" in record):
             with open(metrics_path, "a") as f:
                 f.write(json.dumps({"step": step, "metrics": record}) + "\n")
 

@@ -26,7 +26,7 @@ def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
 
 
 def _adamw(model: torch.nn.Module, config: PretrainConfig, info: DeviceInfo) -> torch.optim.Optimizer:
-    return torch.optim.AdamW(_param_groups(model, config.weight_decay), lr=config.lr,
+    return torch.optim.AdamW(_param_groups(model, config.weight_decay), lr=config.learning_rate,
                              betas=(config.beta1, config.beta2), fused=info.device.type == "cuda")
 
 

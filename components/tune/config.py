@@ -26,14 +26,16 @@ class ModelShape(Config):
 
 
 class LrSearchConfig(Config):
-    """Optional learning-rate search before the sweep: per model shape, ASHA over ``lrs``.
+    """Optional learning-rate search before the sweep: per model shape, ASHA over ``learning_rates``.
 
     One Tuner per shape, at the smallest budget: ASHA compares trials at equal progress,
     which is only fair between trials of the same model size and token count.
     """
 
-    lrs: list[float] = Field(default=[1e-3, 3e-3, 1e-2], min_length=2,
-                             description="Peak learning rates to try for every model shape.")
+    RENAMED = {"lrs": "learning_rates"}
+
+    learning_rates: list[float] = Field(default=[1e-3, 3e-3, 1e-2], min_length=2,
+                                        description="Peak learning rates to try for every model shape.")
     grace_period: int = Field(default=1, ge=1, description="ASHA: reports a trial survives before it can be stopped.")
     reduction_factor: int = Field(default=2, ge=2, description="ASHA: keep 1/reduction_factor of trials per rung.")
 
@@ -46,6 +48,9 @@ def _default_shapes() -> list[ModelShape]:
 
 class SweepConfig(Config):
     """A scaling sweep: IsoFLOP profiles or an N×D grid, each trial a short pretraining run."""
+
+    RENAMED = {"lr": "learning_rate", "min_lr_frac": "min_lr_ratio",
+               "min_steps": "min_trial_steps", "max_steps": "max_trial_steps"}
 
     name: str = Field(default="scaling", description="Sweep name: the Tune experiment name and the prefix of trial runs.")
     mode: Literal["isoflop", "grid"] = Field(
@@ -62,13 +67,13 @@ class SweepConfig(Config):
     count_embedding_params: bool = Field(
         default=False, description="Count embedding and LM-head parameters in N (Chinchilla) instead of non-embedding N (Kaplan).")
     batch_size: int = Field(default=8, ge=1, description="Sequences per optimizer step (tokens/step = batch_size·seq_len).")
-    lr: float = Field(default=1e-2, gt=0, description="Peak learning rate (AdamW), used when lr_search is off.")
+    learning_rate: float = Field(default=1e-2, gt=0, description="Peak learning rate (AdamW), used when lr_search is off.")
     warmup_frac: float = Field(default=0.05, ge=0, lt=1, description="Fraction of each trial's steps spent in linear warmup.")
-    min_lr_frac: float = Field(default=0.1, ge=0, le=1,
-                               description="Cosine decay ends at lr·min_lr_frac; the schedule spans each trial's own length.")
+    min_lr_ratio: float = Field(default=0.1, ge=0, le=1,
+                                description="Cosine decay ends at learning_rate·min_lr_ratio; the schedule spans each trial's own length.")
     weight_decay: float = Field(default=0.0, ge=0, description="AdamW weight decay.")
-    min_steps: int = Field(default=20, ge=1, description="Trials that would train fewer steps are left out (too short to mean anything).")
-    max_steps: int = Field(default=5000, ge=1, description="Trials that would train more steps are left out (too costly for this sweep).")
+    min_trial_steps: int = Field(default=20, ge=1, description="Trials that would train fewer steps are left out (too short to mean anything).")
+    max_trial_steps: int = Field(default=5000, ge=1, description="Trials that would train more steps are left out (too costly for this sweep).")
     num_reports: int = Field(default=2, ge=1, description="Validation evaluations per trial (evenly spaced; the last at the end).")
     eval_blocks: int = Field(default=32, ge=1, description="Validation sequences per evaluation (the same ones for every trial).")
     seed: int = Field(default=0, description="Seed for model init and data order (same for every trial).")
@@ -102,8 +107,9 @@ class SweepConfig(Config):
             problems.append(f"tokens_grid={self.tokens_grid}: grid mode needs at least 2 token counts; add values")
         if any(b <= 0 for b in self.budgets_flops) or any(d <= 0 for d in self.tokens_grid):
             problems.append("budgets_flops and tokens_grid must be positive numbers")
-        if self.min_steps > self.max_steps:
-            problems.append(f"min_steps={self.min_steps} > max_steps={self.max_steps}; lower min_steps or raise max_steps")
+        if self.min_trial_steps > self.max_trial_steps:
+            problems.append(f"min_trial_steps={self.min_trial_steps} > max_trial_steps={self.max_trial_steps}; "
+                            "lower min_trial_steps or raise max_trial_steps")
         if len({(s.depth, s.width) for s in self.shapes}) != len(self.shapes):
             problems.append("shapes lists the same (depth, width) twice; remove the duplicate")
         if problems:

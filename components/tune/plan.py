@@ -2,7 +2,7 @@
 
 IsoFLOP: for each budget C and shape of N parameters, D = C / (6N) tokens, rounded to
 whole optimizer steps. Grid: every shape × every D. Points whose step count falls outside
-[min_steps, max_steps] are left out and listed with the reason, never silently.
+[min_trial_steps, max_trial_steps] are left out and listed with the reason, never silently.
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ class Trial:
     num_tokens: int
     num_steps: int
     budget_flops: float | None  # the nominal IsoFLOP budget this trial belongs to (None in grid mode)
-    lr: float
+    learning_rate: float
     seed: int
 
     @property
@@ -46,7 +46,7 @@ def make_trial(config: SweepConfig, depth: int, width: int, num_params: int, tok
     steps = max(1, round(tokens / tokens_per_step))
     return Trial(name=f"{tag}-d{depth}w{width}", depth=depth, width=width, num_params=num_params,
                  num_tokens=steps * tokens_per_step, num_steps=steps, budget_flops=budget,
-                 lr=config.lr, seed=config.seed)
+                 learning_rate=config.learning_rate, seed=config.seed)
 
 
 def plan_trials(config: SweepConfig, vocab_size: int, seq_len: int) -> tuple[list[Trial], list[str]]:
@@ -63,12 +63,12 @@ def plan_trials(config: SweepConfig, vocab_size: int, seq_len: int) -> tuple[lis
     for i, (tokens, budget, tag) in enumerate(points):
         depth, width, n = sizes[i % len(sizes)]
         trial = make_trial(config, depth, width, n, tokens, budget, tokens_per_step, tag)
-        if not config.min_steps <= trial.num_steps <= config.max_steps:
-            skipped.append(f"{trial.name}: {trial.num_steps} steps is outside [min_steps={config.min_steps}, "
-                           f"max_steps={config.max_steps}]")
+        if not config.min_trial_steps <= trial.num_steps <= config.max_trial_steps:
+            skipped.append(f"{trial.name}: {trial.num_steps} steps is outside [min_trial_steps={config.min_trial_steps}, "
+                           f"max_trial_steps={config.max_trial_steps}]")
             continue
         trials.append(trial)
     if not trials:
         raise ValueError(f"no trial of sweep {config.name!r} fits the step limits: {'; '.join(skipped)}. "
-                         "Change budgets_flops/tokens_grid, shapes, batch_size or min_steps/max_steps")
+                         "Change budgets_flops/tokens_grid, shapes, batch_size or min_trial_steps/max_trial_steps")
     return trials, skipped

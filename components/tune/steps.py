@@ -36,7 +36,7 @@ def run_sweep(ctx, config: SweepConfig) -> dict[str, float]:
 
     if config.lr_search is not None:
         best_lr = search_lr(trials, config, tokens_dir, callbacks, experiment)
-        trials = [replace(t, lr=best_lr[(t.depth, t.width)]) for t in trials]
+        trials = [replace(t, learning_rate=best_lr[(t.depth, t.width)]) for t in trials]
     rows = run_phase(experiment, {"trial": tune.grid_search([t.to_dict() for t in trials])},
                      config, tokens_dir, callbacks)
     rows.sort(key=lambda r: (r["budget_flops"] or 0, r["num_params"], r["num_tokens"]))
@@ -48,7 +48,7 @@ def run_sweep(ctx, config: SweepConfig) -> dict[str, float]:
     predict_budget = config.predict_budget_flops or 10 * _largest_budget(config, rows)
     report = fit_rows(rows, config, predict_budget)
     report.update(mode=config.mode, skipped=skipped, predict_budget_flops=predict_budget,
-                  lr_by_shape={f"d{r['depth']}w{r['width']}": r["lr"] for r in rows})
+                  learning_rate_by_shape={f"d{r['depth']}w{r['width']}": r["learning_rate"] for r in rows})
     if config.holdout:
         report["holdout"] = _holdout(report, rows, config, vocab_size, seq_len, tokens_dir, callbacks, experiment)
     report["wall_s"] = {"sweep": sweep_wall_s, "total": time.time() - t0}
@@ -129,9 +129,9 @@ def _holdout(report: dict, rows: list[dict], config: SweepConfig, vocab_size: in
     n_target = float(par.optimum(budget)[0])
     sizes = [(s.depth, *shape_params(s, vocab_size, seq_len, config.count_embedding_params)) for s in config.shapes]
     depth, width, n = min(sizes, key=lambda x: abs(np.log(x[2] / n_target)))
-    lrs = {(r["depth"], r["width"]): r["lr"] for r in rows}
+    learning_rates = {(r["depth"], r["width"]): r["learning_rate"] for r in rows}
     trial = make_trial(config, depth, width, n, budget / (6.0 * n), budget, config.batch_size * seq_len, "holdout")
-    trial = replace(trial, lr=lrs.get((depth, width), config.lr))
+    trial = replace(trial, learning_rate=learning_rates.get((depth, width), config.learning_rate))
     row = run_phase(f"{experiment}-holdout", {"trial": tune.grid_search([trial.to_dict()])},
                     config, tokens_dir, callbacks)[0]
     predicted = float(par.loss(row["num_params"], row["num_tokens"]))

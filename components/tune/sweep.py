@@ -31,7 +31,7 @@ def _trainable(config: SweepConfig, tokens_dir: Path):
 
 def run_phase(name: str, param_space: dict, config: SweepConfig, tokens_dir: Path, callbacks: list,
               scheduler=None) -> list[dict]:
-    """Run (or resume) one Tune experiment; returns one row per trial: its spec, lr and last result."""
+    """Run (or resume) one Tune experiment; returns one row per trial: its spec, learning rate and last result."""
     from ray import tune
 
     path = f"{storage_root(config).rstrip('/')}/{name}"
@@ -63,7 +63,7 @@ def run_phase(name: str, param_space: dict, config: SweepConfig, tokens_dir: Pat
     rows = []
     for r in grid:
         spec = dict(r.config["trial"])
-        spec["lr"] = r.config.get("lr", spec["lr"])
+        spec["learning_rate"] = r.config.get("learning_rate", spec["learning_rate"])
         m = r.metrics or {}
         rows.append({**spec, "val_loss": m.get("val_loss"), "train_loss": m.get("train_loss"),
                      "tokens_per_s": m.get("tokens_per_s"), "train_wall_s": m.get("train_wall_s"),
@@ -73,7 +73,7 @@ def run_phase(name: str, param_space: dict, config: SweepConfig, tokens_dir: Pat
 
 def search_lr(trials: list[Trial], config: SweepConfig, tokens_dir: Path, callbacks: list,
               experiment: str) -> dict[tuple[int, int], float]:
-    """Per shape, ASHA over ``lr_search.lrs`` on its cheapest planned trial; best lr per (depth, width).
+    """Per shape, ASHA over ``lr_search.learning_rates`` on its cheapest planned trial; best lr per (depth, width).
 
     One Tuner for all shapes (workers are reused across them); ``ShapeASHA`` keeps the
     early-stopping races within a shape.
@@ -95,11 +95,11 @@ def search_lr(trials: list[Trial], config: SweepConfig, tokens_dir: Path, callba
         grace_period=min(search.grace_period, config.num_reports), reduction_factor=search.reduction_factor))
     rows = run_phase(f"{experiment}-lr",
                      {"trial": tune.grid_search([t.to_dict() for t in cheapest.values()]),
-                      "lr": tune.grid_search(search.lrs)},
+                      "learning_rate": tune.grid_search(search.learning_rates)},
                      config, tokens_dir, callbacks, scheduler=scheduler)
     best: dict[tuple[int, int], float] = {}
     for key in cheapest:
         mine = [r for r in rows if (r["depth"], r["width"]) == key]
         done = [r for r in mine if r["finished"]] or mine
-        best[key] = min(done, key=lambda r: r["val_loss"])["lr"]
+        best[key] = min(done, key=lambda r: r["val_loss"])["learning_rate"]
     return best

@@ -32,8 +32,8 @@ def pretrain_config(trial: dict, config: SweepConfig):
     return PretrainConfig(
         model=ModelConfig(depth=trial["depth"], width=trial["width"]),
         strategy="none", num_workers=1, cpus_per_worker=config.cpus_per_trial,
-        micro_batch_size=config.batch_size, grad_accum_steps=1, max_steps=steps, lr=float(trial["lr"]),
-        min_lr_ratio=config.min_lr_frac, warmup_steps=min(steps - 1, round(config.warmup_frac * steps)),
+        micro_batch_size=config.batch_size, grad_accum_steps=1, num_steps=steps, learning_rate=float(trial["learning_rate"]),
+        min_lr_ratio=config.min_lr_ratio, warmup_steps=min(steps - 1, round(config.warmup_frac * steps)),
         weight_decay=config.weight_decay, seed=int(trial["seed"]),
         eval_every=every, checkpoint_every=every, keep_checkpoints=1,
         eval_batches=math.ceil(config.eval_blocks / config.batch_size), log_every=steps,
@@ -134,12 +134,12 @@ def _report_row(record: dict, trial: dict) -> dict:
 
 
 def tune_trainable(params: dict, config_json: str, tokens_dir: str) -> None:
-    """Ray Tune function trainable: ``params`` = {"trial": Trial dict, "lr"?: override}."""
+    """Ray Tune function trainable: ``params`` = {"trial": Trial dict, "learning_rate"?: override}."""
     from ray import tune
 
     trial = dict(params["trial"])
-    if "lr" in params:
-        trial["lr"] = params["lr"]
+    if "learning_rate" in params:
+        trial["learning_rate"] = params["learning_rate"]
     config = SweepConfig.model_validate_json(config_json)
     out = Path(tune.get_context().get_trial_dir()) / "train"
     run_trial(trial, config, tokens_dir, out, report=tune.report)

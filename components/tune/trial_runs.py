@@ -45,9 +45,10 @@ class TrialRuns(Callback):
         if stale:
             self.tracker.end(stale, "KILLED")  # restarted after an interruption: its old run is over
         spec = dict(trial.config["trial"])
-        if "lr" in trial.config:
-            spec["lr"] = trial.config["lr"]
-        name = f"{self.sweep}/{spec['name']}" + (f"/lr{spec['lr']:.2g}" if "lr" in trial.config else "")
+        if "learning_rate" in trial.config:
+            spec["learning_rate"] = trial.config["learning_rate"]
+        name = f"{self.sweep}/{spec['name']}" + (f"/lr{spec['learning_rate']:.2g}"
+                                                 if "learning_rate" in trial.config else "")
         self.runs[trial.trial_id] = self.tracker.start_step(
             self.parent_run_id, name, spec,
             {"llmflow.sweep": self.sweep, "llmflow.tune_trial_id": trial.trial_id, "llmflow.kind": "tune.trial"})

@@ -32,9 +32,9 @@ def diamond():
 # one `llmflow run` starts for serving) with Serve on its own port, beside the test session's cluster.
 E2E_HTTP_PORT = 18600  # unused by any other test server (18000-18500 are taken)
 E2E_SMALLEST = [
-    "steps.pretrain.config.max_steps=20", "steps.pretrain.config.eval_every=20",
+    "steps.pretrain.config.num_steps=20", "steps.pretrain.config.eval_every=20",
     "steps.pretrain.config.checkpoint_every=20", "steps.pretrain.config.micro_batch_size=4",
-    "steps.draft.config.num_steps=20", "steps.sft.config.max_steps=8", "steps.grpo.config.num_steps=2",
+    "steps.draft.config.num_steps=20", "steps.sft.config.num_steps=8", "steps.grpo.config.num_steps=2",
     "steps.evaluate.config.max_questions=4", "steps.index.config.max_docs=20", "steps.rag_eval.config.num_queries=10",
     f"steps.serve.config.app.http_port={E2E_HTTP_PORT}",
 ]

@@ -13,7 +13,7 @@ def sft_run(tmp_path_factory, ray_local, trained_lm_dir, sft_data_dir):
     from flows.engine.context import StepContext
 
     out = tmp_path_factory.mktemp("sft_out")
-    cfg = SFTConfig(max_steps=30, batch_size=8, learning_rate=5e-3, max_seq_len=128, num_workers=1, merge=True,
+    cfg = SFTConfig(num_steps=30, batch_size=8, learning_rate=5e-3, max_seq_len=128, num_workers=1, merge=True,
                     lora=LoRASettings(rank=8, alpha=16))
     summary = run_lora(StepContext.for_test(out, {"model": trained_lm_dir, "data": sft_data_dir}), cfg)
     return out, summary

@@ -10,8 +10,8 @@ def _run(tokens_dir, out, **kw):
     from components.train.loop import train
     from components.train.steps import read_metrics
 
-    base = {"model": {"depth": 4}, "strategy": "fsdp2", "micro_batch_size": 16, "max_steps": 30, "warmup_steps": 3,
-                "lr": 1e-3, "checkpoint_every": 30, "eval_every": 30}
+    base = {"model": {"depth": 4}, "strategy": "fsdp2", "micro_batch_size": 16, "num_steps": 30, "warmup_steps": 3,
+                "learning_rate": 1e-3, "checkpoint_every": 30, "eval_every": 30}
     summary = train({**base, **kw}, tokens_dir, out)
     return summary, read_metrics(out)
 

@@ -24,7 +24,7 @@ LOSS_TOLERANCE = 1e-3
 
 
 def _common(**kw):
-    base = {"model": {"depth": 2}, "max_steps": STEPS, "warmup_steps": 2, "lr": 3e-3, "eval_every": 4,
+    base = {"model": {"depth": 2}, "num_steps": STEPS, "warmup_steps": 2, "learning_rate": 3e-3, "eval_every": 4,
                 "checkpoint_every": CKPT_EVERY, "seed": 0}
     return {**base, **kw}
 
@@ -106,7 +106,7 @@ def test_deepspeed_zero2_loss_falls_and_checkpoints_in_its_format(ray_local, tok
 
     ctx = StepContext.for_test(tmp_path, inputs={"tokens": tokens_dir})
     config = PretrainConfig(**_common(strategy="deepspeed", zero_stage=2, num_workers=2, micro_batch_size=4,
-                                      max_steps=6, checkpoint_every=6, eval_every=6))
+                                      num_steps=6, checkpoint_every=6, eval_every=6))
     summary = run_pretrain(ctx, config)
     metrics = read_metrics(tmp_path)
     assert metrics[6]["loss"] < metrics[1]["loss"] - 0.3
@@ -122,7 +122,7 @@ def test_moe_preset_trains_with_activation_checkpointing_and_exports(tokens_dir,
     from components.train.steps import read_metrics
 
     train(_common(model={"depth": 2, "moe": True, "num_experts": 4, "experts_per_token": 2},
-                  strategy="fsdp2", micro_batch_size=8, max_steps=6, activation_checkpointing=True),
+                  strategy="fsdp2", micro_batch_size=8, num_steps=6, activation_checkpointing=True),
           tokens_dir, tmp_path)
     metrics = read_metrics(tmp_path)
     assert metrics[6]["loss"] < metrics[1]["loss"] - 0.3

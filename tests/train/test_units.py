@@ -74,7 +74,7 @@ def test_val_slices_are_equal_and_disjoint():
 def test_lr_warms_up_then_decays_to_the_floor():
     from components.train.loop import lr_at
 
-    config = PretrainConfig(lr=1.0, warmup_steps=4, max_steps=20, min_lr_ratio=0.1)
+    config = PretrainConfig(learning_rate=1.0, warmup_steps=4, num_steps=20, min_lr_ratio=0.1)
     lrs = [lr_at(s, config) for s in range(20)]
     assert lrs[:4] == [0.25, 0.5, 0.75, 1.0]
     assert all(x >= y for x, y in itertools.pairwise(lrs[3:]))
@@ -103,12 +103,12 @@ def test_cpu_device_choice():
 
 
 def test_config_errors_name_the_fix():
-    with pytest.raises(ValueError, match="warmup_steps=10 must be < max_steps=10"):
-        PretrainConfig(warmup_steps=10, max_steps=10)
+    with pytest.raises(ValueError, match="warmup_steps=10 must be < num_steps=10"):
+        PretrainConfig(warmup_steps=10, num_steps=10)
     with pytest.raises(ValueError):
         PretrainConfig(strategy="ddp")
     with pytest.raises(ValueError):
-        PretrainConfig(learning_rate=1e-3)  # extra="forbid": typos are errors
+        PretrainConfig(lerning_rate=1e-3)  # extra="forbid": typos are errors
 
 
 def test_pretrain_kind_is_registered_and_holds_no_cpu():

@@ -11,7 +11,7 @@ VOCAB, SEQ = 512, 64
 
 
 def test_isoflop_plan_follows_c_equals_6nd():
-    config = SweepConfig(budgets_flops=[1e10, 2e10], min_steps=1)
+    config = SweepConfig(budgets_flops=[1e10, 2e10], min_trial_steps=1)
     trials, skipped = plan_trials(config, VOCAB, SEQ)
     assert not skipped and len(trials) == 2 * len(config.shapes)
     for t in trials:
@@ -25,23 +25,23 @@ def test_isoflop_plan_follows_c_equals_6nd():
 
 
 def test_non_embedding_count_is_smaller_and_optional():
-    base = plan_trials(SweepConfig(min_steps=1), VOCAB, SEQ)[0]
-    with_emb = plan_trials(SweepConfig(min_steps=1, count_embedding_params=True), VOCAB, SEQ)[0]
+    base = plan_trials(SweepConfig(min_trial_steps=1), VOCAB, SEQ)[0]
+    with_emb = plan_trials(SweepConfig(min_trial_steps=1, count_embedding_params=True), VOCAB, SEQ)[0]
     for a, b in zip(base, with_emb):
         assert b.num_params - a.num_params == 2 * VOCAB * a.width  # untied embedding + LM head
 
 
 def test_points_outside_step_limits_are_skipped_with_reason():
-    config = SweepConfig(budgets_flops=[1e10, 2e10], min_steps=100, max_steps=400)
+    config = SweepConfig(budgets_flops=[1e10, 2e10], min_trial_steps=100, max_trial_steps=400)
     trials, skipped = plan_trials(config, VOCAB, SEQ)
     assert all(100 <= t.num_steps <= 400 for t in trials)
-    assert skipped and all("outside [min_steps=100, max_steps=400]" in s for s in skipped)
+    assert skipped and all("outside [min_trial_steps=100, max_trial_steps=400]" in s for s in skipped)
     with pytest.raises(ValueError, match="no trial of sweep"):
-        plan_trials(SweepConfig(min_steps=4000, max_steps=5000), VOCAB, SEQ)
+        plan_trials(SweepConfig(min_trial_steps=4000, max_trial_steps=5000), VOCAB, SEQ)
 
 
 def test_grid_plan_is_shapes_times_tokens():
-    config = SweepConfig(mode="grid", tokens_grid=[1e5, 2e5], min_steps=1)
+    config = SweepConfig(mode="grid", tokens_grid=[1e5, 2e5], min_trial_steps=1)
     trials, _ = plan_trials(config, VOCAB, SEQ)
     assert len(trials) == 2 * len(config.shapes)
     assert all(t.budget_flops is None for t in trials)
@@ -51,7 +51,7 @@ def test_grid_plan_is_shapes_times_tokens():
 @pytest.mark.parametrize("kwargs, message", [
     ({"budgets_flops": [1e10]}, "budgets_flops"),
     ({"mode": "grid", "tokens_grid": [1e5]}, "tokens_grid"),
-    ({"min_steps": 10, "max_steps": 5}, "min_steps"),
+    ({"min_trial_steps": 10, "max_trial_steps": 5}, "min_trial_steps"),
     ({"shapes": [ModelShape(depth=1, width=32)] * 3}, "lists the same"),
     ({"shapes": [ModelShape(depth=1, width=32)]}, "shapes"),
     ({"budgets": [1e10, 2e10]}, "budgets"),  # typo: extra fields are errors
@@ -67,9 +67,9 @@ def test_trial_pretrain_config_fits_the_trial():
     config = SweepConfig(num_reports=4, eval_blocks=20, batch_size=8)
     trial = plan_trials(config, VOCAB, SEQ)[0][0].to_dict()
     pc = pretrain_config(trial, config)
-    assert pc.max_steps == trial["num_steps"] and pc.lr == trial["lr"]
+    assert pc.num_steps == trial["num_steps"] and pc.learning_rate == trial["learning_rate"]
     assert pc.strategy == "none" and pc.num_workers == 1 and pc.micro_batch_size == 8
-    assert pc.warmup_steps < pc.max_steps and pc.eval_every == trial["num_steps"] // 4
+    assert pc.warmup_steps < pc.num_steps and pc.eval_every == trial["num_steps"] // 4
     assert pc.eval_batches * pc.micro_batch_size >= 20
     assert (pc.model.depth, pc.model.width) == (trial["depth"], trial["width"])
 

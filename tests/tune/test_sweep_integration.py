@@ -39,10 +39,10 @@ def sweep(ray_local, sweep_tokens_dir, tracked, tmp_path_factory):
 
     uri, step_run = tracked
     config = SweepConfig(
-        name="itest", budgets_flops=[1e10, 2e10], batch_size=8, lr=1e-2, num_reports=2, eval_blocks=32,
+        name="itest", budgets_flops=[1e10, 2e10], batch_size=8, learning_rate=1e-2, num_reports=2, eval_blocks=32,
         shapes=[ModelShape(depth=1, width=32), ModelShape(depth=2, width=32), ModelShape(depth=1, width=64),
                 ModelShape(depth=1, width=96)],
-        min_steps=20, max_steps=1000, num_bootstrap=40, holdout_budget_flops=3e10,
+        min_trial_steps=20, max_trial_steps=1000, num_bootstrap=40, holdout_budget_flops=3e10,
         storage_path=str(tmp_path_factory.mktemp("tune_storage")), max_concurrent_trials=2)
     out = tmp_path_factory.mktemp("sweep_out")
 
@@ -108,11 +108,11 @@ def test_lr_search_with_asha(ray_local, sweep_tokens_dir, tracked, tmp_path):
 
     uri, step_run = tracked
     config = SweepConfig(
-        name="lrtest", budgets_flops=[2e9, 4e9], min_steps=10, num_reports=3, batch_size=8,
+        name="lrtest", budgets_flops=[2e9, 4e9], min_trial_steps=10, num_reports=3, batch_size=8,
         shapes=[ModelShape(depth=1, width=32), ModelShape(depth=2, width=32), ModelShape(depth=1, width=64)],
         # One at a time, the good rate first: the poor one then reaches ASHA's first rung behind
         # it and must be stopped there (the race is deterministic; 1e-3 is far behind 1e-2 early on).
-        lr_search=LrSearchConfig(lrs=[1e-2, 1e-3], grace_period=1, reduction_factor=2),
+        lr_search=LrSearchConfig(learning_rates=[1e-2, 1e-3], grace_period=1, reduction_factor=2),
         storage_path=str(tmp_path), max_concurrent_trials=1)
     trials, _ = plan_trials(config, 512, 64)
     best = search_lr(trials, config, sweep_tokens_dir, [TrialRuns(uri, step_run, "lrtest")], "lrtest")
