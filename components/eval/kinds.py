@@ -17,7 +17,7 @@ KINDS = [
         config="components.eval.config:FeedbackPrefsConfig",
         run="components.eval.steps:run_feedback_prefs",
         inputs=(),
-        description="online feedback + judged shadow pairs → preferences.jsonl (prompt/chosen/rejected) and "
+        description="online feedback + judged shadow pairs → preferences.jsonl (prompt/chosen/rejected + provenance) and "
                     "failures.jsonl: the `prefs` input of rl.dpo",
         cacheable=False,  # reads a log that keeps growing
     ),

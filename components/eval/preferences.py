@@ -1,8 +1,8 @@
 """Close the loop: user feedback and judge verdicts → a preference dataset for ``rl.dpo``.
 
 Layout written by ``export_preferences(records, out_dir)`` (the ``prefs`` artifact):
-  preferences.jsonl  {"prompt", "chosen", "rejected"}  — exactly what rl.dpo reads
-  provenance.jsonl   one line per pair: which trace ids / verdict produced it
+  preferences.jsonl  prompt/chosen/rejected + provenance (source, trace ids, verdict): the one
+                     format of ``components.artifacts``, which rl.dpo and rl.reward_model read
   failures.jsonl     {"prompt", "response", "comment", "trace_id"} — thumbs-down answers with no
                      better answer to pair with (for SFT fixes / GRPO prompts)
   report.json        counts
@@ -18,7 +18,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
+
+from components.artifacts import PreferenceRow, write_preferences
 
 
 @dataclass
@@ -68,12 +71,13 @@ def label_requests(feedback: list[FeedbackRecord]) -> list[FeedbackRecord]:
     return labelled
 
 
-def build_pairs(feedback: list[FeedbackRecord], judged: list[JudgedPair] = ()) -> tuple[list[dict], list[dict], list[dict]]:
-    """Returns (pairs, provenance, failures)."""
+def build_pairs(feedback: list[FeedbackRecord], judged: list[JudgedPair] = (),
+                created_at: str | None = None) -> tuple[list[PreferenceRow], list[dict]]:
+    """Returns (preference rows, failures)."""
     by_prompt: dict[str, dict[str, list[FeedbackRecord]]] = {}
     for r in label_requests(feedback):
         by_prompt.setdefault(_key(r.prompt), {"up": [], "down": []})["up" if r.thumb > 0 else "down"].append(r)
-    pairs, prov, failures = [], [], []
+    rows, failures = [], []
     for group in by_prompt.values():
         downs = list(group["down"])
         for up in group["up"]:  # each request in at most one pair: match ups and downs one to one
@@ -81,39 +85,32 @@ def build_pairs(feedback: list[FeedbackRecord], judged: list[JudgedPair] = ()) -
             if down is None:
                 continue
             downs.remove(down)
-            pairs.append({"prompt": up.prompt, "chosen": up.response, "rejected": down.response})
-            prov.append({"source": "feedback", "chosen_trace": up.trace_id, "rejected_trace": down.trace_id})
+            rows.append(PreferenceRow(prompt=up.prompt, chosen=up.response, rejected=down.response, source="feedback",
+                                      trace_ids=[up.trace_id, down.trace_id], created_at=created_at))
         failures += [{"prompt": d.prompt, "response": d.response, "comment": d.comment, "trace_id": d.trace_id}
                      for d in downs]
     for j in judged:
         if j.verdict not in ("a", "b") or j.answer_a == j.answer_b:
             continue
         chosen, rejected = (j.answer_a, j.answer_b) if j.verdict == "a" else (j.answer_b, j.answer_a)
-        pairs.append({"prompt": j.prompt, "chosen": chosen, "rejected": rejected})
-        prov.append({"source": "judge", "trace_id": j.trace_id, "verdict": j.verdict})
-    return pairs, prov, failures
+        rows.append(PreferenceRow(prompt=j.prompt, chosen=chosen, rejected=rejected, source="judge",
+                                  trace_ids=[j.trace_id] if j.trace_id else [], verdict=j.verdict,
+                                  created_at=created_at))
+    return rows, failures
 
 
 def export_preferences(feedback: list[FeedbackRecord], out_dir: str | Path,
                        judged: list[JudgedPair] = ()) -> dict[str, int]:
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    pairs, prov, failures = build_pairs(feedback, list(judged))
-    for name, rows in (("preferences.jsonl", pairs), ("provenance.jsonl", prov), ("failures.jsonl", failures)):
-        with open(out / name, "w") as f:
-            f.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
-    report = {"num_pairs": len(pairs), "num_failures": len(failures), "num_feedback": len(feedback),
-              "num_judged": len(list(judged)), "num_pairs_from_judge": sum(p["source"] == "judge" for p in prov)}
+    judged = list(judged)
+    rows, failures = build_pairs(feedback, judged, created_at=datetime.now(UTC).isoformat(timespec="seconds"))
+    write_preferences(out, rows)
+    with open(out / "failures.jsonl", "w") as f:
+        f.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in failures)
+    report = {"num_pairs": len(rows), "num_failures": len(failures), "num_feedback": len(feedback),
+              "num_judged": len(judged), "num_pairs_from_judge": sum(r.source == "judge" for r in rows)}
     (out / "report.json").write_text(json.dumps(report, indent=2))
     return report
-
-
-def read_preferences(path: str | Path) -> list[dict]:
-    rows = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
-    for i, r in enumerate(rows):
-        if set(r) != {"prompt", "chosen", "rejected"}:
-            raise ValueError(f"{path}:{i + 1}: a preference row needs exactly prompt/chosen/rejected, got {sorted(r)}")
-    return rows
 
 
 def feedback_to_dict(r: FeedbackRecord) -> dict:

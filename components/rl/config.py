@@ -70,6 +70,14 @@ class GRPOConfig(Config):
         return self
 
 
+def _reject_pairs_file(data):
+    """The prefs artifact has one file name now (components.artifacts.PREFERENCES_FILE)."""
+    if isinstance(data, dict) and "pairs_file" in data:
+        raise ValueError("'pairs_file' was removed: the prefs input is always read from preferences.jsonl "
+                         "(as eval.feedback_prefs writes it); delete the key")
+    return data
+
+
 def _pairs_split_evenly(cfg):
     """DDP needs the same number of pairs on every rank each step."""
     if cfg.batch_size % cfg.num_workers:
@@ -79,10 +87,9 @@ def _pairs_split_evenly(cfg):
 
 
 class DPOConfig(Config):
-    """DPO on preference pairs ({prompt, chosen, rejected} JSONL) with a LoRA adapter; reference = adapter disabled."""
+    """DPO on a ``prefs`` artifact (components.artifacts) with a LoRA adapter; reference = adapter disabled."""
 
     lora: LoRASettings = Field(default_factory=LoRASettings, description="Adapter settings.")
-    pairs_file: str = Field("pairs.jsonl", description="Pairs file name inside the prefs artifact.")
     beta: float = Field(0.1, gt=0, description="DPO temperature beta.")
     learning_rate: float = Field(2e-3, gt=0, description="AdamW learning rate of the adapter.")
     num_steps: int = Field(40, ge=1, description="Optimizer steps.")
@@ -93,6 +100,11 @@ class DPOConfig(Config):
                              "num_workers-th pair of a batch.")
     seed: int = Field(0, description="Seed for init and order.")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_pairs_file(cls, data):
+        return _reject_pairs_file(data)
+
     @model_validator(mode="after")
     def _batch_splits(self) -> DPOConfig:
         return _pairs_split_evenly(self)
@@ -101,7 +113,6 @@ class DPOConfig(Config):
 class RewardModelConfig(Config):
     """A Bradley-Terry reward model: the base LM with a scalar sequence-classification head."""
 
-    pairs_file: str = Field("pairs.jsonl", description="Pairs file name inside the prefs artifact.")
     learning_rate: float = Field(1e-3, gt=0, description="AdamW learning rate (whole model: it is small).")
     num_steps: int = Field(60, ge=1, description="Optimizer steps.")
     batch_size: int = Field(8, ge=1, description="Pairs per step.")
@@ -110,6 +121,11 @@ class RewardModelConfig(Config):
     num_workers: int = Field(1, ge=1, description="Ray Train workers (DDP); each takes every num_workers-th pair "
                              "of a batch.")
     seed: int = Field(0, description="Seed.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_pairs_file(cls, data):
+        return _reject_pairs_file(data)
 
     @model_validator(mode="after")
     def _batch_splits(self) -> RewardModelConfig:

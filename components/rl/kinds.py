@@ -9,7 +9,7 @@ KINDS = [
     StepKind(name="rl.dpo", config="components.rl.config:DPOConfig",
              run="components.rl.steps:run_dpo", inputs=("model", "prefs", "adapter?"), num_cpus=0,
              code=("components.rl", "components.sft", "components.train.fit"),
-             description="DPO on Ray Train (DDP over a LoRA adapter) from preference pairs (prompt/chosen/rejected JSONL); writes adapter/."),
+             description="DPO on Ray Train (DDP over a LoRA adapter) from a prefs artifact (preferences.jsonl: prompt/chosen/rejected + provenance); writes adapter/."),
     StepKind(name="rl.reward_model", config="components.rl.config:RewardModelConfig",
              run="components.rl.steps:run_reward_model", inputs=("model", "prefs"), num_cpus=0,
              code=("components.rl", "components.sft", "components.train.fit"),

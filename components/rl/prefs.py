@@ -1,34 +1,16 @@
-"""Preference pairs ({prompt, chosen, rejected} JSONL) -> tokenised chat sequences.
+"""Preference pairs (prompt/chosen/rejected, read with components.artifacts.read_preferences)
+-> tokenised chat sequences.
 
-This is the format the online evaluation loop exports from user feedback, so serving
-feeds training. Prompt and response are rendered with the chat template; only the
-response tokens (the assistant turn) count in log-probabilities.
+The online evaluation loop exports these pairs from user feedback, so serving feeds training.
+Prompt and response are rendered with the chat template; only the response tokens (the
+assistant turn) count in log-probabilities.
 """
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import torch
-
-
-def read_pairs(path: str | Path) -> list[dict]:
-    pairs = []
-    with open(path) as f:
-        for i, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            rec = json.loads(line)
-            missing = {"prompt", "chosen", "rejected"} - set(rec)
-            if missing:
-                raise ValueError(f"{path}:{i}: preference pair is missing {sorted(missing)}; "
-                                 "each line must be {\"prompt\", \"chosen\", \"rejected\"}")
-            pairs.append({"prompt": rec["prompt"], "chosen": rec["chosen"], "rejected": rec["rejected"]})
-    if not pairs:
-        raise ValueError(f"{path} holds no preference pairs")
-    return pairs
 
 
 def encode_pair_side(tokenizer, prompt: str, response: str, max_len: int) -> dict:

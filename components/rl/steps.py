@@ -61,10 +61,13 @@ def _median(xs) -> float:
 
 def _pairs(ctx, config: DPOConfig | RewardModelConfig) -> tuple[list[dict], list[dict], list[dict]]:
     """All pairs of the ``prefs`` input, then the train / held-out split; every rank needs a pair."""
-    from components.rl.prefs import read_pairs, split
-    from components.sft.artifacts import data_file
+    from components.artifacts import PREFERENCES_MADE_BY, read_preferences
+    from components.rl.prefs import split
 
-    pairs = read_pairs(data_file(ctx.input("prefs"), config.pairs_file))
+    pairs = [row.pair() for row in read_preferences(ctx.input("prefs"))]
+    if not pairs:
+        raise ValueError(f"the prefs input {ctx.input('prefs')} holds no preference pairs: collect more thumbs "
+                         f"up/down on the same prompts, then re-run {PREFERENCES_MADE_BY}")
     train, held = split(pairs, config.eval_fraction, config.seed)
     if len(train) < config.num_workers:
         raise ValueError(f"{len(train)} training pairs for num_workers={config.num_workers}: every rank needs at "

@@ -2,12 +2,12 @@ import json
 
 import pytest
 
-from components.eval.preferences import (
-    FeedbackRecord,
-    JudgedPair,
-    export_preferences,
-    read_preferences,
-)
+from components.artifacts import read_preferences
+from components.eval.preferences import FeedbackRecord, JudgedPair, export_preferences
+
+
+def pairs(prefs) -> list[dict]:
+    return [row.pair() for row in read_preferences(prefs)]
 
 
 def test_feedback_and_judge_verdicts_round_trip(tmp_path):
@@ -20,13 +20,14 @@ def test_feedback_and_judge_verdicts_round_trip(tmp_path):
               JudgedPair("What is a set?", "x", "y", "tie", "tr-5")]
     report = export_preferences(fb, tmp_path, judged)
     assert report["num_pairs"] == 2 and report["num_failures"] == 1 and report["num_pairs_from_judge"] == 1
-    rows = read_preferences(tmp_path / "preferences.jsonl")
-    assert {"prompt": "What is a list?", "chosen": "A mutable sequence.", "rejected": "A fruit."} in rows
-    assert {"prompt": "What is a dict?", "chosen": "A mapping.", "rejected": "A list."} in rows
+    fed, judge = read_preferences(tmp_path)  # the prefs artifact rl.dpo / rl.reward_model read by default
+    assert fed.pair() == {"prompt": "What is a list?", "chosen": "A mutable sequence.", "rejected": "A fruit."}
+    assert (fed.source, fed.trace_ids, fed.verdict) == ("feedback", ["tr-1", "tr-2"], None)
+    assert judge.pair() == {"prompt": "What is a dict?", "chosen": "A mapping.", "rejected": "A list."}
+    assert (judge.source, judge.trace_ids, judge.verdict) == ("judge", ["tr-4"], "a")
+    assert fed.created_at and fed.created_at == judge.created_at
     failures = [json.loads(x) for x in (tmp_path / "failures.jsonl").read_text().splitlines()]
     assert failures == [{"prompt": "What is a tuple?", "response": "A fish.", "comment": "nonsense", "trace_id": "tr-3"}]
-    prov = [json.loads(x) for x in (tmp_path / "provenance.jsonl").read_text().splitlines()]
-    assert prov[0] == {"source": "feedback", "chosen_trace": "tr-1", "rejected_trace": "tr-2"}
 
 
 def test_bad_thumb_rejected(tmp_path):
@@ -47,7 +48,7 @@ def test_feedback_prefs_step(tmp_path):
     ctx = StepContext.for_test(tmp_path / "out")
     metrics = run_feedback_prefs(ctx, FeedbackPrefsConfig(feedback_path=str(log)))
     assert metrics["num_pairs"] == 1.0
-    assert read_preferences(ctx.output / "preferences.jsonl") == [{"prompt": "q", "chosen": "good", "rejected": "bad"}]
+    assert pairs(ctx.output) == [{"prompt": "q", "chosen": "good", "rejected": "bad"}]
     with pytest.raises(ValueError, match="min_pairs"):
         run_feedback_prefs(StepContext.for_test(tmp_path / "o2"), FeedbackPrefsConfig(feedback_path=str(log), min_pairs=5))
 
@@ -57,7 +58,7 @@ def test_two_votes_on_one_request_make_one_pair(tmp_path):
     fb = [FeedbackRecord("tr-a", "q", "good", +1), FeedbackRecord("tr-b", "q", "bad", -1),
           FeedbackRecord("tr-a", "q", "good", +1), FeedbackRecord("tr-b", "q", "bad", -1)]
     assert export_preferences(fb, tmp_path)["num_pairs"] == 1
-    assert read_preferences(tmp_path / "preferences.jsonl") == [{"prompt": "q", "chosen": "good", "rejected": "bad"}]
+    assert pairs(tmp_path) == [{"prompt": "q", "chosen": "good", "rejected": "bad"}]
     # a flipped vote counts as the flip, not as both opinions: two ups make no pair
     flipped = fb[:2] + [FeedbackRecord("tr-b", "q", "bad", +1)]
     assert export_preferences(flipped, tmp_path / "f")["num_pairs"] == 0
@@ -71,6 +72,6 @@ def test_votes_are_per_user_and_a_request_joins_one_pair(tmp_path):
           FeedbackRecord("tr-d", "q", "D", -1, user="u1"), FeedbackRecord("tr-c", "q", "C", -1, user="u2")]
     labels = {r.trace_id: r.thumb for r in label_requests(fb)}
     assert labels == {"tr-b": 1, "tr-c": -1, "tr-d": -1}  # tr-a: u1 up, u2 down cancel out
-    pairs, prov, failures = build_pairs(fb)
-    assert pairs == [{"prompt": "q", "chosen": "B", "rejected": "C"}]  # B is in one pair, not two
+    rows, failures = build_pairs(fb)
+    assert [r.pair() for r in rows] == [{"prompt": "q", "chosen": "B", "rejected": "C"}]  # B is in one pair, not two
     assert [f["trace_id"] for f in failures] == ["tr-d"]  # the unpaired thumbs-down is a failure to fix

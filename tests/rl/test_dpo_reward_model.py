@@ -1,16 +1,24 @@
-"""DPO raises the held-out chosen-over-rejected margin; the Bradley-Terry reward model ranks pairs and plugs into GRPO."""
+"""DPO raises the held-out chosen-over-rejected margin; the Bradley-Terry reward model ranks pairs and plugs into GRPO.
+
+``prefs_dir`` is the online loop's real export (tests/rl/conftest.py), so feedback → DPO runs end to end.
+"""
 import pytest
 
-from components.rl.prefs import read_pairs, split
+from components.artifacts import read_preferences
+from components.rl.prefs import split
 
 pytestmark = pytest.mark.integration
 
 
-def test_pairs_format_is_validated(tmp_path):
-    p = tmp_path / "pairs.jsonl"
-    p.write_text('{"prompt": "q", "chosen": "a"}\n')
-    with pytest.raises(ValueError, match="rejected"):
-        read_pairs(p)
+def test_dpo_with_its_default_config_trains_on_the_online_feedback_export(tmp_path, ray_local, trained_lm_dir,
+                                                                          prefs_dir):
+    from components.rl.config import DPOConfig
+    from components.rl.steps import run_dpo
+    from flows.engine.context import StepContext
+
+    s = run_dpo(StepContext.for_test(tmp_path, {"model": trained_lm_dir, "prefs": prefs_dir}), DPOConfig())
+    assert s["eval_margin"] > s["eval_margin_before"], s
+    assert (tmp_path / "adapter" / "adapter_config.json").exists()
 
 
 def test_dpo_on_two_ray_train_workers_raises_chosen_over_rejected_margin(tmp_path, ray_local, trained_lm_dir, prefs_dir):
@@ -37,7 +45,7 @@ def test_reward_model_on_two_workers_ranks_held_out_pairs_and_serves_as_grpo_rew
     s = run_reward_model(StepContext.for_test(tmp_path, {"model": trained_lm_dir, "prefs": prefs_dir}), cfg)
     assert s["eval_accuracy"] > 0.8 and s["eval_accuracy"] > s["eval_accuracy_before"], s
 
-    _, held = split(read_pairs(prefs_dir / "pairs.jsonl"), cfg.eval_fraction, cfg.seed)
+    _, held = split([r.pair() for r in read_preferences(prefs_dir)], cfg.eval_fraction, cfg.seed)
     rewards = build_rewards([RewardSpec(kind="reward_model", path=str(tmp_path))])
     completions = [p["chosen"] for p in held] + [p["rejected"] for p in held]
     prompts = [p["prompt"] for p in held] * 2

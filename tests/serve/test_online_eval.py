@@ -11,6 +11,7 @@ import httpx
 import numpy as np
 import pytest
 
+from components.artifacts import read_preferences
 from components.eval.drift_monitor import DriftConfig
 from components.eval.judge import Judge
 from components.eval.prompt_templates import TEMPLATES
@@ -107,13 +108,14 @@ def test_feedback_over_http_to_preference_pairs(store, tmp_path, tiny_model_dir)
     ev.close()
     assert len(set(answers.values())) == 4  # every request got a trace, sampled or not
     assert metrics["arms"]["primary"]["thumbs_up_rate"] == 0.5
-    rows = [json.loads(x) for x in (tmp_path / "prefs" / "preferences.jsonl").read_text().splitlines()]
+    rows = read_preferences(tmp_path / "prefs")  # the format rl.dpo / rl.reward_model read by default
     assert report["num_pairs"] == len(rows) == 2  # 2 up, 2 down: each request joins at most one pair
     fb = {json.loads(x)["trace_id"]: json.loads(x) for x in (tmp_path / "fb.jsonl").read_text().splitlines()}
     ups = {fb[answers[ids[i]]]["response"] for i in (0, 3)}
     downs = {fb[answers[ids[i]]]["response"] for i in (1, 2)}
-    assert {r["chosen"] for r in rows} == ups and {r["rejected"] for r in rows} == downs
-    assert all(set(r) == {"prompt", "chosen", "rejected"} and r["prompt"] == "What is a list?" for r in rows)
+    assert {r.chosen for r in rows} == ups and {r.rejected for r in rows} == downs
+    assert all(r.prompt == "What is a list?" and r.source == "feedback" for r in rows)
+    assert {t for r in rows for t in r.trace_ids} == set(answers.values())
     stored = json.loads(ev.traces.get_trace_json(answers[ids[1]]))
     thumbs = [a for a in stored["info"]["assessments"] if a["assessment_name"] == "user_feedback"]
     assert thumbs and thumbs[0]["feedback"]["value"] is False

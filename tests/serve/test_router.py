@@ -140,6 +140,7 @@ def test_right_key_opens_every_route_and_errors_are_openai_shaped(feedback_route
 
 def test_two_votes_on_one_request_make_one_preference_pair(feedback_router_url, online_dir):
     router_url = feedback_router_url
+    from components.artifacts import read_preferences
     from components.eval.preferences import FeedbackRecord, export_preferences
 
     question = "Which exception does a failing assert statement raise?"
@@ -154,8 +155,8 @@ def test_two_votes_on_one_request_make_one_preference_pair(feedback_router_url, 
     assert len(mine) == len(votes)
     report = export_preferences(mine, online_dir / "prefs")
     assert report["num_pairs"] == 1
-    [row] = [json.loads(x) for x in (online_dir / "prefs" / "preferences.jsonl").read_text().splitlines()]
-    assert row["chosen"].endswith("(seed 1)") and row["rejected"].endswith("(seed 2)")
+    [row] = read_preferences(online_dir / "prefs")
+    assert row.chosen.endswith("(seed 1)") and row.rejected.endswith("(seed 2)")
 
 
 def test_relevant_question_is_grounded_with_citations(router_url):
