@@ -48,3 +48,13 @@ def test_a_wrong_artifact_names_the_kind_that_makes_a_prefs_one(tmp_path):
         read_preferences(tmp_path)
     with pytest.raises(FileNotFoundError, match="eval.feedback_prefs"):
         read_preferences(tmp_path / "missing")
+
+
+@pytest.mark.parametrize("config", ["DPOConfig", "RewardModelConfig"])
+def test_rl_configs_read_the_one_file_name_and_reject_the_old_key(config):
+    import components.rl.config as rl_config
+
+    cls = getattr(rl_config, config)
+    assert "pairs_file" not in cls.model_fields
+    with pytest.raises(ValueError, match="'pairs_file' was removed.*preferences.jsonl"):
+        cls.model_validate({"pairs_file": "pairs.jsonl"})
