@@ -105,6 +105,7 @@ def _fix_for(err_type: str) -> str:
         "float_parsing": "use a number",
         "bool_parsing": "use true or false",
         "literal_error": "use one of the allowed values",
+        "renamed_field": "use the new name the message gives (same meaning, same value)",
     }.get(err_type, "see the field's description (`llmflow recipes --kinds`)")
 
 
@@ -112,8 +113,8 @@ def _pydantic_problems(prefix: str, e: ValidationError) -> list[Problem]:
     out = []
     for err in e.errors():
         loc = ".".join(str(p) for p in err["loc"])
-        out.append(Problem(f"{prefix}{loc}" if loc else prefix.rstrip("."), err.get("input"), err["msg"],
-                           _fix_for(err["type"])))
+        value = err.get("ctx", {}).get("old_keys") if err["type"] == "renamed_field" else err.get("input")
+        out.append(Problem(f"{prefix}{loc}" if loc else prefix.rstrip("."), value, err["msg"], _fix_for(err["type"])))
     return out
 
 

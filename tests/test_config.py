@@ -37,6 +37,8 @@ def test_recipe_validation_names_the_new_key_with_the_step_path():
     problems = {p.path: p.why for p in e.value.problems}
     assert "'lr' was renamed to 'learning_rate'" in problems["steps.pretrain.config"]
     assert "'max_steps' was renamed to 'num_steps'" in problems["steps.sft.config"]
+    sft = next(p for p in e.value.problems if p.path == "steps.sft.config")
+    assert sft.value == ["max_steps"] and "new name" in sft.fix  # the old key, not the whole config
 
 
 def test_nested_old_key_is_reported_at_its_path():

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic_core import PydanticCustomError
 
 
 class Config(BaseModel):
@@ -23,5 +24,7 @@ class Config(BaseModel):
         if isinstance(data, dict):
             old = [k for k in cls.RENAMED if k in data]
             if old:
-                raise ValueError("; ".join(f"'{k}' was renamed to '{cls.RENAMED[k]}'" for k in old))
+                # A typed error, so recipe validation can say "rename it" and show just the old keys.
+                raise PydanticCustomError("renamed_field", "; ".join(
+                    f"'{k}' was renamed to '{cls.RENAMED[k]}'" for k in old), {"old_keys": old})
         return data
