@@ -13,6 +13,5 @@ KINDS = [
         num_cpus=0,
         cacheable=False,
         long_lived=True,
-        code=("serve",),
     ),
 ]

@@ -10,7 +10,6 @@ KINDS = [
         description="perplexity, EM/F1, BLEU/ROUGE, LLM-as-judge (rubric + both-order pairwise), RAG "
                     "groundedness with an index, mlflow.genai.evaluate scorers, "
                     "then the champion/candidate gate on MLflow registry aliases → report.json, gate.json",
-        code=("components.eval", "components.tracking", "components.rag"),
     ),
     StepKind(
         name="eval.feedback_prefs",

@@ -8,6 +8,5 @@ KINDS = [
              description="Instruction data from the docs: sft.jsonl (chat), prompts.jsonl (GRPO, checkable answers), eval.jsonl."),
     StepKind(name="sft.lora", config="components.sft.config:SFTConfig",
              run="components.sft.steps:run_lora", inputs=("model", "data"), num_cpus=0,
-             code=("components.sft", "components.train.fit"),
              description="LoRA/QLoRA SFT with response-only loss on Ray Train; writes adapter/ (and merged/)."),
 ]

@@ -11,6 +11,5 @@ KINDS = [
                     "(FSDP2 or DeepSpeed ZeRO), checkpointing and resuming; exports model/ as HF safetensors.",
         num_cpus=0,  # only drives Ray Train; the workers hold the CPUs/GPUs
         resumable=True,  # a re-run after a crash finds checkpoints/ where the failed attempt left them
-        code=("components.train", "components.models"),
     ),
 ]

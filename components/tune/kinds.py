@@ -11,6 +11,5 @@ KINDS = [
                     "optional ASHA lr search), resumable; fits N_opt(C)/D_opt(C) and L(N,D) with bootstrap "
                     "intervals, checks a held-out run against the prediction; fit.json + PNG plots.",
         num_cpus=0,  # only drives Tune; the trials hold the CPUs
-        code=("components.tune", "components.train", "components.models"),
     ),
 ]

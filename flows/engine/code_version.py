@@ -93,8 +93,10 @@ def kind_modules(run_ref: str, config_ref: str, extra_packages: tuple[str, ...] 
         roots.append(package)
         if spec is not None and spec.submodule_search_locations:
             base = Path(next(iter(spec.submodule_search_locations)))
-            roots += [package + "." + ".".join(f.relative_to(base).with_suffix("").parts).removesuffix(".__init__")
-                      for f in sorted(base.rglob("*.py"))]
+            for f in sorted(base.rglob("*.py")):
+                parts = f.relative_to(base).with_suffix("").parts
+                parts = parts[:-1] if parts[-1] == "__init__" else parts
+                roots.append(".".join((package, *parts)))
     modules: set[str] = set()
     for root in roots:
         modules.update(import_closure(root))

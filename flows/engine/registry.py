@@ -40,8 +40,9 @@ class StepKind:
 
     ``config`` and ``run`` are ``"module:attr"`` strings imported lazily.
     ``inputs`` names the upstream artifacts the function reads (recipe ``needs:`` keys);
-    names ending in ``?`` are optional. ``code`` lists the source folders whose content
-    enters the code version of the artifact address (defaults to the run function's package).
+    names ending in ``?`` are optional. The code version of the artifact address is computed
+    from the import closure of the run and config modules (``code_version.py``); ``code`` adds
+    packages reached without an import statement (a file loaded by path or by name) — rarely needed.
 
     Traits (see ``TRAITS``): an output has a trait when its config's optional
     ``output_traits() -> set[str]`` names it, or when every input in ``passes_traits_from``
@@ -80,9 +81,6 @@ class StepKind:
 
     def run_fn(self) -> Callable[..., Any]:
         return _load(self.run)
-
-    def code_packages(self) -> tuple[str, ...]:
-        return self.code or (self.run.split(":")[0].rsplit(".", 1)[0],)
 
 
 def _load(ref: str) -> Any:
