@@ -15,6 +15,8 @@ import os
 import secrets
 from pathlib import Path
 
+from flows.engine.local_secrets import read_or_create_secret
+
 KEY_FILE_NAME = "api_key"
 
 
@@ -25,23 +27,7 @@ def secrets_dir(state_dir: str | Path) -> Path:
 
 def read_or_create_key(path: str | Path) -> str:
     """The key stored at ``path``, created (random, 0600, folder 0700) when the file does not exist yet."""
-    path = Path(path)
-    if path.exists():
-        key = path.read_text().strip()
-        if not key:
-            raise ValueError(f"the API key file {path} is empty: delete it (a new key is created) or write a key")
-        return key
-    path.parent.mkdir(parents=True, exist_ok=True)
-    os.chmod(path.parent, 0o700)
-    key = secrets.token_urlsafe(32)
-    # O_EXCL: two steps racing to create the key cannot both write one; the loser reads the winner's.
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return read_or_create_key(path)
-    with os.fdopen(fd, "w") as f:
-        f.write(key + "\n")
-    return key
+    return read_or_create_secret(path, lambda: secrets.token_urlsafe(32))
 
 
 def flow_api_key(api_key_env: str | None, state_dir: str | Path | None) -> tuple[str | None, Path | None]:

@@ -24,6 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from flows.engine.local_secrets import read_or_create_secret
+
 # Workers inherit these: no hub downloads at run time, no tokenizer thread pools in Ray workers.
 # Engine settings (vLLM's CPU backend) belong to the code that starts an engine: serve/config.py
 # CPU_ENGINE_ENV for Serve and offline generation, components/rl/rollout.py for rollouts.
@@ -60,15 +62,7 @@ def ray_auth_env(workdir: Path) -> dict[str, str]:
     if os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH"):
         return {"RAY_AUTH_MODE": "token"}
     path = token_file(workdir)
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # O_EXCL + 0600: never readable by others, and two racing drivers cannot both write one.
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as f:
-                f.write(secrets.token_hex(32))
-        except FileExistsError:
-            pass
+    read_or_create_secret(path, lambda: secrets.token_hex(32))
     return {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(path)}
 
 
