@@ -35,14 +35,14 @@ def _source_file(module: str) -> Path | None:
     return Path(spec.origin)
 
 
-def _imported_modules(module: str, path: Path) -> set[str]:
-    """Modules named by the import statements of one file (relative imports resolved)."""
-    is_package = path.name == "__init__.py"
-    package = module if is_package else module.rpartition(".")[0]
-    found: set[str] = set()
+def import_statements(path: Path, package: str) -> list[tuple[int, str]]:
+    """(line, module) for every import statement of one file, function-level ones included;
+    relative imports resolved against ``package``; ``from pkg import name`` also yields
+    ``pkg.name``, which may be a submodule."""
+    found: list[tuple[int, str]] = []
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
+            found += [(node.lineno, alias.name) for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
             if node.level:
                 base = package.split(".")
@@ -50,10 +50,15 @@ def _imported_modules(module: str, path: Path) -> set[str]:
                 prefix = ".".join(base + ([node.module] if node.module else []))
             else:
                 prefix = node.module or ""
-            found.add(prefix)
-            # `from pkg import name` may name a submodule: follow it when it is one.
-            found.update(f"{prefix}.{alias.name}" for alias in node.names if alias.name != "*")
+            found.append((node.lineno, prefix))
+            found += [(node.lineno, f"{prefix}.{alias.name}") for alias in node.names if alias.name != "*"]
     return found
+
+
+def _imported_modules(module: str, path: Path) -> set[str]:
+    """Modules named by the import statements of one file."""
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    return {name for _, name in import_statements(path, package)}
 
 
 @cache

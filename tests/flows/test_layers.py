@@ -5,8 +5,9 @@ would only run on some path still counts.
 """
 from __future__ import annotations
 
-import ast
 from pathlib import Path
+
+from flows.engine.code_version import import_statements
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -24,20 +25,7 @@ KNOWN_BACK_EDGES = {
 def _imports(path: Path, package: str | None = None) -> list[tuple[int, str]]:
     """(line, absolute module name) for every import statement in a file; relative ones resolved."""
     package = package or ".".join(path.relative_to(REPO).with_suffix("").parts[:-1])
-    found = []
-    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
-        if isinstance(node, ast.Import):
-            found += [(node.lineno, a.name) for a in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = package.split(".")[: len(package.split(".")) - node.level + 1]
-                module = ".".join([*base, node.module] if node.module else base)
-            else:
-                module = node.module or ""
-            found.append((node.lineno, module))
-            # `from components import eval` names a stage as an attribute.
-            found += [(node.lineno, f"{module}.{a.name}") for a in node.names]
-    return found
+    return import_statements(path, package)
 
 
 def _py_files(folder: str) -> list[Path]:
