@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from flows.engine.effects import Effect
 from flows.recipe import RecipeError, load_recipe, resolve_recipe_path, shipped_recipes
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Typed, cached, resumable LLM flows on Ray.")
@@ -76,16 +77,26 @@ def run(recipe: str,
         raise typer.Exit(1)
 
 
+def _effect_cell(effect: dict) -> str:
+    e = Effect(**effect)
+    mark = "[green]✓[/]" if e.shown else "[red]✗[/]"
+    return f"{mark} {e.name} {e.gain:+.3g}"
+
+
 def _summary(result) -> None:
     table = Table(title=f"flow {result.name} — {result.wall_s:.1f}s")
-    for col in ("step", "status", "wall", "headline metric", "artifact"):
+    for col in ("step", "status", "wall", "headline metric", "effect vs baseline", "artifact"):
         table.add_column(col)
     for o in result.outcomes.values():
         head = next(iter(o.metrics.items()), None)
         style = {"done": "green", "cached": "blue", "failed": "red", "skipped": "yellow"}[o.status]
+        effects = "\n".join(_effect_cell(e) for e in o.effects)
         table.add_row(o.name, f"[{style}]{o.status}[/]", f"{o.wall_s:.1f}s",
-                      f"{head[0]}={head[1]:.4g}" if head else "", o.uri)
+                      f"{head[0]}={head[1]:.4g}" if head else "", effects, o.uri)
     console.print(table)
+    for o in result.outcomes.values():
+        for e in o.effects:
+            console.print(f"{o.name}: {Effect(**e).describe()}", markup=False)
     if result.run_id:
         console.print(f"MLflow: parent run {result.run_id}; browse with `bash mlflow/start.sh` → http://127.0.0.1:5000")
     for o in result.outcomes.values():

@@ -53,6 +53,9 @@ class RecipeModel(Config):
     ray: RayConfig = Field(default_factory=RayConfig, description="Where steps run.")
     tracking: TrackingConfig = Field(default_factory=TrackingConfig, description="Where runs are tracked.")
     steps: dict[str, StepSpec] = Field(description="The flow's steps by name, in any order (a DAG by `needs`).")
+    strict: bool = Field(default=False, description="Fail a step whose declared effect (its gain over its own "
+                         "baseline, e.g. validation loss under the corpus's unigram entropy) is absent or too "
+                         "small; false: print a warning and go on.")
 
 
 @dataclass

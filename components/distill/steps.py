@@ -40,4 +40,7 @@ def run_draft(ctx, config: DraftDistillConfig) -> dict[str, float]:
                   "continuations (HF); vLLM draft_model serving is measured by the serving benchmark",
                   "distill.eval_split": eval_split, "distill.num_workers": config.num_workers})
     (ctx.output / "report.json").write_text(json.dumps(result, indent=2))
+    if "data_only_acceptance_rate" in result:
+        ctx.report_effect("acceptance_rate", result["distilled_acceptance_rate"], result["data_only_acceptance_rate"],
+                          higher_is_better=True, baseline_name="data-only draft")
     return {"distilled_acceptance_rate": result["distilled_acceptance_rate"], **result}

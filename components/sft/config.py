@@ -56,6 +56,9 @@ class SFTConfig(Config):
     eval_every: int = Field(0, ge=0, description="Log held-out response loss every N steps (0: only before and after).")
     num_eval_examples: int = Field(64, ge=1, description="Examples from eval split (or sft.jsonl tail) used for response loss.")
     merge: bool = Field(False, description="Also export merged/ (base + adapter folded in) as a plain HF model.")
+    min_gain_vs_base: float = Field(0.05, ge=0, description=(
+        "The effect SFT must show: held-out response loss (nats/token) of the adapter below the base model's "
+        "by more than this; less is a warning, or a failed step under the recipe's strict: true."))
     seed: int = Field(0, description="Seed for init and data order.")
 
     @model_validator(mode="after")

@@ -77,6 +77,9 @@ def run_lora(ctx, config: SFTConfig) -> dict[str, float]:
     if config.merge:
         _merge(base, ctx.output / "adapter", ctx.output / "merged")
     first, last = history[0]["eval_response_loss"], history[-1]["eval_response_loss"]
+    # Step 0 is measured before any update, with the adapter's zero-initialised B: the base model.
+    ctx.report_effect("response_loss", last, first, higher_is_better=False, min_margin=config.min_gain_vs_base,
+                      baseline_name="base model")
     summary = {"eval_response_loss": last, "eval_response_loss_before": first,
                "train_response_loss": history[-1]["train_response_loss"], "num_steps": len(history) - 1}
     (ctx.output / "summary.json").write_text(json.dumps(summary, indent=2))

@@ -36,6 +36,10 @@ class PretrainConfig(Config):
     activation_checkpointing: bool = Field(False, description="Recompute decoder activations in backward to save memory.")
     compile: bool = Field(False, description="torch.compile each decoder layer (meant for GPU; slow to start on CPU).")
     seed: int = Field(0, description="Seed for the model init and the data order.")
+    min_gain_vs_unigram: float = Field(0.25, ge=0, description=(
+        "The effect pretraining must show: validation loss (nats/token) below the unigram baseline (train-split "
+        "token frequencies scored on the val split) by more than this. Less means the model learned no more than "
+        "word frequencies: a warning, or a failed step under the recipe's strict: true."))
     checkpoint_every: int = Field(20, ge=1, description="Save a sharded checkpoint every this many steps "
                                                         "(and at the last step) under checkpoints/.")
     keep_checkpoints: int = Field(2, ge=1, description="How many of the newest checkpoints to keep.")

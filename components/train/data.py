@@ -97,3 +97,25 @@ def val_indices(num_blocks: int, world: int, rank: int, per_rank: int) -> np.nda
     """This rank's validation blocks: an equal, disjoint slice per rank (collectives need equal counts)."""
     per_rank = min(per_rank, num_blocks // world)
     return np.arange(rank * per_rank, (rank + 1) * per_rank)
+
+
+def unigram_cross_entropy(tokens_dir: str | Path) -> float:
+    """The loss (nats/token) of the best context-free model: train-split token frequencies
+    (add-one smoothed) scored on the validation split. A language model that learned anything
+    beyond word frequencies beats it; train.pretrain reports its validation loss against it."""
+    manifest = read_manifest(tokens_dir)
+    vocab = int(manifest["vocab_size"])
+    counts = np.ones(vocab, dtype=np.float64)
+    for block in _all_blocks(TokenBlocks(tokens_dir, "train")):
+        counts += np.bincount(block.ravel(), minlength=vocab)[:vocab]
+    logp = np.log(counts / counts.sum())
+    val = TokenBlocks(tokens_dir, "val")
+    if not len(val):
+        raise ValueError(f"{tokens_dir}: the val split is empty, so no baseline can be scored; raise tokenize.pack "
+                         "val_fraction or pack more documents")
+    return float(-np.mean(np.concatenate([logp[b.ravel()] for b in _all_blocks(val)])))
+
+
+def _all_blocks(blocks: TokenBlocks):
+    for shard in blocks.shards:
+        yield np.asarray(shard, dtype=np.int64)

@@ -45,6 +45,8 @@ def read_metrics(output_dir: Path) -> dict[int, dict[str, float]]:
 
 
 def run_pretrain(ctx, config: PretrainConfig) -> dict[str, float]:
+    from components.train.data import unigram_cross_entropy
+
     tokens_dir = ctx.input("tokens")
     ctx.set_tags({"strategy": config.strategy, "num_workers": config.num_workers,
                   "zero_stage": config.zero_stage if config.strategy == "deepspeed" else "-"})
@@ -57,4 +59,7 @@ def run_pretrain(ctx, config: PretrainConfig) -> dict[str, float]:
     summary = json.loads(summary_path.read_text())
     headline = {"val_loss": summary.get("val_loss", float("nan"))}
     headline.update({k: float(v) for k, v in summary.items() if isinstance(v, (int, float)) and k != "val_loss"})
+    headline["unigram_val_loss"] = unigram_cross_entropy(tokens_dir)
+    ctx.report_effect("val_loss", headline["val_loss"], headline["unigram_val_loss"], higher_is_better=False,
+                      min_margin=config.min_gain_vs_unigram, baseline_name="unigram")
     return headline

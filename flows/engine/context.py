@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from flows.engine.effects import Effect
 from flows.engine.tracking import StepLogger
 
 T = TypeVar("T")
@@ -40,6 +41,7 @@ class StepContext:
         self.output = Path(self.output)
         self.output.mkdir(parents=True, exist_ok=True)
         self.links: dict[str, str] = {}
+        self.effects: list[Effect] = []
 
     @classmethod
     def for_test(cls, output: Path, inputs: dict[str, Path] | None = None, name: str = "test") -> StepContext:
@@ -84,6 +86,19 @@ class StepContext:
         """A line for the run summary (a serving URL, where a key file is): kept in the artifact's
         completion marker, so ``llmflow run`` prints it whether the step ran or was cached."""
         self.links[label] = text
+
+    def report_effect(self, name: str, value: float, baseline: float, *, higher_is_better: bool,
+                      min_margin: float = 0.0, baseline_name: str = "baseline",
+                      ci: tuple[float, float] | None = None) -> Effect:
+        """What this step changed, against its own baseline (flows/engine/effects.py): shown in the
+        run summary beside the headline metric, logged as ``effect.<name>.*`` metrics, and checked
+        by the runner (a warning, or a failure under ``strict: true``, when the gain is not above
+        ``min_margin`` or the low end of ``ci`` is not above 0)."""
+        effect = Effect(name, float(value), float(baseline), higher_is_better, float(min_margin), baseline_name,
+                        *(float(c) for c in ci) if ci is not None else (None, None))
+        self.effects = [e for e in self.effects if e.name != name] + [effect]
+        self.log_metrics(effect.metrics())
+        return effect
 
     def progress(self, items: Iterable[T], total: int | None = None, desc: str | None = None) -> Iterator[T]:
         """Wrap a loop in a progress bar on a terminal; elsewhere (a Ray worker, whose output

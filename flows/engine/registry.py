@@ -67,6 +67,9 @@ class StepKind:
     code: tuple[str, ...] = field(default_factory=tuple)
     requires_traits: tuple[tuple[str, str], ...] = ()
     passes_traits_from: tuple[str, ...] = ()
+    # Effects the step must show against its own baseline (StepContext.report_effect names);
+    # the runner warns, or fails under the recipe's ``strict: true``, when one is missing or too small.
+    effects: tuple[str, ...] = ()
 
     @property
     def required_inputs(self) -> set[str]:

@@ -23,6 +23,7 @@ from pydantic import BaseModel
 from flows.engine import cluster
 from flows.engine.address import code_version, step_address
 from flows.engine.context import SPOOL_FILE
+from flows.engine.effects import Effect, problems
 from flows.engine.registry import StepKind
 from flows.engine.store import ArtifactStore
 from flows.engine.tracking import NullTracker, StepLogger, Tracker, load_tracker
@@ -51,6 +52,10 @@ class StepOutcome:
     error: str | None = None
     # Summary lines the step left in its completion marker (StepContext.add_link): label -> text.
     links: dict[str, str] = field(default_factory=dict)
+    # What the step changed against its own baseline (StepContext.report_effect), as Effect fields.
+    effects: list[dict[str, Any]] = field(default_factory=list)
+    # Why a declared effect is absent or too small (empty when every effect is shown).
+    effect_problems: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -114,9 +119,10 @@ def _execute(step: PlannedStep, root: str, workdir: str, inputs: dict[str, tuple
     record = {"step": step.name, "kind": step.kind.name, "address": step.address,
               "config": step.config.model_dump(mode="json"), "inputs": {k: a for k, (_, a) in inputs.items()},
               "metrics": metrics, "wall_s": wall_s, "mlflow_run_id": run_id, "links": ctx.links,
+              "effects": [e.to_json() for e in ctx.effects],
               "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     uri = store.commit(tmp, step.name, step.address, record)
-    return {"metrics": metrics, "wall_s": wall_s, "uri": uri, "links": ctx.links}
+    return {"metrics": metrics, "wall_s": wall_s, "uri": uri, "links": ctx.links, "effects": record["effects"]}
 
 
 class FlowRunner:
@@ -272,8 +278,9 @@ class FlowRunner:
                 self._track(tracker.log_metrics, run_id, marker["metrics"])
             self._track(tracker.end, run_id, "FINISHED")
         self.console.print(f"[green]✓ {step.name}[/] cached")
-        return StepOutcome(step.name, "cached", 0.0, marker.get("metrics", {}), step.uri, step.address, run_id,
-                           links=marker.get("links", {}))
+        return self._check_effects(step, StepOutcome(step.name, "cached", 0.0, marker.get("metrics", {}), step.uri,
+                                                     step.address, run_id, links=marker.get("links", {}),
+                                                     effects=marker.get("effects", [])))
 
     def _finish(self, tracker, ref, step: PlannedStep, run_id, t0, uri) -> StepOutcome:
         import ray
@@ -296,8 +303,21 @@ class FlowRunner:
         head = next(iter(out["metrics"].items()), None)
         self.console.print(f"[green]✓ {step.name}[/] done in {out['wall_s']:.1f}s"
                            + (f" ({head[0]}={head[1]:.4g})" if head else ""))
-        return StepOutcome(step.name, "done", out["wall_s"], out["metrics"], out["uri"], step.address, run_id,
-                           links=out["links"])
+        return self._check_effects(step, StepOutcome(step.name, "done", out["wall_s"], out["metrics"], out["uri"],
+                                                     step.address, run_id, links=out["links"],
+                                                     effects=out["effects"]))
+
+    def _check_effects(self, step: PlannedStep, outcome: StepOutcome) -> StepOutcome:
+        """A step whose declared effect is absent: a warning, or under ``strict: true`` a failed step
+        (its artifact stays: a re-run reads it from the cache and checks again, with the same result)."""
+        outcome.effect_problems = problems(step.kind.effects, [Effect(**e) for e in outcome.effects])
+        for p in outcome.effect_problems:
+            self.console.print(f"[yellow]⚠ {step.name} ({step.kind.name}): {p}[/]")
+        if outcome.effect_problems and self.recipe.model.strict:
+            outcome.status = "failed"
+            outcome.error = (f"strict: true and the step showed no effect: {'; '.join(outcome.effect_problems)}. "
+                             "Train longer or change its config, or set strict: false to only warn")
+        return outcome
 
     def _flush_spool(self, tracker: Tracker, step: PlannedStep, run_id: str) -> None:
         if self.store.remote:
