@@ -44,8 +44,12 @@ def run_rag(ctx, config: RagServeConfig) -> dict[str, float]:
     from serve.router import build_router
 
     llm = json.loads((ctx.input("endpoint") / "endpoint.json").read_text())
+    # The router asks for the model serve.deploy serves by default (the adapter the gate let through)
+    # unless the recipe named one.
+    served = {"model": llm["served_model"]} if "model" not in config.router.model_fields_set and \
+        llm.get("served_model") and llm["served_model"] != llm.get("model") else {}
     router = config.router.model_copy(deep=True, update={"index_dir": str(ctx.input("index")),
-                                                         **_budget_from(llm, config.router)})
+                                                         **_budget_from(llm, config.router), **served})
     if router.online_eval is not None:
         oe, updates = router.online_eval, {}
         if oe.tracking_uri is None and ctx.tracking_uri:

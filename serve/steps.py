@@ -64,11 +64,46 @@ def smoke_request(info: dict, prompt: str, max_tokens: int, api_key: str | None)
             "smoke_latency_s": time.perf_counter() - t0, "smoke_chunks": float(n)}
 
 
+def gate_decision(gate_artifact: Path | None, config: ServeDeployConfig) -> dict:
+    """Which adapter the gate lets this deploy serve, read from an eval.offline artifact's gate.json:
+
+    - ``candidate``: the gate promoted the candidate (or ran ungated: ``gate.enabled: false``);
+    - ``champion``: the candidate lost; the registry's champion (an adapter artifact) is served;
+    - ``base``: the candidate lost and there is no champion adapter: the base model alone.
+    No gate input: the adapter input is served, as before the gate existed.
+    """
+    if gate_artifact is None:
+        return {"serve": "candidate", "reason": "no gate input: the adapter input is served ungated"}
+    path = Path(gate_artifact) / "gate.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: serve.deploy's `gate` input must be an eval.offline step")
+    gate = json.loads(path.read_text())
+    if gate.get("promoted") or not gate.get("gated", True):
+        version = (gate.get("candidate") or {}).get("version")
+        return {"serve": "candidate", "version": version, "reason": gate["reason"]}
+    champion = gate.get("champion")
+    source = Path(champion["source"]) if champion else None
+    if source is not None and ((source / "adapter" / "adapter_config.json").is_file()
+                               or (source / "adapter_config.json").is_file()):
+        return {"serve": "champion", "version": champion["version"], "source": str(source),
+                "reason": f"candidate not promoted ({gate['reason']}); serving champion v{champion['version']}"}
+    why = ("the champion's adapter " + str(source) + " is gone") if source is not None else "there is no champion"
+    return {"serve": "base", "reason": f"candidate not promoted ({gate['reason']}) and {why}: serving the base model"}
+
+
 def run_deploy(ctx, config: ServeDeployConfig) -> dict[str, float]:
     from serve import app as serve_app
     from serve.auth import flow_api_key
 
-    app_config = app_config_from_inputs(config, {k: Path(v) for k, v in ctx.inputs.items()})
+    inputs = {k: Path(v) for k, v in ctx.inputs.items()}
+    decision = gate_decision(inputs.pop("gate", None), config)
+    if decision["serve"] == "champion":
+        inputs["adapter"] = Path(decision["source"])
+    elif decision["serve"] == "base":
+        inputs.pop("adapter", None)
+    app_config = app_config_from_inputs(config, inputs)
+    # The name a client (and the RAG router) asks for by default: the adapter the gate let through.
+    served_model = config.adapter_name if "adapter" in inputs else app_config.llm.served_model_name
     # Auth is on by default: with the key's variable unset, the flow keeps its own key in a file
     # (created once, reused by later runs), so `make run` needs no setup and leaves no open model.
     api_key, key_file = flow_api_key(app_config.llm.api_key_env, ctx.state_dir)
@@ -78,12 +113,16 @@ def run_deploy(ctx, config: ServeDeployConfig) -> dict[str, float]:
     smoke = smoke_request(info, config.smoke_prompt, config.smoke_max_tokens, api_key)
     metrics = {"startup_s": startup_s, **smoke}
     # the key file's path, never the key: endpoint.json is an artifact anyone with the store can read
-    endpoint = {**info, "api_key_file": str(key_file) if key_file else None, "startup_s": startup_s, "smoke": smoke}
+    endpoint = {**info, "api_key_file": str(key_file) if key_file else None, "startup_s": startup_s, "smoke": smoke,
+                "served_model": served_model, "gate": decision}
     path = Path(ctx.output) / "endpoint.json"
     path.write_text(json.dumps(endpoint, indent=2))
     add_endpoint_links(ctx, endpoint)
+    ctx.add_link("gate", f"serving {decision['serve']} as {served_model!r}: {decision['reason']}")
+    metrics["serving_candidate"] = float(decision["serve"] == "candidate")
     ctx.log_metrics(metrics)
     ctx.log_artifact(path)
     ctx.set_tags({"serve.url": info["url"], "serve.models": ",".join(info["models"]),
-                  "serve.speculative": app_config.llm.speculative.method})
+                  "serve.speculative": app_config.llm.speculative.method, "serve.served_model": served_model,
+                  "serve.gate": decision["serve"], "serve.gate_reason": decision["reason"][:500]})
     return metrics

@@ -50,13 +50,24 @@ class GateConfig(Config):
     candidate_alias: str = Field("candidate", description="alias set on every evaluated version")
     metric: str = Field("f1", description="primary metric from the report the gate compares "
                         "(e.g. f1, rougeL, judge_overall, perplexity); lower-is-better for perplexity/loss")
-    min_delta: float = Field(0.0, ge=0, description="candidate must beat the champion by more than this")
+    min_delta: float = Field(0.0, ge=0, description="candidate must beat the champion (or, for the first "
+                             "model, the base model it was trained from) by more than this")
+    floor: float | None = Field(None, description="the first model (no champion yet) must score better than "
+                                "this on `metric`: an absolute bar, so a model that learned nothing is never "
+                                "promoted. None: 0 for higher-is-better metrics (f1 = 0 never wins), no bar for "
+                                "lower-is-better ones")
     guard_metrics: dict[str, float] = Field(default_factory=dict, description="metric → largest allowed "
                                             "regression vs the champion (absolute), e.g. {exact_match: 0.02}")
 
     @property
     def higher_is_better(self) -> bool:
         return self.metric not in LOWER_IS_BETTER
+
+    @property
+    def effective_floor(self) -> float | None:
+        if self.floor is not None:
+            return self.floor
+        return 0.0 if self.higher_is_better else None
 
 
 class RagEvalConfig(Config):

@@ -48,3 +48,21 @@ def heuristic_scores(query: str, response: str, context: str = "") -> dict[str, 
     if g is not None:
         out["groundedness"] = g
     return out
+
+
+def longest_shared_span(answer: str, sources: list[str]) -> int:
+    """Length in words of the longest run of consecutive answer words that a source also has in a row:
+    a span of 5 or more words means the answer quotes its source, not just shares its vocabulary."""
+    a = words(answer)
+    best = 0
+    for source in sources:
+        s = words(source)
+        prev = [0] * (len(s) + 1)
+        for i in range(1, len(a) + 1):
+            cur = [0] * (len(s) + 1)
+            for j in range(1, len(s) + 1):
+                if a[i - 1] == s[j - 1]:
+                    cur[j] = prev[j - 1] + 1
+                    best = max(best, cur[j])
+            prev = cur
+    return best

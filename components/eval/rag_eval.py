@@ -6,6 +6,8 @@ router's retrieval and prompt template — then score what came back.
                            loop's lexical heuristic), mean over non-empty answers
   rag_answered             share of non-empty answers (the groundedness mean's denominator)
   rag_f1 / rag_exact_match the grounded answers against the reference answers
+  rag_source_span_rate     share of answers that quote a source: a run of >= SPAN_WORDS words in a row
+                           that one of its sources also has (copying is what a small model can learn)
   rag_judge_groundedness   1–5 from the judge (prompt llmflow-judge-groundedness), when one is set
 """
 from __future__ import annotations
@@ -13,9 +15,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from components.eval.config import RagEvalConfig
-from components.eval.heuristics import groundedness
+from components.eval.heuristics import groundedness, longest_shared_span
 from components.eval.text_metrics import exact_match, token_f1
 from components.rag.retriever import Source
+
+SPAN_WORDS = 5
 
 
 def retrieve_all(index_dir: Path, questions: list[str], config: RagEvalConfig) -> list[list[Source]]:
@@ -48,12 +52,14 @@ def score_rag(rows: list[dict], preds: list[str], sources: list[list[Source]], m
         per_row.append({"rag_prediction": p, "rag_source_ids": [x.doc_id for x in s],
                         "rag_hit": r.get("source_id") in {x.doc_id for x in s},
                         "rag_groundedness": groundedness(p, c), "rag_f1": token_f1(p, r["answer"]),
+                        "rag_source_span": longest_shared_span(p, [x.text[:max_source_chars] for x in s]),
                         "rag_exact_match": exact_match(p, r["answer"])})
     n = len(per_row)
     grounded = [x["rag_groundedness"] for x in per_row if x["rag_groundedness"] is not None]
     metrics = {"rag_retrieval_hit": sum(x["rag_hit"] for x in per_row) / n,
                "rag_answered": len(grounded) / n,
                "rag_f1": sum(x["rag_f1"] for x in per_row) / n,
+               "rag_source_span_rate": sum(x["rag_source_span"] >= SPAN_WORDS for x in per_row) / n,
                "rag_exact_match": sum(x["rag_exact_match"] for x in per_row) / n}
     if grounded:
         metrics["rag_groundedness"] = sum(grounded) / len(grounded)

@@ -86,13 +86,27 @@ def run_offline_eval(ctx, config: OfflineEvalConfig, judge_backend=None) -> dict
         metrics.update(perplexity(model, val_blocks(tokens, config.max_ppl_blocks), device, config.batch_size))
     system = prompts["llmflow-system"].template
     budget = prompt_budget(model, config.max_new_tokens)
-    preds = answer_all(ctx, model, tok, device, [r["question"] for r in rows], system, config, budget, "answering")
-    rag_sources = None
-    if index is not None:
-        rag_sources = retrieve_all(index, [r["question"] for r in rows], config.rag)
-        rag_preds = answer_all(ctx, model, tok, device,
-                               grounded_prompts([r["question"] for r in rows], rag_sources, config.rag.max_source_chars),
-                               system, config, config.rag.max_prompt_tokens or budget, "answering from sources")
+    questions = [r["question"] for r in rows]
+    rag_sources = retrieve_all(index, questions, config.rag) if index is not None else None
+
+    def answers(desc: str) -> tuple[list[str], list[str] | None]:
+        plain = answer_all(ctx, model, tok, device, questions, system, config, budget, desc)
+        if rag_sources is None:
+            return plain, None
+        grounded = grounded_prompts(questions, rag_sources, config.rag.max_source_chars)
+        return plain, answer_all(ctx, model, tok, device, grounded, system, config,
+                                 config.rag.max_prompt_tokens or budget, f"{desc} from sources")
+
+    preds, rag_preds = answers("answering")
+    base_metrics: dict[str, float] | None = None
+    if adapter is not None:
+        # The same questions, sources and decoding through the base model (adapter switched off):
+        # what the adapter changed is the candidate's effect, and the first model's gate baseline.
+        with model.disable_adapter():
+            base_preds, base_rag_preds = answers("base model answering")
+        base_metrics = qa_metrics(base_preds, [r["answer"] for r in rows])
+        if rag_sources is not None:
+            base_metrics.update(score_rag(rows, base_rag_preds, rag_sources, config.rag.max_source_chars)[0])
     del model
     metrics.update(qa_metrics(preds, [r["answer"] for r in rows]))
 
@@ -110,6 +124,12 @@ def run_offline_eval(ctx, config: OfflineEvalConfig, judge_backend=None) -> dict
         metrics.update(rag_metrics)
     ctx.set_tags({"eval.judge": judge_status["status"], **{f"prompt.{k}": v for k, v in prompt_versions.items()}})
     ctx.log_metrics(metrics)
+    primary = config.gate.metric
+    if base_metrics is not None:
+        ctx.log_metrics({f"base_{k}": v for k, v in base_metrics.items()})
+        if primary in metrics and primary in base_metrics:
+            ctx.report_effect(primary, metrics[primary], base_metrics[primary],
+                              higher_is_better=config.gate.higher_is_better, baseline_name="base model")
 
     out = ctx.output
     table_rows = []
@@ -146,7 +166,8 @@ def run_offline_eval(ctx, config: OfflineEvalConfig, judge_backend=None) -> dict
     ctx.set_tags({"eval.mlflow_genai": genai_status[:250]})
     table = "| metric | value |\n|---|---|\n" + "".join(f"| {k} | {v:.4f} |\n" for k, v in metrics.items())
     (out / "results.md").write_text(table + f"\njudge: {judge_status['status']}\n")
-    report = {"metrics": metrics, "num_questions": len(rows), "judge": judge_status, "mlflow_genai": genai_status,
+    report = {"metrics": metrics, "base_metrics": base_metrics, "num_questions": len(rows), "judge": judge_status,
+              "mlflow_genai": genai_status,
               "rag": {"index": str(index), **config.rag.model_dump()} if index is not None else None,
               "prompt_versions": prompt_versions, "adapter": adapter is not None, "tokens": tokens is not None}
     (out / "report.json").write_text(json.dumps(report, indent=2))
@@ -155,14 +176,13 @@ def run_offline_eval(ctx, config: OfflineEvalConfig, judge_backend=None) -> dict
         source = str(adapter if adapter is not None else ctx.input("model"))
         gate = run_gate(tracking_uri, config.gate, metrics, source, run_id=ctx.run_id,
                         tags={"llmflow.address": ctx.address, "base_model": str(ctx.input("model")),
-                              "eval.judge": judge_status["status"]})
+                              "eval.judge": judge_status["status"]}, base=base_metrics)
     else:
-        gate = {"promoted": False, "reason": "gate.enabled is false: report only"}
+        gate = {"promoted": False, "gated": False, "reason": "gate.enabled is false: report only"}
     (out / "gate.json").write_text(json.dumps(gate, indent=2))
     ctx.set_tags({"gate.promoted": gate["promoted"], "gate.reason": gate["reason"][:500]})
     for name in ("report.json", "results.md", "gate.json"):
         ctx.log_artifact(out / name)
-    primary = config.gate.metric
     head = {primary: metrics[primary]} if primary in metrics else {}
     return {**head, **metrics, "promoted": float(gate["promoted"])}
 

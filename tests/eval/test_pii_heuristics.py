@@ -31,3 +31,13 @@ def test_heuristics():
     assert groundedness("lists are mutable", "In Python lists are mutable sequences") == 1.0
     s = heuristic_scores("what is a list", "a list is mutable", "lists are mutable")
     assert s["refusal"] == 0.0 and s["query_words"] == 4.0 and "groundedness" in s
+
+
+def test_longest_shared_span_counts_words_in_a_row_not_shared_vocabulary():
+    from components.eval.heuristics import longest_shared_span
+
+    source = "The with statement is used to wrap the execution of a block with methods defined by a context manager."
+    assert longest_shared_span("It is used to wrap the execution of a block [1].", [source]) == 9
+    assert longest_shared_span("block execution wrap the used", [source]) == 2  # same words, no quote
+    assert longest_shared_span("", [source]) == 0
+    assert longest_shared_span("used to wrap", ["nothing here", source]) == 3
