@@ -3,8 +3,8 @@ router's retrieval and prompt template — then score what came back.
 
   rag_retrieval_hit        share of questions whose source document is among the retrieved sources
   rag_groundedness         share of the answer's content words found in its sources (the online
-                           loop's lexical heuristic), mean over non-empty answers
-  rag_answered             share of non-empty answers (the groundedness mean's denominator)
+                           loop's lexical heuristic), mean over all answers; an empty one scores 0
+  rag_answered             share of non-empty answers
   rag_f1 / rag_exact_match the grounded answers against the reference answers
   rag_source_span_rate     share of answers that quote a source: a run of >= SPAN_WORDS words in a row
                            that one of its sources also has (copying is what a small model can learn)
@@ -58,11 +58,10 @@ def score_rag(rows: list[dict], preds: list[str], sources: list[list[Source]], m
     grounded = [x["rag_groundedness"] for x in per_row if x["rag_groundedness"] is not None]
     metrics = {"rag_retrieval_hit": sum(x["rag_hit"] for x in per_row) / n,
                "rag_answered": len(grounded) / n,
+               "rag_groundedness": sum(grounded) / n,
                "rag_f1": sum(x["rag_f1"] for x in per_row) / n,
                "rag_source_span_rate": sum(x["rag_source_span"] >= SPAN_WORDS for x in per_row) / n,
                "rag_exact_match": sum(x["rag_exact_match"] for x in per_row) / n}
-    if grounded:
-        metrics["rag_groundedness"] = sum(grounded) / len(grounded)
     if judge is not None:
         verdicts = judge.groundedness_many([(r["question"], p, c) for r, p, c in zip(rows, preds, contexts)])
         for rec, (score, raw) in zip(per_row, verdicts):

@@ -32,8 +32,8 @@ def _scorers(with_context: bool):
     @scorer
     def rag_groundedness(inputs, expectations) -> Feedback:
         g = groundedness(inputs["rag_answer"], expectations["rag_context"])
-        if g is None:
-            return Feedback(value=None, error="empty answer or no retrieved context")
+        if g is None:  # a score, not a scorer failure: an empty answer grounds nothing
+            return Feedback(value=0.0, rationale="empty answer (or no retrieved context): nothing in it is grounded")
         return Feedback(value=g, rationale="share of the grounded answer's content words found in its sources")
 
     return [exact_match_score, f1] + ([rag_groundedness] if with_context else [])
