@@ -22,6 +22,9 @@ import tempfile
 import time
 from pathlib import Path
 
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # the HF chat model is the tests' (tests/serve/hf_chat_server.py)
+
 PORT = 18203
 
 
@@ -50,10 +53,10 @@ def serve(model_dir: str, workdir: str) -> None:
     import uvicorn
     from fastapi import FastAPI
 
-    from serve.online_eval import OnlineEvaluator, RequestRecord
-    from serve.online_eval_config import OnlineEvalConfig
-    from serve.online_eval_hf_server import ChatRequest, HFChatModel
-    from serve.online_eval_process import OnlineEvalProcess
+    from serve.online_eval.config import OnlineEvalConfig
+    from serve.online_eval.evaluator import OnlineEvaluator, RequestRecord
+    from serve.online_eval.process import OnlineEvalProcess
+    from tests.serve.hf_chat_server import ChatRequest, HFChatModel
 
     llm = HFChatModel(model_dir)
     state: dict = {"ev": None}

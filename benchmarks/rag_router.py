@@ -4,7 +4,7 @@
 
 Builds a small world in one process: the stdlib pydoc topics indexed by ``rag.index`` (Ray
 Data, all-MiniLM-L6-v2, local Qdrant), a random-init tiny Llama (depth 2, BPE vocab 2048, as
-the tests use; pass ``--model DIR`` for a trained one) served by ``serve.llm`` on vLLM CPU, and
+the tests use; pass ``--model DIR`` for a trained one) served by ``serve.llm.deployment`` on vLLM CPU, and
 the router in front. Queries are derived from the corpus (``rag.evaluate``'s query maker) plus
 a few off-topic ones. Per request the router reports its own split (``rag.timings_ms``); the
 baseline is the same question sent straight to the LLM's ``/v1/chat/completions`` (no
@@ -89,10 +89,10 @@ def main() -> None:
     from ray import serve
 
     from components.rag.evaluation import derive_queries
-    from serve.app import start
-    from serve.config import LLMServeConfig, ServeAppConfig
-    from serve.router import build_router
-    from serve.router_config import RouterConfig
+    from serve.llm.app import start
+    from serve.llm.config import LLMServeConfig, ServeAppConfig
+    from serve.router.app import build_router
+    from serve.router.config import RouterConfig
 
     root = Path(tempfile.mkdtemp(prefix="rag-router-bench-"))
     api_key = os.environ["LLMFLOW_API_KEY"]

@@ -4,7 +4,7 @@
     .venv/bin/python benchmarks/serve_llm.py --model ART/model --draft ART/draft   # the flow's own models
 
 1. Speculative decoding: the same greedy workload through an offline engine (``python -m
-   serve.offline``) with speculation off, ngram and draft_model, at concurrency (batch) 1 and 8:
+   tests.serve.offline_engine``) with speculation off, ngram and draft_model, at concurrency (batch) 1 and 8:
    tokens/s, ratio to off, mean acceptance length (tokens per verification step).
 2. Serve overhead: the same streamed completion load (concurrency 8, then 1) against bare
    ``vllm serve`` and against our app under ``serve run``, same engine flags
@@ -37,7 +37,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from serve.config import CPU_ENGINE_ENV, LLMServeConfig, SpeculativeConfig
+from serve.llm.config import CPU_ENGINE_ENV, LLMServeConfig, SpeculativeConfig
 
 BIN = Path(sys.executable).parent
 # Our own local Ray for `serve run`: never attach to a cluster another process started.
@@ -85,8 +85,8 @@ def run_spec(llm: LLMServeConfig, mode: str, draft: Path, repeats: int, max_toke
     cfg = llm.model_copy(update={"speculative": spec})
     request = {"llm": cfg.model_dump(), "prompts": prompts(8), "max_tokens": max_tokens,
                "batch_sizes": [1, 8] * repeats}
-    proc = subprocess.run([sys.executable, "-m", "serve.offline", json.dumps(request)], capture_output=True, check=False,
-                          text=True, env=ENV, cwd=REPO, timeout=1800)
+    proc = subprocess.run([sys.executable, "-m", "tests.serve.offline_engine", json.dumps(request)],
+                          capture_output=True, check=False, text=True, env=ENV, cwd=REPO, timeout=1800)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
     if proc.returncode != 0 or not lines:
         raise RuntimeError(f"offline {mode} failed:\n{proc.stderr[-3000:]}")

@@ -4,7 +4,7 @@ from flows.engine.registry import StepKind
 KINDS = [
     StepKind(
         name="serve.deploy",
-        config="serve.config:ServeDeployConfig",
+        config="serve.llm.config:ServeDeployConfig",
         run="serve.steps:run_deploy",
         inputs=("model", "draft?", "adapter?", "gate?"),
         description="Start the OpenAI-compatible Ray Serve + vLLM app from the run's model (+ draft, LoRA) "

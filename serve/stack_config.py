@@ -5,8 +5,8 @@ from __future__ import annotations
 from pydantic import Field
 
 from components.config import Config
-from serve.online_eval_config import OnlineEvalConfig
-from serve.router_config import RouterConfig
+from serve.online_eval.config import OnlineEvalConfig
+from serve.router.config import RouterConfig
 
 
 def _default_router() -> RouterConfig:

@@ -40,8 +40,8 @@ def _budget_from(llm: dict, router) -> dict:
 def run_rag(ctx, config: RagServeConfig) -> dict[str, float]:
     from ray import serve
 
-    from serve.app import wait_healthy
-    from serve.router import build_router
+    from serve.llm.app import wait_healthy
+    from serve.router.app import build_router
 
     llm = json.loads((ctx.input("endpoint") / "endpoint.json").read_text())
     # The router asks for the model serve.deploy serves by default (the adapter the gate let through)

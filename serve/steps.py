@@ -5,7 +5,7 @@ import json
 import time
 from pathlib import Path
 
-from serve.config import (
+from serve.llm.config import (
     AdapterConfig,
     LLMServeConfig,
     ServeAppConfig,
@@ -92,8 +92,8 @@ def gate_decision(gate_artifact: Path | None, config: ServeDeployConfig) -> dict
 
 
 def run_deploy(ctx, config: ServeDeployConfig) -> dict[str, float]:
-    from serve import app as serve_app
     from serve.auth import flow_api_key
+    from serve.llm import app as serve_app
 
     inputs = {k: Path(v) for k, v in ctx.inputs.items()}
     decision = gate_decision(inputs.pop("gate", None), config)

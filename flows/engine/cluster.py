@@ -27,7 +27,7 @@ from pathlib import Path
 from flows.engine.local_secrets import read_or_create_secret
 
 # Workers inherit these: no hub downloads at run time, no tokenizer thread pools in Ray workers.
-# Engine settings (vLLM's CPU backend) belong to the code that starts an engine: serve/config.py
+# Engine settings (vLLM's CPU backend) belong to the code that starts an engine: serve/llm/config.py
 # CPU_ENGINE_ENV for Serve and offline generation, components/rl/rollout.py for rollouts.
 WORKER_ENV = {
     "HF_HUB_OFFLINE": "1",

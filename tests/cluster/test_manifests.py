@@ -55,7 +55,7 @@ def test_dockerfile_base_matches_pinned_ray():
 
 
 def test_rayservice_app_config_validates():
-    from serve.config import ServeAppConfig
+    from serve.llm.config import ServeAppConfig
 
     svc = yaml.safe_load((CLUSTER / "rayservice.yaml").read_text())
     serve_cfg = yaml.safe_load(svc["spec"]["serveConfigV2"])

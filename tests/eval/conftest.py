@@ -53,7 +53,7 @@ JUDGE_PORT = 18200
 @pytest.fixture(scope="session")
 def judge_url(tiny_model_dir):
     """A real OpenAI-compatible endpoint (uvicorn on loopback) serving the tiny Llama."""
-    from serve.online_eval_hf_server import BackgroundServer, build_app
+    from tests.serve.hf_chat_server import BackgroundServer, build_app
 
     with BackgroundServer(build_app(tiny_model_dir), JUDGE_PORT) as url:
         yield url + "/v1"

@@ -25,7 +25,7 @@ def test_judge_key_env_must_exist(monkeypatch):
 
 
 def test_config_modules_import_nothing_heavy():
-    code = ("import sys, components.eval.kinds, components.eval.config, serve.online_eval_config; "
+    code = ("import sys, components.eval.kinds, components.eval.config, serve.online_eval.config; "
             "print(sorted(m for m in ('torch', 'ray', 'vllm', 'transformers', 'mlflow') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -34,8 +34,9 @@ def _py_files(folder: str) -> list[Path]:
 
 def test_imports_scan_sees_function_level_and_relative_imports(tmp_path):
     f = tmp_path / "probe.py"
-    f.write_text("def f():\n    from components.tracking import x\n    from ..recipe import y\n    import serve.app\n")
-    assert {m for _, m in _imports(f, package="flows.engine")} >= {"components.tracking", "flows.recipe", "serve.app"}
+    f.write_text("def f():\n    from components.tracking import x\n    from ..recipe import y\n    import serve.llm.app\n")
+    assert {m for _, m in _imports(f, package="flows.engine")} >= {"components.tracking", "flows.recipe",
+                                                                   "serve.llm.app"}
 
 
 def test_engine_imports_nothing_above_it():

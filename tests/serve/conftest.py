@@ -41,7 +41,7 @@ def tiny_adapter_dir(tmp_path_factory, tiny_model_dir) -> Path:
 
 @pytest.fixture(scope="session")
 def llm_app_config(tiny_model_dir, tiny_adapter_dir):
-    from serve.config import AdapterConfig, LLMServeConfig, ServeAppConfig
+    from serve.llm.config import AdapterConfig, LLMServeConfig, ServeAppConfig
 
     return ServeAppConfig(
         llm=LLMServeConfig(model=str(tiny_model_dir), served_model_name="tiny",
@@ -56,7 +56,7 @@ def llm_app(ray_local, llm_app_config):
     """The running app's endpoint description (what serve.deploy writes to endpoint.json)."""
     from ray import serve
 
-    from serve.app import start
+    from serve.llm.app import start
 
     os.environ[API_KEY_ENV] = API_KEY
     info = start(llm_app_config)

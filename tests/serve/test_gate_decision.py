@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from serve.config import ServeDeployConfig
+from serve.llm.config import ServeDeployConfig
 from serve.steps import gate_decision
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
 import pickle
 from pathlib import Path
@@ -9,15 +10,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from serve.config import (
+from serve.errors import GuardMiddleware, LLMRequestError
+from serve.llm.config import (
     AdapterConfig,
     LLMServeConfig,
     ServeAppConfig,
     SpeculativeConfig,
 )
-from serve.errors import GuardMiddleware, LLMRequestError
 
-SERVE_DIR = Path(__file__).resolve().parents[2] / "serve"
+LLM_DIR = Path(__file__).resolve().parents[2] / "serve" / "llm"
 
 
 def test_speculative_config_validates_and_maps_to_vllm():
@@ -60,10 +61,13 @@ def test_config_errors_name_the_fix(monkeypatch):
 def test_shipped_serve_configs_validate(name):
     from ray.serve.schema import ServeDeploySchema
 
-    raw = yaml.safe_load((SERVE_DIR / name).read_text())
+    from serve.llm.app import build_app
+
+    raw = yaml.safe_load((LLM_DIR / name).read_text())
     ServeDeploySchema.model_validate(raw)
     [app] = raw["applications"]
-    assert app["import_path"] == "serve.app:build_app"
+    module, _, attr = app["import_path"].partition(":")
+    assert getattr(importlib.import_module(module), attr) is build_app  # the path `serve run` imports
     cfg = ServeAppConfig.model_validate(app["args"])
     assert cfg.llm.model
 
@@ -134,10 +138,10 @@ def test_llm_request_error_survives_pickling():
 
 
 def test_build_app_accepts_cli_json_strings(monkeypatch):
-    import serve.app
+    import serve.llm.app
 
-    monkeypatch.setattr(serve.app, "build_llm", lambda llm, api_key=None: llm)
-    llm = serve.app.build_app({"llm": '{"model": "/m", "served_model_name": "x"}', "http_port": 18001})
+    monkeypatch.setattr(serve.llm.app, "build_llm", lambda llm, api_key=None: llm)
+    llm = serve.llm.app.build_app({"llm": '{"model": "/m", "served_model_name": "x"}', "http_port": 18001})
     assert (llm.model, llm.served_model_name) == ("/m", "x")
 
 

@@ -1,6 +1,6 @@
 """Integration: the engine's serving metrics reach Ray's Prometheus endpoint next to Serve's own.
 
-vLLM's ``RayPrometheusStatLogger`` (set in serve/llm.py) records through ``ray.util.metrics``;
+vLLM's ``RayPrometheusStatLogger`` (set in serve/llm/deployment.py) records through ``ray.util.metrics``;
 Ray's metrics agent exports them in Prometheus text format on the node's metrics port.
 """
 from __future__ import annotations

@@ -17,10 +17,10 @@ from components.eval.judge import Judge
 from components.eval.prompt_templates import TEMPLATES
 from components.tracking.prompts import PromptRef
 from components.tracking.traces import get_experiment_tags
-from serve.online_eval import OnlineEvaluator, RequestRecord
-from serve.online_eval_ab import ArmRouter, openai_answer_fn
-from serve.online_eval_config import ExperimentConfig, OnlineEvalConfig
-from serve.online_eval_hf_server import BackgroundServer, build_app
+from serve.online_eval.ab import ArmRouter, openai_answer_fn
+from serve.online_eval.config import ExperimentConfig, OnlineEvalConfig
+from serve.online_eval.evaluator import OnlineEvaluator, RequestRecord
+from tests.serve.hf_chat_server import BackgroundServer, build_app
 
 pytestmark = pytest.mark.integration
 PII = ["jane.doe@example.com", "415-555-0134", "4111 1111 1111 1111", "123-45-6789", "93.184.216.34"]

@@ -7,8 +7,8 @@ from dataclasses import asdict
 
 import pytest
 
-from serve.online_eval import RequestRecord
-from serve.online_eval_config import OnlineEvalConfig
+from serve.online_eval.config import OnlineEvalConfig
+from serve.online_eval.evaluator import RequestRecord
 
 pytestmark = pytest.mark.integration
 
@@ -26,7 +26,7 @@ def _stored(uri: str, trace_id: str) -> dict:
 
 
 def test_process_host_round_trip(tmp_path):
-    from serve.online_eval_process import OnlineEvalProcess
+    from serve.online_eval.process import OnlineEvalProcess
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     ev = OnlineEvalProcess(OnlineEvalConfig(tracking_uri=uri, sample_rate=1.0, embed_queries=False,
@@ -48,7 +48,7 @@ def test_process_host_round_trip(tmp_path):
 def test_serve_deployment_submit_is_fire_and_forget(ray_local, tmp_path):
     from ray import serve
 
-    from serve.online_eval_app import online_eval_deployment
+    from serve.online_eval.app import online_eval_deployment
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     cfg = OnlineEvalConfig(tracking_uri=uri, sample_rate=1.0, embed_queries=False,

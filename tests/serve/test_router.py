@@ -17,8 +17,8 @@ import httpx
 import pytest
 from ray import serve
 
-from serve.router import build_router
-from serve.router_config import RouterConfig
+from serve.router.app import build_router
+from serve.router.config import RouterConfig
 from tests.rag.fixtures import rag_docs, rag_docs_dir, rag_index_dir  # noqa: F401
 
 pytestmark = pytest.mark.integration
@@ -31,7 +31,7 @@ AUTH = {"Authorization": f"Bearer {KEY}"}
 
 @serve.deployment(ray_actor_options={"num_cpus": 0})
 class EchoLLM:
-    """The handle API of serve.llm.LLMDeployment, answering with the prompt it was given."""
+    """The handle API of serve.llm.deployment.LLMDeployment, answering with the prompt it was given."""
 
     async def generate(self, prompt=None, messages=None, model=None, sampling=None):
         if (sampling or {}).get("temperature", 0) < 0:
@@ -83,7 +83,7 @@ def router_url(serve_base, rag_index_dir):
 @pytest.fixture(scope="module")
 def feedback_router_url(serve_base, rag_index_dir, online_dir):
     """One replica with the online loop: a request's feedback must reach the replica that answered it."""
-    from serve.online_eval_config import OnlineEvalConfig
+    from serve.online_eval.config import OnlineEvalConfig
 
     online = OnlineEvalConfig(tracking_uri=f"sqlite:///{online_dir / 'mlflow.db'}", embed_queries=False,
                               sample_rate=1.0, judge_rate=0.0, feedback_path=str(online_dir / "feedback.jsonl"))

@@ -10,8 +10,8 @@ import httpx
 import pytest
 from ray import serve
 
-from serve.router import build_router
-from serve.router_config import RouterConfig
+from serve.router.app import build_router
+from serve.router.config import RouterConfig
 from tests.rag.fixtures import rag_docs, rag_docs_dir, rag_index_dir  # noqa: F401
 
 pytestmark = pytest.mark.integration

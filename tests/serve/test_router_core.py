@@ -7,8 +7,8 @@ import pytest
 
 from components.rag.qdrant_store import StoreUnavailableError
 from components.rag.retriever import Source
-from serve.router_config import RouterConfig
-from serve.router_core import RouterCore, RouterError
+from serve.router.config import RouterConfig
+from serve.router.core import RouterCore, RouterError
 
 
 class FakeRetriever:

@@ -8,8 +8,15 @@ import pytest
 from ray.serve.exceptions import BackPressureError
 
 from serve.errors import LLMRequestError
-from serve.router import RouterError, ShedAsRateLimit, _chain, _head_or_error, error_response, router_limit
-from serve.router_config import RouterConfig
+from serve.router.app import (
+    RouterError,
+    ShedAsRateLimit,
+    _chain,
+    _head_or_error,
+    error_response,
+    router_limit,
+)
+from serve.router.config import RouterConfig
 
 
 class FullQueueLLM:

@@ -1,4 +1,4 @@
-"""The RAG router in front of the real LLM deployment (serve.llm.LLMDeployment on vLLM CPU).
+"""The RAG router in front of the real LLM deployment (serve.llm.deployment.LLMDeployment on vLLM CPU).
 
 Reuses the session's live LLM app (tests/serve/conftest.py, tiny random-init model) through
 a DeploymentHandle, so it costs no second engine start when the serving tests ran first.
@@ -11,8 +11,8 @@ import httpx
 import pytest
 from ray import serve
 
-from serve.router import build_router
-from serve.router_config import RouterConfig
+from serve.router.app import build_router
+from serve.router.config import RouterConfig
 from tests.rag.fixtures import rag_docs, rag_docs_dir, rag_index_dir  # noqa: F401
 from tests.serve.conftest import API_KEY
 

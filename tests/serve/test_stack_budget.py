@@ -1,9 +1,9 @@
 """How the router learns the served model's tokenizer and context: endpoint.json → serve.rag's RouterConfig."""
 import pytest
 
-from serve.app import endpoint_info
-from serve.config import LLMServeConfig, ServeAppConfig
-from serve.router_config import RouterConfig
+from serve.llm.app import endpoint_info
+from serve.llm.config import LLMServeConfig, ServeAppConfig
+from serve.router.config import RouterConfig
 from serve.stack_config import RagServeConfig
 from serve.stack_steps import _budget_from
 

@@ -8,7 +8,7 @@ import pytest
 
 from flows.engine.context import StepContext
 from flows.engine.registry import get
-from serve.config import ServeDeployConfig
+from serve.llm.config import ServeDeployConfig
 from serve.steps import app_config_from_inputs
 
 
@@ -50,16 +50,16 @@ def test_input_errors_say_what_to_do(tmp_path):
 
 def _run_deploy(tmp_path, monkeypatch, app: dict) -> tuple[dict, dict]:
     """run_deploy with Serve's start and the smoke request faked: (endpoint.json, what start got)."""
-    import serve.app
+    import serve.llm.app
     import serve.steps
 
     started = {}
 
     def fake_start(app_config, api_key=None):
         started.update(cfg=app_config, api_key=api_key)
-        return serve.app.endpoint_info(app_config)
+        return serve.llm.app.endpoint_info(app_config)
 
-    monkeypatch.setattr(serve.app, "start", fake_start)
+    monkeypatch.setattr(serve.llm.app, "start", fake_start)
     monkeypatch.setattr(serve.steps, "smoke_request", lambda info, *a: {"smoke_ttft_ms": 5.0,
                                                                            "smoke_latency_s": 0.1, "smoke_chunks": 3.0})
     ctx = StepContext.for_test(tmp_path / "out", {"model": _artifact(tmp_path / "m", "model", "config.json")})

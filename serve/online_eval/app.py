@@ -14,8 +14,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from serve.online_eval import OnlineEvaluator, RequestRecord
-from serve.online_eval_config import OnlineEvalConfig
+from serve.online_eval.config import OnlineEvalConfig
+from serve.online_eval.evaluator import OnlineEvaluator, RequestRecord
 
 
 class FeedbackIn(BaseModel):

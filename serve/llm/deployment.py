@@ -40,8 +40,8 @@ from typing import Any
 
 from ray import serve
 
-from serve.config import LLMServeConfig
 from serve.errors import Admission, GuardMiddleware, LLMRequestError, rate_limited
+from serve.llm.config import LLMServeConfig
 
 
 @serve.ingress()  # the ASGI app is vLLM's, built on the replica once the engine is up

@@ -4,7 +4,7 @@
 (grounded / plain / refuse, ``components.rag.routing``), fits the prompt into the served model's
 context when it knows the tokenizer (``components.rag.budget``: lowest-ranked sources dropped or
 trimmed, reported in ``rag.budget``; a question too long by itself is a 400) and calls the LLM
-through a tiny protocol — the handle API of ``serve.llm.LLMDeployment``::
+through a tiny protocol — the handle API of ``serve.llm.deployment.LLMDeployment``::
 
     await llm.generate(messages=..., model=..., sampling=...) -> {"text", "finish_reason", "model",
                                                                  "prompt_tokens", "completion_tokens"}
@@ -34,7 +34,7 @@ from components.rag.routing import (
     grounded_messages,
     query_of,
 )
-from serve.router_config import RouterConfig
+from serve.router.config import RouterConfig
 
 # OpenAI request fields passed on to the LLM unchanged (the LLM validates their ranges).
 SAMPLING_FIELDS = ("max_tokens", "max_completion_tokens", "temperature", "top_p", "top_k", "seed", "stop",

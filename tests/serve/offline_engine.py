@@ -4,8 +4,8 @@ Used by the speculative-decoding equality test and by ``benchmarks/serve_llm.py`
 off / ngram / draft_model without an HTTP stack in the way. Runs in its own process because a
 vLLM engine spawns its engine core (needs the ``__main__`` guard) and holds memory until exit:
 
-    python -m serve.offline '{"llm": {"model": "DIR", "speculative": {"method": "ngram"}},
-                              "prompts": ["..."], "max_tokens": 32, "batch_sizes": [1, 8]}'
+    python -m tests.serve.offline_engine '{"llm": {"model": "DIR", "speculative": {"method": "ngram"}},
+                                           "prompts": ["..."], "max_tokens": 32, "batch_sizes": [1, 8]}'
 
 Prints one JSON line: greedy texts, and per batch size tokens/s plus speculative acceptance.
 """
@@ -17,7 +17,7 @@ import sys
 import time
 from typing import Any
 
-from serve.config import CPU_ENGINE_ENV, LLMServeConfig
+from serve.llm.config import CPU_ENGINE_ENV, LLMServeConfig
 
 
 def _spec_counters(llm) -> dict[str, float]:

@@ -139,7 +139,7 @@ class LLMServeConfig(Config):
     # beyond the guard's limit always reaches the guard, and Serve's per-caller queue only holds
     # requests for the moment the replica takes to answer 429 to those ahead of them. With that
     # queue unbounded (max_queued_requests=-1) it never rejects; a bounded one still answers 429
-    # with Retry-After (backpressure_config in serve/llm.py), just not with a JSON body.
+    # with Retry-After (backpressure_config in serve/llm/deployment.py), just not with a JSON body.
     def admission_limit(self) -> int:
         """Generation requests one replica holds (decoding + waiting in the engine); more get 429."""
         waiting = self.max_num_seqs if self.max_engine_waiting is None else self.max_engine_waiting

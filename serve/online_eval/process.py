@@ -3,7 +3,7 @@
 Tracing, embedding and drift checks are Python- and CPU-heavy; in the serving process
 they hold the GIL the request threads need. ``OnlineEvalProcess`` keeps only a queue
 ``put`` on the request path and runs ``OnlineEvaluator`` in a spawned child — what the
-Serve deployment (``serve/online_eval_app.py``) gives for free with a separate replica.
+Serve deployment (``serve/online_eval/app.py``) gives for free with a separate replica.
 
     ev = OnlineEvalProcess(OnlineEvalConfig(sample_rate=0.1))
     ev.submit(record)                       # non-blocking
@@ -19,12 +19,12 @@ import queue
 import threading
 from typing import Any
 
-from serve.online_eval import RequestRecord
-from serve.online_eval_config import OnlineEvalConfig
+from serve.online_eval.config import OnlineEvalConfig
+from serve.online_eval.evaluator import RequestRecord
 
 
 def _child(config_dict: dict, inbox, outbox, parent_pid: int) -> None:
-    from serve.online_eval import OnlineEvaluator
+    from serve.online_eval.evaluator import OnlineEvaluator
 
     ev = OnlineEvaluator(OnlineEvalConfig.model_validate(config_dict))
     outbox.put(("ready", None, None))

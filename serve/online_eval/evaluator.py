@@ -3,7 +3,7 @@ MLflow traces, score (heuristics + judge), watch drift, take feedback, export pr
 
 The router / LLM ingress calls ``submit(record)`` after it has answered: that is a hash, a
 ring-buffer append and a ``put_nowait`` — everything else runs on one background thread.
-A Serve deployment wrapping this class is in ``serve/online_eval_app.py``.
+A Serve deployment wrapping this class is in ``serve/online_eval/app.py``.
 
     ev = OnlineEvaluator(OnlineEvalConfig(sample_rate=0.1))
     ev.submit(RequestRecord(request_id=rid, query=q, response=a, start_time_ns=t0, end_time_ns=t1))
@@ -31,7 +31,7 @@ from components.eval.drift import DriftResult
 from components.eval.drift_monitor import DriftMonitor, Observation
 from components.eval.pii import redact_obj
 from components.eval.preferences import FeedbackRecord, JudgedPair, export_preferences
-from serve.online_eval_config import OnlineEvalConfig
+from serve.online_eval.config import OnlineEvalConfig
 
 log = logging.getLogger("llmflow.online_eval")
 

@@ -1,11 +1,11 @@
 """A minimal OpenAI-compatible chat server over an HF model, with the online loop optional.
 
 Used as a real judge endpoint in tests and as the HTTP app of the overhead benchmark; it
-is not the production server (that is ``serve/llm.py`` on vLLM). It supports vLLM's
+is not the production server (that is ``serve/llm/deployment.py`` on vLLM). It supports vLLM's
 ``structured_outputs: {"choice": [...]}`` by scoring each choice's log-likelihood, so a
 judge gets a valid label from even a tiny model.
 
-    python -m serve.online_eval_hf_server MODEL_DIR --port 18200
+    python -m tests.serve.hf_chat_server MODEL_DIR --port 18200
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from typing import Any
 from fastapi import FastAPI, Response
 from pydantic import BaseModel, ConfigDict
 
-from serve.online_eval import OnlineEvaluator, RequestRecord
+from serve.online_eval.evaluator import OnlineEvaluator, RequestRecord
 
 
 class ChatRequest(BaseModel):
@@ -94,7 +94,7 @@ def build_app(model_dir: str | Path, evaluator: OnlineEvaluator | None = None):
                           "total_tokens": n_prompt + n_completion}}
 
     if evaluator is not None:
-        from serve.online_eval_app import feedback_routes
+        from serve.online_eval.app import feedback_routes
 
         app.include_router(feedback_routes(evaluator))
     return app

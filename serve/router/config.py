@@ -7,7 +7,7 @@ from pydantic import Field, model_validator
 
 from components.config import Config
 from components.rag.config import RetrievalConfig
-from serve.online_eval_config import OnlineEvalConfig
+from serve.online_eval.config import OnlineEvalConfig
 
 
 class RouterConfig(Config):
@@ -51,7 +51,7 @@ class RouterConfig(Config):
         "Chat requests one router replica works on at once; more get 429 with Retry-After. None: the LLM's "
         "admission limit (max_num_seqs + max_engine_waiting, times its replicas) split over the router's "
         "replicas, as more would only come back 429 from the LLM; serve.rag reads it from the LLM's "
-        "endpoint.json, serve.router:build_app from the llm config, other callers get the default LLM's."))
+        "endpoint.json, serve.router.app:build_app from the llm config, other callers get the default LLM's."))
     online_eval: OnlineEvalConfig | None = Field(None, description=(
         "Evaluate live traffic off the request path (sampled traces, heuristics, judge, drift, feedback "
         "at POST /feedback); None turns the loop off."))

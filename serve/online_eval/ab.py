@@ -17,8 +17,8 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from serve.online_eval import OnlineEvaluator, RequestRecord, unit_hash
-from serve.online_eval_config import ExperimentConfig
+from serve.online_eval.config import ExperimentConfig
+from serve.online_eval.evaluator import OnlineEvaluator, RequestRecord, unit_hash
 
 log = logging.getLogger("llmflow.online_eval")
 

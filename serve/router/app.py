@@ -13,10 +13,10 @@ full, 429 with ``Retry-After``.
 
 Run it next to the LLM app::
 
-    serve run serve.router:build_app router='{"index_dir": "<rag.index artifact>"}' llm='{"model": "<model dir>"}'
+    serve run serve.router.app:build_app router='{"index_dir": "<rag.index artifact>"}' llm='{"model": "<model dir>"}'
 
 or from Python: ``serve.run(build_router(RouterConfig(...), llm), ...)`` where ``llm`` is the
-bound LLM deployment (``serve.app.build_llm``) or a ``DeploymentHandle`` to a running one.
+bound LLM deployment (``serve.llm.app.build_llm``) or a ``DeploymentHandle`` to a running one.
 
 Local-mode Qdrant allows one process per index path; each replica therefore serves a private
 snapshot of the (immutable) index artifact, taken under the path's lock — see
@@ -36,8 +36,8 @@ from ray import serve
 from starlette.exceptions import HTTPException
 
 from serve.errors import error_body, rate_limited, retry_headers
-from serve.router_config import RouterConfig
-from serve.router_core import ROUTER_MODEL, HandleLLM, RouterCore, RouterError
+from serve.router.config import RouterConfig
+from serve.router.core import ROUTER_MODEL, HandleLLM, RouterCore, RouterError
 
 CHAT_PATH = "/v1/chat/completions"
 api = FastAPI(title="llmflow RAG router")
@@ -134,7 +134,7 @@ class RAGRouter:
         self.evaluator, self.prompt_versions = None, {}
         if self.config.online_eval is not None:
             # Imported here: Serve ships this class by value, without the module's other globals.
-            from serve.router import _start_online_eval
+            from serve.router.app import _start_online_eval
 
             self.evaluator, self.prompt_versions = _start_online_eval(self.config.online_eval, embedder)
 
@@ -191,7 +191,7 @@ class RAGRouter:
         """Hand the finished request to the online loop: a queue put, nothing more on the request path."""
         if self.evaluator is None:
             return
-        from serve.online_eval import RequestRecord
+        from serve.online_eval.evaluator import RequestRecord
 
         self.evaluator.submit(RequestRecord(
             request_id=request_id, query=rag.get("query", ""), response=text, start_time_ns=t0_ns,
@@ -206,7 +206,7 @@ class RAGRouter:
     async def feedback(self, request: Request):
         from starlette.concurrency import run_in_threadpool
 
-        from serve.online_eval_app import FeedbackIn, do_feedback
+        from serve.online_eval.app import FeedbackIn, do_feedback
 
         if self.evaluator is None:
             return error_response(RouterError(404, "online evaluation is off for this router (set router.online_eval)"))
@@ -218,7 +218,7 @@ class RAGRouter:
 
     @api.get("/online/metrics")
     async def online_metrics(self):
-        from serve.online_eval_app import metrics_view
+        from serve.online_eval.app import metrics_view
 
         if self.evaluator is None:
             return error_response(RouterError(404, "online evaluation is off for this router"))
@@ -248,7 +248,7 @@ def _start_online_eval(config, embedder):
     from components.eval.prompt_templates import RAG
     from components.tracking.mlflow_tracking import default_tracking_uri
     from components.tracking.prompts import sync_prompt
-    from serve.online_eval import OnlineEvaluator
+    from serve.online_eval.evaluator import OnlineEvaluator
 
     rag_prompt = sync_prompt(config.tracking_uri or default_tracking_uri(), "llmflow-rag", RAG)
     evaluator = OnlineEvaluator(config, embed_fn=embedder.embed if config.embed_queries else None)
@@ -261,7 +261,7 @@ def router_limit(config: RouterConfig, llm_admission_limit: int | None = None) -
     if config.max_inflight is not None:
         return config.max_inflight
     if llm_admission_limit is None:
-        from serve.config import LLMServeConfig
+        from serve.llm.config import LLMServeConfig
 
         llm_admission_limit = LLMServeConfig().admission_limit()
     return max(1, -(-llm_admission_limit // config.num_replicas))
@@ -289,7 +289,7 @@ def build_router(config: RouterConfig, llm: Any, api_key_env: str | None = None,
     config = config.model_copy(update={"max_inflight": limit})
     return RAGRouter.options(
         num_replicas=config.num_replicas,
-        # As for the LLM app (serve/config.py): the replica takes more than the guard admits, so
+        # As for the LLM app (serve/llm/config.py): the replica takes more than the guard admits, so
         # excess chat requests reach the guard's 429 instead of Serve's queue, which is then never
         # full (unbounded; a 429 frees its slot in microseconds). Feedback and metrics are quick.
         max_ongoing_requests=4 * limit + 16,
@@ -300,10 +300,10 @@ def build_router(config: RouterConfig, llm: Any, api_key_env: str | None = None,
 
 
 def build_app(args: dict[str, Any]):
-    """``serve run serve.router:build_app router={...} llm={...}``: router + its own LLM deployment,
+    """``serve run serve.router.app:build_app router={...} llm={...}``: router + its own LLM deployment,
     both behind the llm config's ``api_key_env``."""
-    from serve.app import build_llm
-    from serve.config import LLMServeConfig
+    from serve.llm.app import build_llm
+    from serve.llm.config import LLMServeConfig
 
     unknown = set(args) - {"router", "llm"}
     if unknown:

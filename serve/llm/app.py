@@ -2,9 +2,9 @@
 
 Three ways in, one builder:
 
-    serve run serve/serve_config.yaml            # after `ray start --head --num-cpus 4`; edit llm.model first
-    serve run serve.app:build_app llm='{"model": "path/to/model"}'   # args are ServeAppConfig fields
-    from serve.app import start; endpoint = start(ServeAppConfig(...))  # from Python / the serve.deploy step
+    serve run serve/llm/serve_config.yaml            # after `ray start --head --num-cpus 4`; edit llm.model first
+    serve run serve.llm.app:build_app llm='{"model": "path/to/model"}'   # args are ServeAppConfig fields
+    from serve.llm.app import start; endpoint = start(ServeAppConfig(...))  # from Python / the serve.deploy step
 
 ``build_app(args)`` is the Serve "application builder" ``serve run``/``serve deploy`` import;
 ``start`` also sets the HTTP port, waits until ``/health`` answers and returns the endpoint
@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from serve.config import LLMServeConfig, ServeAppConfig
+from serve.llm.config import LLMServeConfig, ServeAppConfig
 
 DEPLOYMENT_NAME = "LLMDeployment"
 
@@ -24,7 +24,7 @@ def build_llm(config: LLMServeConfig, api_key: str | None = None):
     """The bound LLM deployment; a router can take it as a constructor argument to get a handle.
 
     ``api_key`` (a flow's key file) stands in for an unset ``api_key_env`` variable."""
-    from serve.llm import llm_deployment
+    from serve.llm.deployment import llm_deployment
 
     config.require_model()
     if api_key is None:
@@ -37,7 +37,7 @@ def build_app(args: dict[str, Any]):
     HTTP host/port live in the Serve config file's ``http_options`` when run via ``serve run``)."""
     import json
 
-    # `serve run serve.app:build_app llm='{...}'` passes strings; config files and Python pass dicts.
+    # `serve run serve.llm.app:build_app llm='{...}'` passes strings; config files and Python pass dicts.
     args = {k: json.loads(v) if isinstance(v, str) and v.lstrip().startswith("{") else v for k, v in args.items()}
     config = ServeAppConfig.model_validate(args)
     return build_llm(config.llm)
