@@ -37,23 +37,27 @@ def retry_headers(status: int) -> dict[str, str]:
 
 
 class LLMRequestError(Exception):
-    """Raised through a DeploymentHandle when vLLM rejects a request (bad params, unknown model, ...).
+    """A rejected completion/chat request: the HTTP status and OpenAI error body it is answered with.
 
-    Carries the HTTP status the same request would get over HTTP, so a router in front
-    can pass it on unchanged. Picklable: only plain attributes.
+    The one error type of the stack. The LLM deployment raises it through a DeploymentHandle
+    when vLLM rejects a request (bad params, unknown model, full replica), with the status the
+    same request would get over HTTP, so a router in front can pass it on unchanged; the RAG
+    router raises it for its own rejections (bad query, index down). Picklable: only plain attributes.
     """
 
-    def __init__(self, status_code: int, message: str, type_: str = "invalid_request_error"):
+    def __init__(self, status_code: int, message: str, type_: str = "invalid_request_error",
+                 param: str | None = None):
         super().__init__(f"{status_code} {type_}: {message}")
         self.status_code = status_code
         self.message = message
         self.type = type_
+        self.param = param
 
     def __reduce__(self):
-        return (LLMRequestError, (self.status_code, self.message, self.type))
+        return (LLMRequestError, (self.status_code, self.message, self.type, self.param))
 
     def to_body(self) -> dict[str, Any]:
-        return error_body(self.message, self.type, self.status_code)
+        return error_body(self.message, self.type, self.status_code, self.param)
 
 
 def rate_limited(message: str) -> LLMRequestError:

@@ -35,9 +35,9 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from ray import serve
 from starlette.exceptions import HTTPException
 
-from serve.errors import error_body, rate_limited, retry_headers
+from serve.errors import LLMRequestError, error_body, rate_limited, retry_headers
 from serve.router.config import RouterConfig
-from serve.router.core import ROUTER_MODEL, HandleLLM, RouterCore, RouterError
+from serve.router.core import ROUTER_MODEL, HandleLLM, RouterCore
 
 CHAT_PATH = "/v1/chat/completions"
 api = FastAPI(title="llmflow RAG router")
@@ -56,7 +56,7 @@ async def _validation_error(request: Request, exc: RequestValidationError):
     return JSONResponse(error_body(f"invalid request: {exc.errors()}", "invalid_request_error", 422), 422)
 
 
-def error_response(err: RouterError) -> JSONResponse:
+def error_response(err: LLMRequestError) -> JSONResponse:
     return JSONResponse(err.to_body(), status_code=err.status_code, headers=retry_headers(err.status_code))
 
 
@@ -85,7 +85,7 @@ class ShedAsRateLimit:
             raise rate_limited(f"the LLM is at capacity ({e.message}); retry shortly") from None
 
 
-async def _head_or_error(lines) -> list[str] | RouterError:
+async def _head_or_error(lines) -> list[str] | LLMRequestError:
     """The stream's lines up to its first generated one; an error there becomes the response's status.
 
     Until a token exists nothing is lost by waiting, and a rejection (429 from a full LLM, 400)
@@ -99,7 +99,7 @@ async def _head_or_error(lines) -> list[str] | RouterError:
         obj = json.loads(line[6:])
         if "error" in obj:
             err = obj["error"]
-            return RouterError(int(err.get("code") or 500), err.get("message", ""), err.get("type", "server_error"))
+            return LLMRequestError(int(err.get("code") or 500), err.get("message", ""), err.get("type", "server_error"))
         if any((c.get("delta") or {}).get("content") or c.get("finish_reason") for c in obj.get("choices", [])):
             break
     return head
@@ -156,19 +156,19 @@ class RAGRouter:
         try:
             body = await request.json()
         except ValueError as e:
-            return error_response(RouterError(400, f"request body is not valid JSON: {e}"))
+            return error_response(LLMRequestError(400, f"request body is not valid JSON: {e}"))
         t0_ns = time.time_ns()
         try:
             if isinstance(body, dict) and body.get("stream"):
                 plan = await self.core.plan(body)
                 lines = self.core.stream(plan)
                 head = await _head_or_error(lines)
-                if isinstance(head, RouterError):
+                if isinstance(head, LLMRequestError):
                     return error_response(head)
                 return StreamingResponse(self._observed_stream(body, plan, t0_ns, _chain(head, lines)),
                                          media_type="text/event-stream")
             result = await self.core.complete(body)
-        except RouterError as e:
+        except LLMRequestError as e:
             return error_response(e)
         self._observe(body, result["id"], result["choices"][0]["message"]["content"], t0_ns, result["rag"],
                       result.get("usage") or {})
@@ -209,11 +209,12 @@ class RAGRouter:
         from serve.online_eval.app import FeedbackIn, do_feedback
 
         if self.evaluator is None:
-            return error_response(RouterError(404, "online evaluation is off for this router (set router.online_eval)"))
+            return error_response(LLMRequestError(404, "online evaluation is off for this router "
+                                                       "(set router.online_eval)"))
         try:
             fb = FeedbackIn.model_validate(await request.json())
         except ValueError as e:
-            return error_response(RouterError(422, f"bad feedback body: {e}"))
+            return error_response(LLMRequestError(422, f"bad feedback body: {e}"))
         return await run_in_threadpool(do_feedback, self.evaluator, fb)
 
     @api.get("/online/metrics")
@@ -221,7 +222,7 @@ class RAGRouter:
         from serve.online_eval.app import metrics_view
 
         if self.evaluator is None:
-            return error_response(RouterError(404, "online evaluation is off for this router"))
+            return error_response(LLMRequestError(404, "online evaluation is off for this router"))
         return metrics_view(self.evaluator)
 
     @api.get("/v1/models")

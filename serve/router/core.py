@@ -34,6 +34,7 @@ from components.rag.routing import (
     grounded_messages,
     query_of,
 )
+from serve.errors import LLMRequestError
 from serve.router.config import RouterConfig
 
 # OpenAI request fields passed on to the LLM unchanged (the LLM validates their ranges).
@@ -63,23 +64,12 @@ class HandleLLM:
             yield delta
 
 
-class RouterError(Exception):
-    """A request the router answers with an OpenAI-style error body and this status."""
-
-    def __init__(self, status_code: int, message: str, type_: str = "invalid_request_error", param: str | None = None):
-        super().__init__(message)
-        self.status_code, self.message, self.type, self.param = status_code, message, type_, param
-
-    def to_body(self) -> dict:
-        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.status_code}}
-
-
-def llm_error(e: BaseException) -> RouterError | None:
-    """An LLM rejection (``serve.errors.LLMRequestError``, possibly wrapped by Ray) as a RouterError."""
+def llm_error(e: BaseException) -> LLMRequestError | None:
+    """An LLM rejection (an ``LLMRequestError``, possibly wrapped by Ray) to pass on with its status."""
     for err in (e, getattr(e, "cause", None)):
         status = getattr(err, "status_code", None)
         if isinstance(status, int) and 400 <= status < 600:
-            return RouterError(status, getattr(err, "message", str(err)), getattr(err, "type", "llm_error"))
+            return LLMRequestError(status, getattr(err, "message", str(err)), getattr(err, "type", "llm_error"))
     return None
 
 
@@ -94,19 +84,20 @@ class RouterCore:
 
     # -- steps ---------------------------------------------------------------------
     def parse(self, body: Any) -> tuple[list[dict], str, dict, bool]:
-        """messages, query, sampling, stream — or a 4xx RouterError."""
+        """messages, query, sampling, stream — or a 4xx LLMRequestError."""
         if not isinstance(body, dict):
-            raise RouterError(400, "request body must be a JSON object")
+            raise LLMRequestError(400, "request body must be a JSON object")
         messages = body.get("messages")
         if not isinstance(messages, list) or not messages or not all(isinstance(m, dict) for m in messages):
-            raise RouterError(400, "`messages` must be a non-empty list of {role, content} objects", param="messages")
+            raise LLMRequestError(400, "`messages` must be a non-empty list of {role, content} objects",
+                                  param="messages")
         if not any(m.get("role") == "user" for m in messages):
-            raise RouterError(400, "`messages` needs at least one message with role 'user'", param="messages")
+            raise LLMRequestError(400, "`messages` needs at least one message with role 'user'", param="messages")
         query = query_of(messages).strip()
         if not query:
-            raise RouterError(400, "the last user message is empty: send a question", param="messages")
+            raise LLMRequestError(400, "the last user message is empty: send a question", param="messages")
         if len(query) > self.config.max_query_chars:
-            raise RouterError(413, f"the query has {len(query)} characters; at most {self.config.max_query_chars} "
+            raise LLMRequestError(413, f"the query has {len(query)} characters; at most {self.config.max_query_chars} "
                                    "are accepted — shorten it", param="messages")
         sampling = {k: body[k] for k in SAMPLING_FIELDS if k in body}
         if "max_tokens" not in sampling and "max_completion_tokens" not in sampling:
@@ -120,10 +111,10 @@ class RouterCore:
             return await asyncio.wait_for(asyncio.to_thread(self.retriever.timed_search, query),
                                           timeout=self.config.search_timeout_s)
         except TimeoutError:
-            raise RouterError(503, f"retrieval did not finish within {self.config.search_timeout_s} s "
+            raise LLMRequestError(503, f"retrieval did not finish within {self.config.search_timeout_s} s "
                                    "(Qdrant slow or unreachable); retry later", "service_unavailable") from None
         except StoreUnavailableError as e:
-            raise RouterError(503, f"the document index is unavailable: {e}", "service_unavailable") from None
+            raise LLMRequestError(503, f"the document index is unavailable: {e}", "service_unavailable") from None
 
     def limit_tokens(self, body: dict, messages: list[dict], sampling: dict) -> tuple[int, int]:
         """(prompt tokens of the conversation as sent, max_tokens) — sets the latter in ``sampling``.
@@ -136,12 +127,12 @@ class RouterCore:
         param = "max_completion_tokens" if body.get("max_completion_tokens") is not None else "max_tokens"
         requested = body.get(param)
         if requested is not None and (isinstance(requested, bool) or not isinstance(requested, int) or requested < 1):
-            raise RouterError(400, f"`{param}` must be a positive integer, got {requested!r}", param=param)
+            raise LLMRequestError(400, f"`{param}` must be a positive integer, got {requested!r}", param=param)
         try:
             question_tokens, max_tokens = request_max_tokens(self.count_tokens, messages, max_model_len=cfg.max_model_len,
                                                              requested=requested, default=cfg.default_max_tokens)
         except ContextOverflowError as e:
-            raise RouterError(400, e.message, param=param if e.param == "max_tokens" else e.param) from None
+            raise LLMRequestError(400, e.message, param=param if e.param == "max_tokens" else e.param) from None
         sampling.pop("max_completion_tokens", None)
         sampling["max_tokens"] = max_tokens
         return question_tokens, max_tokens
@@ -228,7 +219,8 @@ class RouterCore:
                                                             sampling=plan["sampling"]):
                     yield chunk({"content": delta})
             except Exception as e:  # noqa: BLE001 — headers are sent: report in-band, as OpenAI's servers do
-                err = llm_error(e) or RouterError(500, f"generation failed: {type(e).__name__}: {e}", "server_error")
+                err = llm_error(e) or LLMRequestError(500, f"generation failed: {type(e).__name__}: {e}",
+                                                      "server_error")
                 yield f"data: {json.dumps(err.to_body())}\n\n"
                 yield "data: [DONE]\n\n"
                 return

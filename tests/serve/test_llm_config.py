@@ -132,9 +132,9 @@ def test_guard_sheds_with_429_once_full_and_counts_back_down():
 
 
 def test_llm_request_error_survives_pickling():
-    err = pickle.loads(pickle.dumps(LLMRequestError(404, "no model", "NotFoundError")))
-    assert (err.status_code, err.message, err.type) == (404, "no model", "NotFoundError")
-    assert err.to_body()["error"]["code"] == 404
+    err = pickle.loads(pickle.dumps(LLMRequestError(404, "no model", "NotFoundError", "model")))
+    assert (err.status_code, err.message, err.type, err.param) == (404, "no model", "NotFoundError", "model")
+    assert err.to_body() == {"error": {"message": "no model", "type": "NotFoundError", "param": "model", "code": 404}}
 
 
 def test_build_app_accepts_cli_json_strings(monkeypatch):

@@ -7,8 +7,9 @@ import pytest
 
 from components.rag.qdrant_store import StoreUnavailableError
 from components.rag.retriever import Source
+from serve.errors import LLMRequestError
 from serve.router.config import RouterConfig
-from serve.router.core import RouterCore, RouterError
+from serve.router.core import RouterCore
 
 
 class FakeRetriever:
@@ -92,13 +93,13 @@ def test_irrelevant_query_with_generate_policy_sends_the_plain_conversation():
     (ask("   "), 400), (ask("x" * 2001), 413), ({"messages": []}, 400), ([1, 2], 400),
     ({"messages": [{"role": "system", "content": "hi"}]}, 400)])
 def test_bad_requests_are_4xx(body, status):
-    with pytest.raises(RouterError) as e:
+    with pytest.raises(LLMRequestError) as e:
         run(core().complete(body))
     assert e.value.status_code == status and e.value.to_body()["error"]["code"] == status
 
 
 def test_index_down_or_slow_is_503_within_the_bound():
-    with pytest.raises(RouterError) as e:
+    with pytest.raises(LLMRequestError) as e:
         run(core(retriever=FakeRetriever(error=StoreUnavailableError("refused"))).complete(ask("q")))
     assert e.value.status_code == 503 and "unavailable" in e.value.message
 
@@ -106,7 +107,7 @@ def test_index_down_or_slow_is_503_within_the_bound():
         t0 = time.monotonic()
         try:
             await core(retriever=FakeRetriever(delay_s=1.5)).complete(ask("q"))
-        except RouterError as err:
+        except LLMRequestError as err:
             return err, time.monotonic() - t0
 
     err, elapsed_s = run(timed())
@@ -114,7 +115,7 @@ def test_index_down_or_slow_is_503_within_the_bound():
 
 
 def test_llm_rejection_keeps_its_status():
-    with pytest.raises(RouterError) as e:
+    with pytest.raises(LLMRequestError) as e:
         run(core(llm=FakeLLM(error=LLMRejection())).complete(ask("assert?")))
     assert e.value.status_code == 400 and "temperature" in e.value.message
 
@@ -162,7 +163,7 @@ def test_real_store_on_a_dead_server_gives_503_within_the_bound(tmp_path, monkey
         t0 = time.monotonic()
         try:
             await router.complete(ask("what does assert do?"))
-        except RouterError as err:
+        except LLMRequestError as err:
             return err, time.monotonic() - t0
 
     err, elapsed_s = run(timed())
@@ -219,7 +220,7 @@ def test_overflowing_sources_are_cut_to_fit_and_reported(budget_parts, question)
 
 def test_question_that_alone_overflows_is_400_before_any_search(budget_parts):
     c, retriever, llm = budget_core(budget_parts, max_query_chars=100_000)
-    with pytest.raises(RouterError) as e:
+    with pytest.raises(LLMRequestError) as e:
         run(c.complete(ask("Tell me everything about exceptions and tracebacks. " * 120)))
     assert e.value.status_code == 400 and e.value.param == "messages"
     assert "context holds 512 tokens" in e.value.message and "shorten the question" in e.value.message
@@ -229,11 +230,11 @@ def test_question_that_alone_overflows_is_400_before_any_search(budget_parts):
 @pytest.mark.parametrize("field", ["max_tokens", "max_completion_tokens"])
 def test_max_tokens_that_leaves_no_room_for_the_question_is_400(budget_parts, field):
     c, _, llm = budget_core(budget_parts)
-    with pytest.raises(RouterError) as e:
+    with pytest.raises(LLMRequestError) as e:
         run(c.complete(ask("What is a lambda?", **{field: 510})))
     assert e.value.status_code == 400 and e.value.param == field and "ask for at most" in e.value.message
     assert e.value.to_body()["error"]["param"] == field and llm.calls == []
-    with pytest.raises(RouterError) as e:
+    with pytest.raises(LLMRequestError) as e:
         run(c.complete(ask("What is a lambda?", max_tokens="many")))
     assert e.value.status_code == 400 and "positive integer" in e.value.message
 
@@ -245,7 +246,7 @@ def test_plain_route_is_budgeted_too(budget_parts):
     out = run(c.complete(ask(long_q)))
     assert out["rag"]["route"] == "generate" and llm.calls[0][0] == ask(long_q)["messages"]
     assert out["rag"]["budget"]["prompt_tokens"] == count(ask(long_q)["messages"])
-    with pytest.raises(RouterError) as e:
+    with pytest.raises(LLMRequestError) as e:
         run(c.complete(ask(long_q * 5)))
     assert e.value.status_code == 400 and e.value.param == "messages"
 

@@ -8,14 +8,7 @@ import pytest
 from ray.serve.exceptions import BackPressureError
 
 from serve.errors import LLMRequestError
-from serve.router.app import (
-    RouterError,
-    ShedAsRateLimit,
-    _chain,
-    _head_or_error,
-    error_response,
-    router_limit,
-)
+from serve.router.app import ShedAsRateLimit, _chain, _head_or_error, error_response, router_limit
 from serve.router.config import RouterConfig
 
 
@@ -45,11 +38,11 @@ def test_serve_backpressure_from_the_llm_becomes_429_not_503():
 
 
 def test_429_responses_carry_retry_after_and_an_openai_body():
-    resp = error_response(RouterError(429, "busy", "rate_limit_exceeded"))
+    resp = error_response(LLMRequestError(429, "busy", "rate_limit_exceeded"))
     assert resp.status_code == 429 and resp.headers["retry-after"] == "1"
     assert json.loads(resp.body) == {"error": {"message": "busy", "type": "rate_limit_exceeded", "param": None,
                                                "code": 429}}
-    assert "retry-after" not in error_response(RouterError(404, "unknown request")).headers
+    assert "retry-after" not in error_response(LLMRequestError(404, "unknown request")).headers
 
 
 async def _lines(*lines):
@@ -64,7 +57,7 @@ def _chunk(**delta) -> str:
 def test_an_error_before_the_first_token_becomes_the_stream_status():
     err = "data: " + json.dumps({"error": {"message": "busy", "type": "rate_limit_exceeded", "code": 429}}) + "\n\n"
     head = asyncio.run(_head_or_error(_lines(_chunk(role="assistant", content=""), err, "data: [DONE]\n\n")))
-    assert isinstance(head, RouterError) and (head.status_code, head.type) == (429, "rate_limit_exceeded")
+    assert isinstance(head, LLMRequestError) and (head.status_code, head.type) == (429, "rate_limit_exceeded")
 
     async def whole():
         lines = _lines(_chunk(role="assistant", content=""), _chunk(content="Hi"), _chunk(content="!"),
