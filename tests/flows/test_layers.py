@@ -15,6 +15,9 @@ REPO = Path(__file__).resolve().parents[2]
 # modules of components/ (config.py, artifacts.py) are the shared base every stage may import.
 STAGE_ORDER = ["tracking", "data", "tokenize", "models", "train", "sft", "rl", "distill", "tune", "rag", "eval"]
 
+# serve/<subsystem>/ from the bottom up, as for the stages; serve/errors.py is their shared base.
+SERVE_ORDER = ["llm", "online_eval", "router"]
+
 # Back-edges that exist today, named in issue 15 ("Components point back up"); remove a line
 # when its edge is gone — the test then also fails if the edge comes back.
 KNOWN_BACK_EDGES = {
@@ -92,6 +95,24 @@ def test_stages_import_only_stages_below_them():
                            f"(order: {' < '.join(STAGE_ORDER)})")
     assert not bad, "\n".join(sorted(set(bad)))
     assert used == KNOWN_BACK_EDGES, f"back-edges gone, remove them from KNOWN_BACK_EDGES: {KNOWN_BACK_EDGES - used}"
+
+
+def test_serve_subsystems_import_only_subsystems_below_them():
+    """A serve/ subsystem imports the shared errors module and the subsystems before it, never the flow steps."""
+    rank = {name: i for i, name in enumerate(SERVE_ORDER)}
+    subsystems = {p.name for p in (REPO / "serve").iterdir() if (p / "__init__.py").is_file()}
+    assert subsystems >= set(SERVE_ORDER), f"missing serve subsystems: {sorted(set(SERVE_ORDER) - subsystems)}"
+    bad = []
+    for own in SERVE_ORDER:
+        for path in _py_files(f"serve/{own}"):
+            for line, module in _imports(path):
+                parts = module.split(".")
+                if parts[0] != "serve" or len(parts) < 2 or parts[1] == "errors":
+                    continue
+                if parts[1] not in rank or rank[parts[1]] > rank[own]:
+                    bad.append(f"{path.relative_to(REPO)}:{line} imports {module} "
+                               f"(order: {' < '.join(SERVE_ORDER)}, plus serve.errors)")
+    assert not bad, "\n".join(sorted(set(bad)))
 
 
 def test_no_import_cycles_inside_components():
