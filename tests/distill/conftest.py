@@ -1,11 +1,11 @@
-"""Session fixtures for post-training tests: a tiny LM that has learned something (built once per session)."""
+"""Session fixtures of the distill tests: token shards of the stdlib docs (the tiny LMs are in tests/fixtures)."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
 
-from tests.sft import tiny_lm
+from tests.fixtures import tiny_lm
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""Eval fixtures: an sft.dataset-shaped eval set, a tokenize.pack-shaped token artifact, a tmp MLflow store."""
+"""Eval fixtures: an sft.dataset-shaped eval set, a tokenize.pack-shaped token artifact, a judge endpoint."""
 from __future__ import annotations
 
 import json
@@ -37,14 +37,6 @@ def tokens_dir(tmp_path_factory, tiny_tokenizer_dir, stdlib_texts) -> Path:
                 "num_val_tokens": int(blocks.size), "tokenizer_sha256": ""}
     (out / "manifest.json").write_text(json.dumps(manifest))
     return out
-
-
-@pytest.fixture
-def mlflow_uri(tmp_path, monkeypatch) -> str:
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    monkeypatch.chdir(tmp_path)
-    return uri
 
 
 JUDGE_PORT = 18200

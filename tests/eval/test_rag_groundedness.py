@@ -10,7 +10,6 @@ from components.eval.prompt_templates import TEMPLATES
 from components.eval.rag_eval import score_rag
 from components.rag.retriever import Source
 from components.tracking.prompts import PromptRef
-from tests.rag.fixtures import rag_docs, rag_docs_dir, rag_index_dir  # noqa: F401
 
 PROMPTS = {n: PromptRef(n, 0, t) for n, t in TEMPLATES.items()}
 

@@ -13,7 +13,6 @@ import pytest
 import yaml
 
 from components.tracking.mlflow_tracking import search_runs
-from tests.flows.conftest import DIAMOND
 
 pytestmark = pytest.mark.integration
 
@@ -28,11 +27,10 @@ app()
 """
 
 
-def test_sigterm_mid_step_marks_the_mlflow_runs_killed(tmp_path):
-    recipe = {**DIAMOND, "steps": {**DIAMOND["steps"]}}
-    recipe["steps"]["join"] = {**DIAMOND["steps"]["join"], "config": {"sleep_s": 120}}
+def test_sigterm_mid_step_marks_the_mlflow_runs_killed(diamond, tmp_path):
+    diamond["steps"]["join"]["config"] = {"sleep_s": 120}
     recipe_file = tmp_path / "diamond.yaml"
-    recipe_file.write_text(yaml.safe_dump(recipe))
+    recipe_file.write_text(yaml.safe_dump(diamond))
     workdir = tmp_path / "work"
     workdir.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_AUTH", "MLFLOW_TRACKING_URI"))}

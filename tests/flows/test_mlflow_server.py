@@ -11,7 +11,7 @@ from rich.console import Console
 from components.tracking.mlflow_tracking import TrackingUnavailable, replay_spool, search_runs
 from flows.engine.runner import FlowRunner
 from flows.recipe import parse_recipe
-from tests.conftest import start_mlflow_server, stop_mlflow_server
+from tests.fixtures.mlflow_store import start_mlflow_server, stop_mlflow_server
 
 pytestmark = pytest.mark.integration
 

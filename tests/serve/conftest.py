@@ -12,10 +12,7 @@ from pathlib import Path
 
 import pytest
 
-HTTP_PORT = 18000
-APP_NAME = "llmflow-llm-test"
-API_KEY_ENV = "LLMFLOW_TEST_API_KEY"
-API_KEY = "test-key-123"
+from tests.serve.llm_app_settings import API_KEY, API_KEY_ENV, APP_NAME, HTTP_PORT
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,7 @@ import asyncio
 
 import pytest
 
-from tests.serve.conftest import APP_NAME
+from tests.serve.llm_app_settings import APP_NAME
 
 pytestmark = pytest.mark.integration
 

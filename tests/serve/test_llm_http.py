@@ -5,7 +5,7 @@ import httpx
 import openai
 import pytest
 
-from tests.serve.conftest import API_KEY
+from tests.serve.llm_app_settings import API_KEY
 
 pytestmark = pytest.mark.integration
 

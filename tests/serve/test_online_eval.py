@@ -27,12 +27,6 @@ PII = ["jane.doe@example.com", "415-555-0134", "4111 1111 1111 1111", "123-45-67
 APP_PORT, HOOK_PORT = 18201, 18202
 
 
-@pytest.fixture
-def store(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    return f"sqlite:///{tmp_path / 'mlflow.db'}"
-
-
 def make_eval(store, tmp_path, **kw) -> OnlineEvaluator:
     cfg = OnlineEvalConfig(tracking_uri=store, embed_queries=False, feedback_path=str(tmp_path / "fb.jsonl"), **kw)
     return OnlineEvaluator(cfg, prompt_versions={"llmflow-rag": "prompts:/llmflow-rag/3"})
@@ -55,11 +49,11 @@ class RecordingRubricBackend:
         return '{"relevance": 4, "accuracy": 3, "completeness": 3, "clarity": 4}'
 
 
-def test_pii_never_reaches_a_stored_trace(store, tmp_path):
+def test_pii_never_reaches_a_stored_trace(mlflow_uri, tmp_path):
     p = {n: PromptRef(n, 2, t) for n, t in TEMPLATES.items()}
     backend = RecordingRubricBackend()
     judge = Judge(backend, p["llmflow-judge-rubric"], p["llmflow-judge-pairwise"], p["llmflow-judge-criterion"])
-    cfg = OnlineEvalConfig(tracking_uri=store, embed_queries=False, sample_rate=1.0, judge_rate=1.0,
+    cfg = OnlineEvalConfig(tracking_uri=mlflow_uri, embed_queries=False, sample_rate=1.0, judge_rate=1.0,
                            feedback_path=str(tmp_path / "fb.jsonl"))
     ev = OnlineEvaluator(cfg, judge=judge, prompt_versions={"llmflow-rag": "prompts:/llmflow-rag/3"})
     text = f"I am {PII[0]}, phone {PII[1]}, card {PII[2]}, ssn {PII[3]}, host {PII[4]}"
@@ -88,8 +82,8 @@ def test_pii_never_reaches_a_stored_trace(store, tmp_path):
     assert 4.0 < json.loads(root["attributes"]["latency_ms"]) < 6.0
 
 
-def test_feedback_over_http_to_preference_pairs(store, tmp_path, tiny_model_dir):
-    ev = make_eval(store, tmp_path, sample_rate=0.5)
+def test_feedback_over_http_to_preference_pairs(mlflow_uri, tmp_path, tiny_model_dir):
+    ev = make_eval(mlflow_uri, tmp_path, sample_rate=0.5)
     with BackgroundServer(build_app(tiny_model_dir, ev), APP_PORT) as url:
         ids = []
         for n in (4, 8, 12, 16):  # same question, different lengths → different answers
@@ -128,10 +122,10 @@ class PreferLongerJudge:
         return "T" if len(a) == len(b) else ("A" if len(a) > len(b) else "B")
 
 
-def test_ab_and_shadow_per_arm_metrics(store, tmp_path, tiny_model_dir):
+def test_ab_and_shadow_per_arm_metrics(mlflow_uri, tmp_path, tiny_model_dir):
     p = {n: PromptRef(n, 1, t) for n, t in TEMPLATES.items()}
     judge = Judge(PreferLongerJudge(), p["llmflow-judge-rubric"], p["llmflow-judge-pairwise"], p["llmflow-judge-criterion"])
-    cfg = OnlineEvalConfig(tracking_uri=store, embed_queries=False, sample_rate=1.0, judge_rate=0.0,
+    cfg = OnlineEvalConfig(tracking_uri=mlflow_uri, embed_queries=False, sample_rate=1.0, judge_rate=0.0,
                            feedback_path=str(tmp_path / "fb.jsonl"))
     ev = OnlineEvaluator(cfg, judge=judge)
     with BackgroundServer(build_app(tiny_model_dir), APP_PORT) as url:
@@ -170,7 +164,7 @@ def bag_of_words_embed(texts: list[str]) -> np.ndarray:
     return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-6)
 
 
-def test_drift_alert_log_tag_and_webhook(store, tmp_path, caplog):
+def test_drift_alert_log_tag_and_webhook(mlflow_uri, tmp_path, caplog):
     from fastapi import FastAPI
 
     hooks: list[dict] = []
@@ -184,18 +178,18 @@ def test_drift_alert_log_tag_and_webhook(store, tmp_path, caplog):
     hook_app.get("/health")(lambda: {"ok": True})
     drift = DriftConfig(reference_size=20, window_size=20, check_every=20)
     with BackgroundServer(hook_app, HOOK_PORT) as hook_url, caplog.at_level("WARNING", logger="llmflow.online_eval"):
-        cfg = OnlineEvalConfig(tracking_uri=store, embed_queries=False, feedback_path=str(tmp_path / "fb.jsonl"),
+        cfg = OnlineEvalConfig(tracking_uri=mlflow_uri, embed_queries=False, feedback_path=str(tmp_path / "fb.jsonl"),
                                sample_rate=1.0, drift=drift, alert_webhook=hook_url + "/hook", embed_batch=8)
         ev = OnlineEvaluator(cfg, embed_fn=bag_of_words_embed)
         for i in range(20):
             ev.submit(rec(i, f"what is a list {i % 3}", "a list is a mutable sequence"))
         ev.flush()
-        assert get_experiment_tags(store, ev.traces.experiment_id).get("drift.query_length") is None
+        assert get_experiment_tags(mlflow_uri, ev.traces.experiment_id).get("drift.query_length") is None
         for i in range(20, 40):
             ev.submit(rec(i, "explain quantum chromodynamics gluon confinement lattice " * 3, "no"))
         ev.flush()
         ev.close()
-    tags = get_experiment_tags(store, ev.traces.experiment_id)
+    tags = get_experiment_tags(mlflow_uri, ev.traces.experiment_id)
     assert tags["drift.query_length"] == "ALERT" and tags["drift.unknown_word_rate"] == "ALERT"
     assert tags["drift.query_embedding"] == "ALERT"  # batched embeddings reached the MMD test
     assert "drift[" in tags["drift.last_alert"]

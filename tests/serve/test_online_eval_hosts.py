@@ -25,11 +25,10 @@ def _stored(uri: str, trace_id: str) -> dict:
     return json.loads(TraceLogger(uri, "llmflow-online").get_trace_json(trace_id))
 
 
-def test_process_host_round_trip(tmp_path):
+def test_process_host_round_trip(mlflow_uri, tmp_path):
     from serve.online_eval.process import OnlineEvalProcess
 
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    ev = OnlineEvalProcess(OnlineEvalConfig(tracking_uri=uri, sample_rate=1.0, embed_queries=False,
+    ev = OnlineEvalProcess(OnlineEvalConfig(tracking_uri=mlflow_uri, sample_rate=1.0, embed_queries=False,
                                             feedback_path=str(tmp_path / "fb.jsonl")))
     try:
         for i in range(3):
@@ -41,17 +40,16 @@ def test_process_host_round_trip(tmp_path):
             ev.feedback(1, request_id="missing")
     finally:
         ev.close()
-    stored = _stored(uri, trace_id)
+    stored = _stored(mlflow_uri, trace_id)
     assert stored["info"]["tags"]["llmflow.request_id"] == "h-1" and "a1@b.com" not in json.dumps(stored)
 
 
-def test_serve_deployment_submit_is_fire_and_forget(ray_local, tmp_path):
+def test_serve_deployment_submit_is_fire_and_forget(ray_local, mlflow_uri, tmp_path):
     from ray import serve
 
     from serve.online_eval.app import online_eval_deployment
 
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    cfg = OnlineEvalConfig(tracking_uri=uri, sample_rate=1.0, embed_queries=False,
+    cfg = OnlineEvalConfig(tracking_uri=mlflow_uri, sample_rate=1.0, embed_queries=False,
                            feedback_path=str(tmp_path / "fb.jsonl"))
     handle = serve.run(online_eval_deployment(cfg), name="online-eval-test", route_prefix=None)
     try:
@@ -62,4 +60,4 @@ def test_serve_deployment_submit_is_fire_and_forget(ray_local, tmp_path):
         trace_id = handle.feedback.remote(1, "ok", "h-2").result(timeout_s=120)
     finally:
         serve.delete("online-eval-test")
-    assert _stored(uri, trace_id)["info"]["tags"]["llmflow.request_id"] == "h-2"
+    assert _stored(mlflow_uri, trace_id)["info"]["tags"]["llmflow.request_id"] == "h-2"

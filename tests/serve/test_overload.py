@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from tests.serve.conftest import API_KEY
+from tests.serve.llm_app_settings import API_KEY
 
 pytestmark = pytest.mark.integration
 

@@ -6,7 +6,7 @@ import time
 import openai
 import pytest
 
-from tests.serve.conftest import APP_NAME
+from tests.serve.llm_app_settings import APP_NAME
 
 pytestmark = pytest.mark.integration
 

@@ -19,7 +19,7 @@ from ray import serve
 
 from serve.router.app import build_router
 from serve.router.config import RouterConfig
-from tests.rag.fixtures import rag_docs, rag_docs_dir, rag_index_dir  # noqa: F401
+from tests.fixtures.mlflow_store import sqlite_uri
 
 pytestmark = pytest.mark.integration
 
@@ -85,7 +85,7 @@ def feedback_router_url(serve_base, rag_index_dir, online_dir):
     """One replica with the online loop: a request's feedback must reach the replica that answered it."""
     from serve.online_eval.config import OnlineEvalConfig
 
-    online = OnlineEvalConfig(tracking_uri=f"sqlite:///{online_dir / 'mlflow.db'}", embed_queries=False,
+    online = OnlineEvalConfig(tracking_uri=sqlite_uri(online_dir), embed_queries=False,
                               sample_rate=1.0, judge_rate=0.0, feedback_path=str(online_dir / "feedback.jsonl"))
     config = RouterConfig(index_dir=str(rag_index_dir), num_cpus=0.5, online_eval=online)
     os.environ[KEY_ENV] = KEY

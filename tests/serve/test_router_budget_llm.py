@@ -12,7 +12,6 @@ from ray import serve
 
 from serve.router.app import build_router
 from serve.router.config import RouterConfig
-from tests.rag.fixtures import rag_docs, rag_docs_dir, rag_index_dir  # noqa: F401
 
 pytestmark = pytest.mark.integration
 
@@ -22,7 +21,7 @@ QUESTIONS = ["What is a generator?", "How do I define a class?", "What is a lamb
 
 
 @pytest.fixture(scope="module")
-def budget_router_url(llm_app, rag_index_dir, tiny_model_dir):  # noqa: F811
+def budget_router_url(llm_app, rag_index_dir, tiny_model_dir):
     from ray.serve.context import _get_global_client
 
     handle = serve.get_deployment_handle(llm_app["deployment"], app_name=llm_app["app_name"])

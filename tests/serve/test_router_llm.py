@@ -13,8 +13,7 @@ from ray import serve
 
 from serve.router.app import build_router
 from serve.router.config import RouterConfig
-from tests.rag.fixtures import rag_docs, rag_docs_dir, rag_index_dir  # noqa: F401
-from tests.serve.conftest import API_KEY
+from tests.serve.llm_app_settings import API_KEY
 
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 

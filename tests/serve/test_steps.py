@@ -100,7 +100,7 @@ def test_run_deploy_prefers_the_variable_and_null_turns_auth_off(tmp_path, monke
 @pytest.mark.integration
 def test_smoke_request_against_live_app(llm_app):
     from serve.steps import smoke_request
-    from tests.serve.conftest import API_KEY
+    from tests.serve.llm_app_settings import API_KEY
 
     out = smoke_request({**llm_app, "model": "tiny"}, "Hello", 6, API_KEY)
     assert out["smoke_chunks"] >= 1 and 0 < out["smoke_ttft_ms"] < 1000 * out["smoke_latency_s"] + 1e-6

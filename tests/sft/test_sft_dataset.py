@@ -58,7 +58,7 @@ def test_user_chats_are_scrubbed_like_the_corpus(tmp_path):
     from components.sft.config import SFTDatasetConfig
     from components.sft.steps import run_dataset
     from flows.engine.context import StepContext
-    from tests.sft import tiny_lm
+    from tests.fixtures import tiny_lm
 
     chats = tmp_path / "chats.jsonl"
     chats.write_text(json.dumps({"messages": [

@@ -15,6 +15,7 @@ import time
 import pytest
 
 from components.tune.config import LrSearchConfig, ModelShape, SweepConfig
+from tests.fixtures.mlflow_store import sqlite_uri
 
 pytestmark = pytest.mark.integration
 
@@ -25,7 +26,7 @@ def tracked(tmp_path_factory):
     from components.tracking.mlflow_tracking import FlowTracker
 
     root = tmp_path_factory.mktemp("mlflow")
-    uri = f"sqlite:///{root / 'mlflow.db'}"
+    uri = sqlite_uri(root)
     tracker = FlowTracker(uri, "tune-itest", workdir=root)
     flow = tracker.start_flow("sweep-flow", {})
     step = tracker.start_step(flow, "sweep", {}, {})
