@@ -95,7 +95,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 def step_kind(name: str, *, description: str, inputs: tuple[str, ...] = (), num_cpus: float = 1.0,
               num_gpus: float = 0.0, cacheable: bool = True, resumable: bool = False, long_lived: bool = False,
               code: tuple[str, ...] = (), requires_traits: tuple[tuple[str, str], ...] = (),
-              passes_traits_from: tuple[str, ...] = ()) -> Callable[[F], F]:
+              passes_traits_from: tuple[str, ...] = (), effects: tuple[str, ...] = ()) -> Callable[[F], F]:
     """Make ``fn(ctx, config: SomeConfig)`` the step kind ``name`` (see ``StepKind`` for the fields);
     returns ``fn`` unchanged."""
 
@@ -103,7 +103,8 @@ def step_kind(name: str, *, description: str, inputs: tuple[str, ...] = (), num_
         _add(StepKind(name=name, run=fn, config=_config_model(name, fn), inputs=tuple(inputs),
                       description=description, num_cpus=num_cpus, num_gpus=num_gpus, cacheable=cacheable,
                       resumable=resumable, long_lived=long_lived, code=tuple(code),
-                      requires_traits=tuple(requires_traits), passes_traits_from=tuple(passes_traits_from)))
+                      requires_traits=tuple(requires_traits), passes_traits_from=tuple(passes_traits_from),
+                      effects=tuple(effects)))
         return fn
 
     return decorate
