@@ -145,7 +145,7 @@ def recipes(kinds: bool = typer.Option(False, "--kinds", help="List step kinds a
     if kinds:
         for kind in registry.kinds().values():
             console.print(f"\n[bold]{kind.name}[/] inputs={list(kind.inputs)} — {kind.description}")
-            for fname, f in kind.config_model().model_fields.items():
+            for fname, f in kind.config.model_fields.items():
                 console.print(f"    {fname} = {f.default!r}: {f.description}", markup=False)
 
 

@@ -9,7 +9,7 @@ from pydantic import Field
 
 from flows.engine.config import Config
 from flows.engine.context import StepContext
-from flows.engine.registry import PII_SCRUBBED
+from flows.engine.registry import PII_SCRUBBED, step_kind
 
 
 class DemoCorpusConfig(Config):
@@ -25,6 +25,7 @@ class DemoStatsConfig(Config):
     lowercase: bool = Field(default=True, description="Count words case-insensitively.")
 
 
+@step_kind("demo.corpus", description="The stdlib's pydoc topics as a JSONL corpus.")
 def corpus(ctx: StepContext, config: DemoCorpusConfig) -> dict[str, float]:
     from pydoc_data.topics import topics
 
@@ -34,6 +35,8 @@ def corpus(ctx: StepContext, config: DemoCorpusConfig) -> dict[str, float]:
     return {"num_docs": len(names)}
 
 
+@step_kind("demo.stats", inputs=("docs",), requires_traits=(("docs", PII_SCRUBBED),),
+           description="Word counts and the most frequent words of a corpus.")
 def stats(ctx: StepContext, config: DemoStatsConfig) -> dict[str, float]:
     counts: collections.Counter[str] = collections.Counter()
     num_docs = 0

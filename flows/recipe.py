@@ -175,7 +175,7 @@ def parse_recipe(raw: Any, source: str = "<recipe>", overrides: list[str] | None
                                     e.args[0].split("; ", 1)[-1]))
             continue
         try:
-            configs[name] = kind.config_model().model_validate(spec.config)
+            configs[name] = kind.config.model_validate(spec.config)
         except ValidationError as e:
             problems += _pydantic_problems(f"{prefix}.config.", e)
         for inp, up in spec.needs.items():

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from flows.engine.registry import step_kind
 from serve.auth import endpoint_api_key
 from serve.stack_config import RagServeConfig, SmokeConfig
 from serve.steps import add_endpoint_links
@@ -37,6 +38,9 @@ def _budget_from(llm: dict, router) -> dict:
     return {"tokenizer": llm["tokenizer"], "max_model_len": llm["max_model_len"]}
 
 
+@step_kind("serve.rag", inputs=("endpoint", "index"), num_cpus=0, cacheable=False, long_lived=True,
+           description="Start the RAG router (hybrid search, citations, online evaluation) at /rag in front "
+                       "of the LLM app that serve.deploy started; writes endpoint.json.")
 def run_rag(ctx, config: RagServeConfig) -> dict[str, float]:
     from ray import serve
 
@@ -79,6 +83,9 @@ def run_rag(ctx, config: RagServeConfig) -> dict[str, float]:
     return {"router_startup_s": startup_s}
 
 
+@step_kind("serve.smoke", inputs=("endpoint", "rag"), num_cpus=0, cacheable=False, long_lived=True,
+           description="Query the live stack with the openai client (plain, streaming, adapter, RAG with "
+                       "citations, off-topic, feedback); fails if any answer has the wrong shape.")
 def run_smoke(ctx, config: SmokeConfig) -> dict[str, float]:
     import httpx
     from openai import OpenAI

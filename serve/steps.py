@@ -5,6 +5,7 @@ import json
 import time
 from pathlib import Path
 
+from flows.engine.registry import step_kind
 from serve.llm.config import (
     AdapterConfig,
     LLMServeConfig,
@@ -91,6 +92,12 @@ def gate_decision(gate_artifact: Path | None, config: ServeDeployConfig) -> dict
     return {"serve": "base", "reason": f"candidate not promoted ({gate['reason']}) and {why}: serving the base model"}
 
 
+@step_kind("serve.deploy", inputs=("model", "draft?", "adapter?", "gate?"),
+           description="Start the OpenAI-compatible Ray Serve + vLLM app from the run's model (+ draft, LoRA) "
+                       "and write endpoint.json; with a `gate` input (eval.offline) the adapter is served only "
+                       "if the gate promoted it, else the champion's adapter or the base model",
+           num_cpus=0,  # the step only drives Serve; the replica it starts needs the CPU
+           cacheable=False, long_lived=True)
 def run_deploy(ctx, config: ServeDeployConfig) -> dict[str, float]:
     from serve.auth import flow_api_key
     from serve.llm import app as serve_app

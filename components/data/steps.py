@@ -19,6 +19,7 @@ from components.data.shards import (
     ordered_execution,
     write_docs,
 )
+from flows.engine.registry import step_kind
 
 
 def _finish(ctx, acc: Accounting, started: float, extra_metrics: dict | None = None) -> dict[str, float]:
@@ -66,6 +67,10 @@ def corpus_documents(config: CorpusConfig, acc: Accounting, scrubber: DocScrubbe
             yield doc
 
 
+@step_kind("data.corpus",
+           description="Read the built-in stdlib-docs corpus and/or folders of .txt/.jsonl/.parquet into "
+                       "docs/part-*.parquet, Unicode-normalised and PII-scrubbed as read, counting unreadable, "
+                       "empty and oversized inputs.")
 def run_corpus(ctx, config: CorpusConfig) -> dict[str, float]:
     from pathlib import Path
 
@@ -93,6 +98,9 @@ def run_corpus(ctx, config: CorpusConfig) -> dict[str, float]:
 
 
 # -- data.clean ------------------------------------------------------------------------------
+@step_kind("data.clean", inputs=("docs",), num_cpus=0, passes_traits_from=("docs",),
+           description="Unicode, Gopher quality + repetition, C4, FineWeb, language-id filters and PII "
+                       "scrubbing on Ray Data; report.json has counts and samples per drop reason.")
 def run_clean(ctx, config: CleanConfig) -> dict[str, float]:
     from components.data.clean import COUNTERS, clean_batch, config_json
 
@@ -134,6 +142,9 @@ def run_clean(ctx, config: CleanConfig) -> dict[str, float]:
 
 
 # -- data.dedup ------------------------------------------------------------------------------
+@step_kind("data.dedup", inputs=("docs",), num_cpus=0, passes_traits_from=("docs",),
+           description="Exact + MinHash LSH near-duplicate removal on Ray Data (map_batches signatures, "
+                       "groupby buckets, connected components); clusters.jsonl lists every cluster.")
 def run_dedup(ctx, config: DedupConfig) -> dict[str, float]:
     from components.data.dedup_ray import dedup_clusters
 

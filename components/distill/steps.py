@@ -7,8 +7,12 @@ import json
 import numpy as np
 
 from components.distill.config import DraftDistillConfig
+from flows.engine.registry import step_kind
 
 
+@step_kind("distill.draft", inputs=("model", "tokens"), num_cpus=0,
+           description="Distil a small draft Llama (same tokenizer) from the target by forward KL on Ray Train; "
+                       "reports greedy acceptance vs a data-only draft; writes model/.")
 def run_draft(ctx, config: DraftDistillConfig) -> dict[str, float]:
     from transformers import AutoConfig
 

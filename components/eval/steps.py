@@ -15,9 +15,10 @@ import json
 import random
 from pathlib import Path
 
-from components.eval.config import OfflineEvalConfig
+from components.eval.config import FeedbackPrefsConfig, OfflineEvalConfig
 from components.eval.prompt_templates import TEMPLATES
 from components.eval.text_metrics import exact_match, qa_metrics, token_f1
+from flows.engine.registry import step_kind
 
 
 def load_eval_rows(data_artifact: Path, max_rows: int, seed: int) -> list[dict]:
@@ -65,6 +66,10 @@ def answer_all(ctx, model, tok, device, prompts: list[str], system: str, config:
     return out
 
 
+@step_kind("eval.offline", inputs=("model", "data", "adapter?", "tokens?", "index?"),
+           description="perplexity, EM/F1, BLEU/ROUGE, LLM-as-judge (rubric + both-order pairwise), RAG "
+                       "groundedness with an index, mlflow.genai.evaluate scorers, "
+                       "then the champion/candidate gate on MLflow registry aliases → report.json, gate.json")
 def run_offline_eval(ctx, config: OfflineEvalConfig, judge_backend=None) -> dict[str, float]:
     from components.eval.gate import run_gate
     from components.eval.judge import build_judge
@@ -187,7 +192,11 @@ def run_offline_eval(ctx, config: OfflineEvalConfig, judge_backend=None) -> dict
     return {**head, **metrics, "promoted": float(gate["promoted"])}
 
 
-def run_feedback_prefs(ctx, config) -> dict[str, float]:
+@step_kind("eval.feedback_prefs",
+           description="online feedback + judged shadow pairs → preferences.jsonl (prompt/chosen/rejected + "
+                       "provenance) and failures.jsonl: the `prefs` input of rl.dpo",
+           cacheable=False)  # reads a log that keeps growing
+def run_feedback_prefs(ctx, config: FeedbackPrefsConfig) -> dict[str, float]:
     """Feedback (thumbs) + judge verdicts from the online loop → preferences.jsonl / failures.jsonl."""
     from components.eval.preferences import (
         FeedbackRecord,

@@ -5,8 +5,12 @@ import json
 import time
 
 from components.rag.config import EvaluateConfig, IndexConfig, RetrievalConfig
+from flows.engine.registry import PII_SCRUBBED, step_kind
 
 
+@step_kind("rag.index", inputs=("docs",), requires_traits=(("docs", PII_SCRUBBED),),
+           description="Chunk documents by tokens, embed (all-MiniLM-L6-v2, Ray Data) + BM25-style sparse "
+                       "vectors, upsert into Qdrant (local mode in the artifact, or QDRANT_URL) idempotently.")
 def run_index(ctx, config: IndexConfig) -> dict[str, float]:
     from components.rag.embed import DIMS, MODEL_NAME
     from components.rag.indexing import index_documents
@@ -35,6 +39,8 @@ def run_index(ctx, config: IndexConfig) -> dict[str, float]:
     return metrics
 
 
+@step_kind("rag.evaluate", inputs=("index", "docs"), requires_traits=(("docs", PII_SCRUBBED),),
+           description="Derive labelled queries from the corpus; recall@k, MRR, nDCG@10 for dense vs hybrid search.")
 def run_evaluate(ctx, config: EvaluateConfig) -> dict[str, float]:
     import pyarrow.parquet as pq
 

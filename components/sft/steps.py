@@ -7,8 +7,12 @@ import tempfile
 from pathlib import Path
 
 from components.sft.config import SFTConfig, SFTDatasetConfig
+from flows.engine.registry import PII_SCRUBBED, step_kind
 
 
+@step_kind("sft.dataset", inputs=("docs",), requires_traits=(("docs", PII_SCRUBBED),),
+           description="Instruction data from the docs: sft.jsonl (chat), prompts.jsonl (GRPO, checkable "
+                       "answers), eval.jsonl.")
 def run_dataset(ctx, config: SFTDatasetConfig) -> dict[str, float]:
     from components.data.filters.pii import PIIScrubber
     from components.sft import dataset as ds
@@ -55,6 +59,8 @@ def _eval_chats(data: Path, tmp: Path) -> tuple[Path, str]:
     return path, split
 
 
+@step_kind("sft.lora", inputs=("model", "data"), num_cpus=0,
+           description="LoRA/QLoRA SFT with response-only loss on Ray Train; writes adapter/ (and merged/).")
 def run_lora(ctx, config: SFTConfig) -> dict[str, float]:
     from components.sft.artifacts import data_file, model_dir
     from components.sft.train_loop import sft_train

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from components.tokenize.config import PackConfig, TrainTokenizerConfig
+from flows.engine.registry import PII_SCRUBBED, step_kind
 
 
 def tokenizer_dir_of(artifact: Path) -> Path:
@@ -32,6 +33,9 @@ def _texts(docs_dir: Path, max_chars: int | None) -> Iterator[str]:
         yield text
 
 
+@step_kind("tokenize.train", inputs=("docs",), requires_traits=(("docs", PII_SCRUBBED),),
+           description="Train a byte-level BPE with special tokens and a chat template on a docs artifact; "
+                       "writes tokenizer/ (loads in transformers and vLLM as-is).")
 def run_train(ctx, config: TrainTokenizerConfig) -> dict[str, float]:
     from components.tokenize.bpe import tokenizer_sha256, train_bpe_tokenizer
 
@@ -58,6 +62,10 @@ def run_train(ctx, config: TrainTokenizerConfig) -> dict[str, float]:
     return metrics
 
 
+@step_kind("tokenize.pack", inputs=("docs", "tokenizer"), num_cpus=0,
+           requires_traits=(("docs", PII_SCRUBBED),),
+           description="Encode docs on Ray Data, append EOS, pack into fixed-length blocks; writes train/*.bin, "
+                       "val/*.bin (np.memmap), manifest.json and a tokenizer/ copy.")
 def run_pack(ctx, config: PackConfig) -> dict[str, float]:
     from tokenizers import Tokenizer
 

@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 from components.train.config import PretrainConfig
+from flows.engine.registry import step_kind
 
 
 def build_trainer(config: PretrainConfig, tokens_dir: Path, output_dir: Path, run_name: str = "pretrain"):
@@ -44,6 +45,11 @@ def read_metrics(output_dir: Path) -> dict[int, dict[str, float]]:
     return dict(sorted(by_step.items()))
 
 
+@step_kind("train.pretrain", inputs=("tokens",),
+           description="Pretrain a Llama/Mixtral preset on packed token shards with Ray Train "
+                       "(FSDP2 or DeepSpeed ZeRO), checkpointing and resuming; exports model/ as HF safetensors.",
+           num_cpus=0,  # only drives Ray Train; the workers hold the CPUs/GPUs
+           resumable=True)  # a re-run after a crash finds checkpoints/ where the failed attempt left them
 def run_pretrain(ctx, config: PretrainConfig) -> dict[str, float]:
     from components.train.data import unigram_cross_entropy
 

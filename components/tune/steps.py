@@ -14,8 +14,14 @@ from pathlib import Path
 import numpy as np
 
 from components.tune.config import SweepConfig
+from flows.engine.registry import step_kind
 
 
+@step_kind("tune.sweep", inputs=("tokens",),
+           description="Scaling sweep on Ray Tune (IsoFLOP profiles or an N×D grid of short pretraining runs, "
+                       "optional ASHA lr search), resumable; fits N_opt(C)/D_opt(C) and L(N,D) with bootstrap "
+                       "intervals, checks a held-out run against the prediction; fit.json + PNG plots.",
+           num_cpus=0)  # only drives Tune; the trials hold the CPUs
 def run_sweep(ctx, config: SweepConfig) -> dict[str, float]:
     from ray import tune
 

@@ -13,11 +13,11 @@ from pydantic import BaseModel
 ENGINE_VERSION = "1"  # bump when the artifact layout itself changes
 
 
-def code_version(run_ref: str, config_ref: str, extra_packages: tuple[str, ...] = ()) -> str:
+def code_version(kind_roots: tuple[str, ...], extra_packages: tuple[str, ...] = ()) -> str:
     """ENGINE_VERSION + the hash of the kind's import closure (``flows.engine.code_version``)."""
     from flows.engine.code_version import kind_modules, modules_hash
 
-    return f"{ENGINE_VERSION}-{modules_hash(kind_modules(run_ref, config_ref, extra_packages))}"
+    return f"{ENGINE_VERSION}-{modules_hash(kind_modules(kind_roots, extra_packages))}"
 
 
 def step_address(name: str, kind: str, config: BaseModel, inputs: dict[str, str], code: str) -> str:

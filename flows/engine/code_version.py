@@ -26,13 +26,23 @@ def _is_project(module: str, packages: tuple[str, ...]) -> bool:
 
 @cache
 def _source_file(module: str) -> Path | None:
+    """The file of a project module, found on disk without running it: ``find_spec("a.b.c")``
+    would import ``a.b`` — and ``from a.b import name`` makes us look up ``a.b.name`` — so
+    computing a code version would execute step modules' heavy imports (torch, vLLM)."""
+    top, *rest = module.split(".")
     try:
-        spec = importlib.util.find_spec(module)
+        spec = importlib.util.find_spec(top)  # a top-level name: finds it without importing it
     except (ModuleNotFoundError, ValueError):
         return None
-    if spec is None or not spec.origin or not spec.origin.endswith(".py"):
+    if spec is None:
         return None
-    return Path(spec.origin)
+    if not spec.submodule_search_locations:  # a plain top-level module
+        return Path(spec.origin) if not rest and spec.origin and spec.origin.endswith(".py") else None
+    base = Path(next(iter(spec.submodule_search_locations))).joinpath(*rest)
+    for candidate in (base / "__init__.py", base.with_suffix(".py")):  # a package wins, as in Python
+        if candidate.is_file():
+            return candidate
+    return None
 
 
 def import_statements(path: Path, package: str) -> list[tuple[int, str]]:
@@ -88,11 +98,11 @@ def modules_hash(modules: tuple[str, ...]) -> str:
     return h.hexdigest()[:16]
 
 
-def kind_modules(run_ref: str, config_ref: str, extra_packages: tuple[str, ...] = ()) -> tuple[str, ...]:
-    """The project modules a kind depends on: the closure of its run and config modules, plus the
-    closure of every module of any package it declares explicitly (for code reached without an
-    import statement, e.g. a file loaded by path)."""
-    roots = [run_ref.partition(":")[0], config_ref.partition(":")[0]]
+def kind_modules(kind_roots: tuple[str, ...], extra_packages: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """The project modules a kind depends on: the closure of its run and config modules
+    (``StepKind.modules``), plus the closure of every module of any package it declares
+    explicitly (for code reached without an import statement, e.g. a file loaded by path)."""
+    roots = list(kind_roots)
     for package in extra_packages:
         spec = importlib.util.find_spec(package)
         roots.append(package)

@@ -1,30 +1,31 @@
-"""Step kinds: the names a recipe's ``uses:`` may pick, each bound to a config model and a function.
+"""Step kinds: the names a recipe's ``uses:`` may pick, each one function decorated where it is written::
 
-Each stage declares its kinds in a light module (``components/<stage>/kinds.py``) that
-imports nothing heavy, so validating a recipe never imports torch, Ray or vLLM.
+    @step_kind("data.clean", inputs=("docs",), num_cpus=0, description="...")
+    def run_clean(ctx, config: CleanConfig) -> dict[str, float]: ...
+
+The config model is the annotation of the function's ``config`` parameter. Built-in kinds are
+found by importing every module ``STEP_MODULES`` matches (a stage's ``steps.py``); those modules
+stay light at import (torch, Ray, vLLM, transformers are imported inside the functions), so
+validating a recipe never pays for them. A kind defined anywhere else (a user's own step)
+registers when its module is imported, or with ``register(StepKind(...))``.
 """
 from __future__ import annotations
 
 import importlib
+import inspect
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cache
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
-# One line per stage; each module exposes ``KINDS: list[StepKind]``.
-KIND_MODULES = [
-    "flows.demo_kinds",
-    "components.data.kinds", "components.tokenize.kinds",
-    "components.eval.kinds",
-    "components.rag.kinds",
-    "components.train.kinds",
-    "components.tune.kinds",
-    "components.sft.kinds", "components.rl.kinds", "components.distill.kinds",
-    "serve.kinds",
-    "serve.stack_kinds",
-]
+# Where built-in kinds live, as globs relative to the repository root: every matching module is
+# imported once, and its @step_kind functions register themselves. A new stage needs only its
+# components/<stage>/steps.py.
+STEP_MODULES = ("flows/demo_steps.py", "components/*/steps.py", "serve/*steps.py")
+_REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 # Traits: facts about an artifact that recipe validation follows along the graph, so a recipe
@@ -36,9 +37,8 @@ TRAITS = {PII_SCRUBBED: "PII-scrubbed documents (e-mails, phone numbers, IBANs, 
 
 @dataclass(frozen=True)
 class StepKind:
-    """A step a recipe can use.
+    """A step a recipe can use: ``run(ctx, config)`` with ``config`` an instance of ``config``.
 
-    ``config`` and ``run`` are ``"module:attr"`` strings imported lazily.
     ``inputs`` names the upstream artifacts the function reads (recipe ``needs:`` keys);
     names ending in ``?`` are optional. The code version of the artifact address is computed
     from the import closure of the run and config modules (``code_version.py``); ``code`` adds
@@ -51,8 +51,8 @@ class StepKind:
     """
 
     name: str
-    config: str
-    run: str
+    run: Callable[..., Any]
+    config: type[BaseModel]
     inputs: tuple[str, ...] = ()
     description: str = ""
     num_cpus: float = 1.0
@@ -79,42 +79,98 @@ class StepKind:
     def all_inputs(self) -> set[str]:
         return {i.rstrip("?") for i in self.inputs}
 
-    def config_model(self) -> type[BaseModel]:
-        return _load(self.config)
+    @property
+    def modules(self) -> tuple[str, ...]:
+        """The modules of the function and its config: the roots of the kind's code version."""
+        return tuple(dict.fromkeys((self.run.__module__, self.config.__module__)))
 
-    def run_fn(self) -> Callable[..., Any]:
-        return _load(self.run)
-
-
-def _load(ref: str) -> Any:
-    module, _, attr = ref.partition(":")
-    return getattr(importlib.import_module(module), attr)
+    @property
+    def where(self) -> str:
+        return f"{self.run.__module__}.{self.run.__qualname__}"
 
 
-_registered: dict[str, StepKind] = {}
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def step_kind(name: str, *, description: str, inputs: tuple[str, ...] = (), num_cpus: float = 1.0,
+              num_gpus: float = 0.0, cacheable: bool = True, resumable: bool = False, long_lived: bool = False,
+              code: tuple[str, ...] = (), requires_traits: tuple[tuple[str, str], ...] = (),
+              passes_traits_from: tuple[str, ...] = (), effects: tuple[str, ...] = ()) -> Callable[[F], F]:
+    """Make ``fn(ctx, config: SomeConfig)`` the step kind ``name`` (see ``StepKind`` for the fields);
+    returns ``fn`` unchanged."""
+
+    def decorate(fn: F) -> F:
+        _add(StepKind(name=name, run=fn, config=_config_model(name, fn), inputs=tuple(inputs),
+                      description=description, num_cpus=num_cpus, num_gpus=num_gpus, cacheable=cacheable,
+                      resumable=resumable, long_lived=long_lived, code=tuple(code),
+                      requires_traits=tuple(requires_traits), passes_traits_from=tuple(passes_traits_from),
+                      effects=tuple(effects)))
+        return fn
+
+    return decorate
+
+
+def _config_model(name: str, fn: Callable[..., Any]) -> type[BaseModel]:
+    where = f"{fn.__module__}.{fn.__qualname__}"
+    fix = (f"write it as `def {fn.__name__}(ctx, config: MyConfig)`, MyConfig a pydantic model "
+           f"(a flows.engine.config.Config) imported at the top of {fn.__module__}")
+    try:
+        hints = typing.get_type_hints(fn)
+    except NameError as e:
+        raise TypeError(f"step kind {name!r}: {where} has an annotation that does not resolve ({e}); {fix}") from None
+    model = hints.get("config")
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        return model
+    if "config" not in inspect.signature(fn).parameters:
+        got = "no `config` parameter"
+    elif model is None:
+        got = "no annotation on `config`"
+    else:
+        got = f"`config: {model!r}`, which is not a pydantic model"
+    raise TypeError(f"step kind {name!r}: {where} has {got}; {fix}")
+
+
+_kinds: dict[str, StepKind] = {}
+_discovered = False
+
+
+def _add(kind: StepKind) -> None:
+    old = _kinds.get(kind.name)
+    if old is not None and old.where != kind.where:
+        raise ValueError(f"step kind {kind.name!r} is declared twice: by {old.where} and by {kind.where}; "
+                         "rename one of them")
+    _kinds[kind.name] = kind  # same function again: its module was re-imported
 
 
 def register(kind: StepKind) -> StepKind:
-    """Add a kind from outside llmflow (a user's own step); names must be unique."""
-    if kind.name in _registered or kind.name in _builtin():
-        raise ValueError(f"step kind {kind.name!r} is already registered")
-    _registered[kind.name] = kind
+    """Add a kind built by hand (``@step_kind`` does this for a decorated function); names must be unique."""
+    if not (isinstance(kind.config, type) and issubclass(kind.config, BaseModel)):
+        raise TypeError(f"step kind {kind.name!r}: config must be a pydantic model class, got {kind.config!r}")
+    _discover()
+    _add(kind)
     return kind
 
 
-def kinds() -> dict[str, StepKind]:
-    return {**_builtin(), **_registered}
-
-
-@cache
-def _builtin() -> dict[str, StepKind]:
-    found: dict[str, StepKind] = {}
-    for module in KIND_MODULES:
-        for kind in importlib.import_module(module).KINDS:
-            if kind.name in found:
-                raise RuntimeError(f"step kind {kind.name!r} is declared twice (second time in {module})")
-            found[kind.name] = kind
+def step_modules() -> list[str]:
+    """The modules ``STEP_MODULES`` matches, in that order."""
+    found: list[str] = []
+    for pattern in STEP_MODULES:
+        for path in sorted(_REPO_ROOT.glob(pattern)):
+            found.append(".".join(path.relative_to(_REPO_ROOT).with_suffix("").parts))
     return found
+
+
+def _discover() -> None:
+    global _discovered
+    if not _discovered:
+        for module in step_modules():
+            importlib.import_module(module)
+        _discovered = True
+
+
+def kinds() -> dict[str, StepKind]:
+    _discover()
+    return dict(_kinds)
 
 
 def get(name: str) -> StepKind:

@@ -14,7 +14,7 @@ import threading
 import time
 import traceback
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -88,11 +88,10 @@ def plan_flow(recipe: Recipe, store: ArtifactStore) -> dict[str, PlannedStep]:
         spec = recipe.model.steps[name]
         kind = recipe.kind(name)
         if spec.num_cpus is not None or spec.num_gpus is not None:
-            kind = StepKind(**{**asdict(kind), "num_cpus": spec.num_cpus if spec.num_cpus is not None
-                               else kind.num_cpus, "num_gpus": spec.num_gpus if spec.num_gpus is not None
-                               else kind.num_gpus})
+            kind = replace(kind, num_cpus=spec.num_cpus if spec.num_cpus is not None else kind.num_cpus,
+                           num_gpus=spec.num_gpus if spec.num_gpus is not None else kind.num_gpus)
         inputs = {inp: plan[up].address for inp, up in spec.needs.items()}
-        addr = step_address(name, kind.name, recipe.configs[name], inputs, code_version(kind.run, kind.config, kind.code))
+        addr = step_address(name, kind.name, recipe.configs[name], inputs, code_version(kind.modules, kind.code))
         plan[name] = PlannedStep(name, kind, recipe.configs[name], addr, dict(spec.needs), store.uri(name, addr))
     return plan
 
@@ -113,7 +112,7 @@ def _execute(step: PlannedStep, root: str, workdir: str, inputs: dict[str, tuple
                       run_id=run_id, tracking_uri=tracking_uri, state_dir=Path(workdir) / ".llmflow" / "state",
                       logger=logger)
     t0 = time.time()
-    metrics = step.kind.run_fn()(ctx, step.config) or {}
+    metrics = step.kind.run(ctx, step.config) or {}
     wall_s = time.time() - t0
     metrics = {k: float(v) for k, v in metrics.items()}
     record = {"step": step.name, "kind": step.kind.name, "address": step.address,

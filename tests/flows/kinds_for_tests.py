@@ -60,10 +60,8 @@ def _count_call(ctx: StepContext) -> None:
 
 
 KINDS = [
-    StepKind(name="test.emit", config="tests.flows.kinds_for_tests:EmitConfig",
-             run="tests.flows.kinds_for_tests:emit", description="writes a number"),
-    StepKind(name="test.add", config="tests.flows.kinds_for_tests:AddConfig",
-             run="tests.flows.kinds_for_tests:add", inputs=("a", "b?"), description="sums its inputs"),
+    StepKind(name="test.emit", config=EmitConfig, run=emit, description="writes a number"),
+    StepKind(name="test.add", config=AddConfig, run=add, inputs=("a", "b?"), description="sums its inputs"),
 ]
 
 

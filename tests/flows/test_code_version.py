@@ -69,7 +69,7 @@ def test_the_kinds_that_drifted_before_now_hash_what_they_use():
 
     def modules(name):
         k = kinds[name]
-        return set(cv.kind_modules(k.run, k.config, k.code))
+        return set(cv.kind_modules(k.modules, k.code))
 
     assert "components.models.presets" in modules("distill.draft")  # was missing from its code= list
     assert "components.data.shards" in modules("tokenize.pack")  # ditto

@@ -21,7 +21,7 @@ def _artifact(root: Path, sub: str, marker: str) -> Path:
 def test_kind_is_registered_uncached_and_light():
     kind = get("serve.deploy")
     assert not kind.cacheable and kind.required_inputs == {"model"} and kind.all_inputs == {"model", "draft", "adapter", "gate"}
-    assert kind.config_model() is ServeDeployConfig
+    assert kind.config is ServeDeployConfig
 
 
 def test_inputs_fill_model_adapter_and_draft(tmp_path):

@@ -116,4 +116,4 @@ def test_pretrain_kind_is_registered_and_holds_no_cpu():
 
     kind = registry.get("train.pretrain")
     assert kind.num_cpus == 0 and kind.required_inputs == {"tokens"}
-    assert kind.config_model() is PretrainConfig
+    assert kind.config is PretrainConfig
