@@ -10,7 +10,7 @@ from components.distill.config import DraftDistillConfig
 from flows.engine.registry import step_kind
 
 
-@step_kind("distill.draft", inputs=("model", "tokens"), num_cpus=0,
+@step_kind("distill.draft", inputs=("model", "tokens"), num_cpus=0, effects=("acceptance_rate",),
            description="Distil a small draft Llama (same tokenizer) from the target by forward KL on Ray Train; "
                        "reports greedy acceptance vs a data-only draft; writes model/.")
 def run_draft(ctx, config: DraftDistillConfig) -> dict[str, float]:

@@ -59,7 +59,7 @@ def _eval_chats(data: Path, tmp: Path) -> tuple[Path, str]:
     return path, split
 
 
-@step_kind("sft.lora", inputs=("model", "data"), num_cpus=0,
+@step_kind("sft.lora", inputs=("model", "data"), num_cpus=0, effects=("response_loss",),
            description="LoRA/QLoRA SFT with response-only loss on Ray Train; writes adapter/ (and merged/).")
 def run_lora(ctx, config: SFTConfig) -> dict[str, float]:
     from components.sft.artifacts import data_file, model_dir

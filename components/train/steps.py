@@ -45,7 +45,7 @@ def read_metrics(output_dir: Path) -> dict[int, dict[str, float]]:
     return dict(sorted(by_step.items()))
 
 
-@step_kind("train.pretrain", inputs=("tokens",),
+@step_kind("train.pretrain", inputs=("tokens",), effects=("val_loss",),
            description="Pretrain a Llama/Mixtral preset on packed token shards with Ray Train "
                        "(FSDP2 or DeepSpeed ZeRO), checkpointing and resuming; exports model/ as HF safetensors.",
            num_cpus=0,  # only drives Ray Train; the workers hold the CPUs/GPUs

@@ -59,8 +59,23 @@ def _count_call(ctx: StepContext) -> None:
         f.write(ctx.name + "\n")
 
 
+class LearnConfig(Config):
+    loss: float = Field(default=1.0, description="The 'trained' loss this step reports.")
+    baseline: float = Field(default=2.0, description="The loss of its baseline.")
+    min_margin: float = Field(default=0.5, description="The gain that counts as an effect.")
+
+
+def learn(ctx: StepContext, config: LearnConfig) -> dict[str, float]:
+    (ctx.output / "value.json").write_text(json.dumps({"value": config.loss}))
+    ctx.report_effect("loss", config.loss, config.baseline, higher_is_better=False, min_margin=config.min_margin,
+                      baseline_name="baseline")
+    return {"loss": config.loss}
+
+
 KINDS = [
     StepKind(name="test.emit", config=EmitConfig, run=emit, description="writes a number"),
+    StepKind(name="test.learn", config=LearnConfig, run=learn, effects=("loss",),
+             description="reports a loss against a baseline"),
     StepKind(name="test.add", config=AddConfig, run=add, inputs=("a", "b?"), description="sums its inputs"),
 ]
 
