@@ -32,7 +32,7 @@ def main():
     import ray
     from tokenizers import Tokenizer
 
-    from components.data.shards import write_docs
+    from components.artifacts import Docs
     from components.data.stdlib_corpus import stdlib_documents
     from components.tokenize.bpe import EOS, train_bpe_tokenizer
     from components.tokenize.config import PackConfig
@@ -42,7 +42,7 @@ def main():
     root = Path(tempfile.mkdtemp(prefix="bench_pack_"))
     base = [d for d in stdlib_documents() if d["text"].strip()]
     docs = [{**d, "id": f"{c}/{d['id']}"} for c in range(args.copies) for d in base]
-    write_docs(docs, root / "docs")
+    Docs.write(docs, root / "docs")
     texts = [d["text"] for d in docs]
     mb = sum(len(t.encode()) for t in texts) / 1e6
     train_bpe_tokenizer((d["text"] for d in base), 4096, root / "tok")

@@ -20,19 +20,19 @@ def main() -> None:
     ap.add_argument("--query-words", type=int, nargs="+", default=[8, 4])
     args = ap.parse_args()
 
-    import pandas as pd
-    import ray
     from pydoc_data.topics import topics
 
+    import ray
+
+    from components.artifacts import Docs
     from components.rag.config import EvaluateConfig, IndexConfig
     from components.rag.steps import run_evaluate, run_index
     from flows.engine.context import StepContext
 
     root = Path(tempfile.mkdtemp(prefix="rag-quality-"))
     keys = sorted(topics)
-    (root / "docs" / "docs").mkdir(parents=True)
-    pd.DataFrame({"id": keys, "text": [topics[k] for k in keys], "source": "pydoc_data.topics",
-                  "title": keys}).to_parquet(root / "docs" / "docs" / "part-00000.parquet")
+    Docs.write(({"id": k, "text": topics[k], "source": "pydoc_data.topics", "title": k} for k in keys),
+               root / "docs")
     ray.init(address="local", num_cpus=4, include_dashboard=False, log_to_driver=False)
     try:
         index = run_index(StepContext.for_test(root / "index", {"docs": root / "docs"}), IndexConfig())

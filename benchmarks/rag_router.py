@@ -56,16 +56,14 @@ def tiny_model(out: Path) -> Path:
 def build_index(root: Path) -> Path:
     from pydoc_data.topics import topics
 
-    import pandas as pd
-
+    from components.artifacts import Docs
     from components.rag.config import IndexConfig
     from components.rag.steps import run_index
     from flows.engine.context import StepContext
 
     keys = sorted(topics)
-    (root / "docs" / "docs").mkdir(parents=True)
-    pd.DataFrame({"id": keys, "text": [topics[k] for k in keys], "source": "pydoc_data.topics",
-                  "title": keys}).to_parquet(root / "docs" / "docs" / "part-00000.parquet")
+    Docs.write(({"id": k, "text": topics[k], "source": "pydoc_data.topics", "title": k} for k in keys),
+               root / "docs")
     run_index(StepContext.for_test(root / "index", {"docs": root / "docs"}), IndexConfig())
     return root
 

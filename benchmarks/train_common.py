@@ -5,30 +5,18 @@ so the benchmarks exercise exactly the data path the `train.pretrain` step uses.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import statistics
 from pathlib import Path
 
 import numpy as np
 
 
-def _write_split(out: Path, split: str, blocks: np.ndarray) -> list[str]:
-    (out / split).mkdir(parents=True, exist_ok=True)
-    rel = f"{split}/shard-00000.bin"
-    mm = np.memmap(out / rel, dtype=blocks.dtype, mode="w+", shape=blocks.shape)
-    mm[:] = blocks
-    mm.flush()
-    return [rel]
-
-
 def _manifest(out: Path, seq_len: int, vocab_size: int, train: np.ndarray, val: np.ndarray) -> Path:
-    manifest = {"seq_len": seq_len, "dtype": train.dtype.name, "vocab_size": vocab_size,
-                "train": _write_split(out, "train", train), "val": _write_split(out, "val", val),
-                "num_train_blocks": len(train), "num_val_blocks": len(val),
-                "num_train_tokens": int(train.size), "num_val_tokens": int(val.size),
-                "tokenizer_sha256": hashlib.sha256((out / "tokenizer" / "tokenizer.json").read_bytes()).hexdigest()}
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    from components.artifacts import Tokens
+    from components.tokenize.bpe import tokenizer_sha256
+
+    Tokens.write_blocks(out, {"train": [train], "val": [val]}, vocab_size=vocab_size,
+                        tokenizer_sha256=tokenizer_sha256(out / Tokens.TOKENIZER_DIR))
     return out
 
 

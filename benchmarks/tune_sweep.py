@@ -63,7 +63,7 @@ def main() -> None:
     import ray
     from ray import tune
 
-    from components.train.data import read_manifest
+    from components.artifacts import Tokens
     from components.tune.config import ModelShape, SweepConfig
     from components.tune.plan import plan_trials
     from components.tune.sweep import run_phase
@@ -71,12 +71,12 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="tune_bench_"))
     tokens = stdlib_tokens(work / "tokens", seq_len=64, vocab_size=512)
-    manifest = read_manifest(tokens)
+    manifest = Tokens.read(tokens)
     base = {"budgets_flops": [float(b) for b in args.budgets.split(",")], "batch_size": 8, "learning_rate": 1e-2,
             "num_reports": 2, "storage_path": str(work / "tune"), "resume": False,
             "shapes": [ModelShape(depth=1, width=32), ModelShape(depth=2, width=32),
                        ModelShape(depth=1, width=64), ModelShape(depth=1, width=96)]}
-    trials, _ = plan_trials(SweepConfig(**base), int(manifest["vocab_size"]), int(manifest["seq_len"]))
+    trials, _ = plan_trials(SweepConfig(**base), manifest.vocab_size, manifest.seq_len)
     print(f"{len(trials)} trials, {sum(t.num_steps for t in trials)} steps in all", flush=True)
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
 

@@ -15,6 +15,7 @@ import os
 import secrets
 from pathlib import Path
 
+from components.artifacts import Endpoint
 from flows.engine.local_secrets import read_or_create_secret
 
 KEY_FILE_NAME = "api_key"
@@ -45,14 +46,14 @@ def flow_api_key(api_key_env: str | None, state_dir: str | Path | None) -> tuple
     return read_or_create_key(path), path
 
 
-def endpoint_api_key(endpoint: dict) -> str | None:
+def endpoint_api_key(endpoint: Endpoint) -> str | None:
     """The bearer key of a running app from its endpoint.json: its variable if set, else its key file."""
-    name = endpoint.get("api_key_env")
+    name = endpoint.api_key_env
     if not name:
         return None
     if os.environ.get(name):
         return os.environ[name]
-    if endpoint.get("api_key_file") and Path(endpoint["api_key_file"]).exists():
-        return Path(endpoint["api_key_file"]).read_text().strip()
+    if endpoint.api_key_file and Path(endpoint.api_key_file).exists():
+        return Path(endpoint.api_key_file).read_text().strip()
     raise ValueError(f"the endpoint needs the API key in ${name}, which is unset, and records no readable key file "
-                     f"({endpoint.get('api_key_file')}): export {name}=<key>")
+                     f"({endpoint.api_key_file}): export {name}=<key>")

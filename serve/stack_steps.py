@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from components.artifacts import Endpoint
 from flows.engine.registry import step_kind
 from serve.auth import endpoint_api_key
 from serve.stack_config import RagServeConfig, SmokeConfig
@@ -25,17 +26,17 @@ def _host_url(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
-def _budget_from(llm: dict, router) -> dict:
+def _budget_from(llm: Endpoint, router) -> dict:
     """The served model's tokenizer and context length (from its endpoint.json) for the router's
     prompt budget, unless the recipe set them itself (null for both turns budgeting off)."""
     if {"tokenizer", "max_model_len"} & router.model_fields_set:
         return {}
-    missing = [k for k in ("tokenizer", "max_model_len") if not llm.get(k)]
+    missing = [k for k in ("tokenizer", "max_model_len") if not getattr(llm, k)]
     if missing:
-        raise ValueError(f"the LLM's endpoint.json lacks {missing} (written by an older serve.deploy), so the "
-                         "router cannot fit prompts into the context: rerun serve.deploy, or set "
-                         "router.tokenizer and router.max_model_len in this step's config")
-    return {"tokenizer": llm["tokenizer"], "max_model_len": llm["max_model_len"]}
+        raise ValueError(f"the LLM's endpoint.json lacks {missing}, so the router cannot fit prompts into the "
+                         "context: rerun serve.deploy, or set router.tokenizer and router.max_model_len in this "
+                         "step's config")
+    return {"tokenizer": llm.tokenizer, "max_model_len": llm.max_model_len}
 
 
 @step_kind("serve.rag", inputs=("endpoint", "index"), num_cpus=0, cacheable=False, long_lived=True,
@@ -47,11 +48,11 @@ def run_rag(ctx, config: RagServeConfig) -> dict[str, float]:
     from serve.llm.app import wait_healthy
     from serve.router.app import build_router
 
-    llm = json.loads((ctx.input("endpoint") / "endpoint.json").read_text())
+    llm = Endpoint.of(ctx, "endpoint", served="llm")
     # The router asks for the model serve.deploy serves by default (the adapter the gate let through)
     # unless the recipe named one.
-    served = {"model": llm["served_model"]} if "model" not in config.router.model_fields_set and \
-        llm.get("served_model") and llm["served_model"] != llm.get("model") else {}
+    served = {"model": llm.served_model} if "model" not in config.router.model_fields_set and \
+        llm.served_model and llm.served_model != llm.model else {}
     router = config.router.model_copy(deep=True, update={"index_dir": str(ctx.input("index")),
                                                          **_budget_from(llm, config.router), **served})
     if router.online_eval is not None:
@@ -62,24 +63,24 @@ def run_rag(ctx, config: RagServeConfig) -> dict[str, float]:
             updates["feedback_path"] = str(Path(ctx.state_dir or ctx.output) / "online" / oe.feedback_path)
             Path(updates["feedback_path"]).parent.mkdir(parents=True, exist_ok=True)
         router = router.model_copy(update={"online_eval": oe.model_copy(update=updates)})
-    handle = serve.get_deployment_handle(llm["deployment"], app_name=llm["app_name"])
+    handle = serve.get_deployment_handle(llm.deployment, app_name=llm.app_name)
     t0 = time.perf_counter()
     # One key for the whole stack: the router takes the LLM app's (its variable, else the flow's key file).
-    app = build_router(router, handle, api_key_env=llm.get("api_key_env"), api_key=endpoint_api_key(llm),
-                       llm_admission_limit=llm.get("admission_limit"))
+    app = build_router(router, handle, api_key_env=llm.api_key_env, api_key=endpoint_api_key(llm),
+                       llm_admission_limit=llm.admission_limit)
     serve.run(app, name=config.app_name, route_prefix=config.route_prefix, blocking=False)
-    root = _host_url(llm["url"]) + config.route_prefix.rstrip("/")
+    root = _host_url(llm.url) + config.route_prefix.rstrip("/")
     wait_healthy(f"{root}/health", config.start_timeout_s)
     startup_s = time.perf_counter() - t0
-    info = {"url": f"{root}/v1", "health_url": f"{root}/health", "app_name": config.app_name,
-            "feedback_url": f"{root}/feedback" if router.online_eval else None,
-            "online_metrics_url": f"{root}/online/metrics" if router.online_eval else None,
-            "llm": llm["url"], "startup_s": startup_s,
-            "api_key_env": llm.get("api_key_env"), "api_key_file": llm.get("api_key_file"),
-            "feedback_path": router.online_eval.feedback_path if router.online_eval else None}
-    (Path(ctx.output) / "endpoint.json").write_text(json.dumps(info, indent=2))
-    add_endpoint_links(ctx, info)
-    ctx.set_tags({"serve.rag_url": info["url"], "serve.online_eval": bool(router.online_eval)})
+    endpoint = Endpoint(served="rag", url=f"{root}/v1", health_url=f"{root}/health", app_name=config.app_name,
+                        feedback_url=f"{root}/feedback" if router.online_eval else None,
+                        online_metrics_url=f"{root}/online/metrics" if router.online_eval else None,
+                        llm_url=llm.url, startup_s=startup_s, api_key_env=llm.api_key_env,
+                        api_key_file=llm.api_key_file,
+                        feedback_path=router.online_eval.feedback_path if router.online_eval else None)
+    endpoint.write(ctx.output)
+    add_endpoint_links(ctx, endpoint)
+    ctx.set_tags({"serve.rag_url": endpoint.url, "serve.online_eval": bool(router.online_eval)})
     return {"router_startup_s": startup_s}
 
 
@@ -90,11 +91,11 @@ def run_smoke(ctx, config: SmokeConfig) -> dict[str, float]:
     import httpx
     from openai import OpenAI
 
-    llm = json.loads((ctx.input("endpoint") / "endpoint.json").read_text())
-    rag = json.loads((ctx.input("rag") / "endpoint.json").read_text())
+    llm = Endpoint.of(ctx, "endpoint", served="llm")
+    rag = Endpoint.of(ctx, "rag", served="rag")
     key = endpoint_api_key(llm)
-    client = OpenAI(base_url=llm["url"], api_key=key or "none", timeout=config.timeout_s, max_retries=1)
-    rag_client = OpenAI(base_url=rag["url"], api_key=key or "none", timeout=config.timeout_s, max_retries=1)
+    client = OpenAI(base_url=llm.url, api_key=key or "none", timeout=config.timeout_s, max_retries=1)
+    rag_client = OpenAI(base_url=rag.url, api_key=key or "none", timeout=config.timeout_s, max_retries=1)
     checks: dict[str, dict[str, Any]] = {}
 
     def check(name: str, fn) -> None:
@@ -106,20 +107,20 @@ def run_smoke(ctx, config: SmokeConfig) -> dict[str, float]:
             checks[name] = {"ok": False, "latency_s": time.perf_counter() - t0, "error": f"{type(e).__name__}: {e}"}
 
     def plain():
-        r = client.completions.create(model=llm["model"], prompt=config.plain_prompt, max_tokens=config.max_tokens,
+        r = client.completions.create(model=llm.model, prompt=config.plain_prompt, max_tokens=config.max_tokens,
                                       temperature=0)
         assert r.usage.completion_tokens > 0, "no tokens generated"
         return {"text": r.choices[0].text}
 
     def chat_stream():
         pieces = [c.choices[0].delta.content or "" for c in client.chat.completions.create(
-            model=llm["model"], messages=[{"role": "user", "content": config.rag_question}],
+            model=llm.model, messages=[{"role": "user", "content": config.rag_question}],
             max_tokens=config.max_tokens, stream=True) if c.choices]
         assert len(pieces) > 1, f"expected several streamed chunks, got {len(pieces)}"
         return {"chunks": len(pieces), "text": "".join(pieces)}
 
     def adapter():
-        names = [m for m in llm.get("models", []) if m != llm["model"]]
+        names = [m for m in llm.models if m != llm.model]
         if not names:
             return {"skipped": "no adapter served"}
         r = client.completions.create(model=names[0], prompt=config.plain_prompt, max_tokens=config.max_tokens)
@@ -168,9 +169,9 @@ def run_smoke(ctx, config: SmokeConfig) -> dict[str, float]:
         return {"chunks": len(pieces), "sources": len(first_rag["sources"])}
 
     def feedback():
-        if not rag.get("feedback_url"):
+        if not rag.feedback_url:
             return {"skipped": "online evaluation is off"}
-        r = httpx.post(rag["feedback_url"], json={"request_id": checks_feedback["request_id"], "thumb": "up",
+        r = httpx.post(rag.feedback_url, json={"request_id": checks_feedback["request_id"], "thumb": "up",
                                                   "comment": "smoke test"}, timeout=config.timeout_s,
                        headers={"Authorization": f"Bearer {key}"} if key else {})
         r.raise_for_status()

@@ -5,6 +5,7 @@ import json
 import time
 from pathlib import Path
 
+from components.artifacts import Adapter, Endpoint, Model, WrongArtifactError
 from flows.engine.registry import step_kind
 from serve.llm.config import (
     AdapterConfig,
@@ -15,37 +16,29 @@ from serve.llm.config import (
 )
 
 
-def _hf_dir(root: Path, sub: str, marker: str) -> Path:
-    """An artifact's HF directory: ``root/sub`` (the stage layout) or ``root`` itself."""
-    for cand in (root / sub, root):
-        if (cand / marker).is_file():
-            return cand
-    raise FileNotFoundError(f"no {marker} under {root}/{sub} or {root}: is this input the right artifact?")
-
-
-def add_endpoint_links(ctx, endpoint: dict) -> None:
+def add_endpoint_links(ctx, endpoint: Endpoint) -> None:
     """The run summary's lines for a live endpoint: its URL (and feedback URL), where its API key is."""
-    ctx.add_link("serving", f"serving at {endpoint.get('url')} (OpenAI-compatible)"
-                 + (f"; feedback: POST {endpoint['feedback_url']}" if endpoint.get("feedback_url") else ""))
-    if endpoint.get("api_key_file"):
-        key_file = endpoint["api_key_file"]
-        ctx.add_link("api_key", f"API key in {key_file} "
-                     f"(export {endpoint.get('api_key_env') or 'LLMFLOW_API_KEY'}=$(cat {key_file}))")
+    ctx.add_link("serving", f"serving at {endpoint.url} (OpenAI-compatible)"
+                 + (f"; feedback: POST {endpoint.feedback_url}" if endpoint.feedback_url else ""))
+    if endpoint.api_key_file:
+        ctx.add_link("api_key", f"API key in {endpoint.api_key_file} "
+                     f"(export {endpoint.api_key_env or 'LLMFLOW_API_KEY'}=$(cat {endpoint.api_key_file}))")
 
 
-def app_config_from_inputs(config: ServeDeployConfig, inputs: dict[str, Path]) -> ServeAppConfig:
+def app_config_from_inputs(config: ServeDeployConfig, inputs: dict[str, Path], step: str = "serve.deploy") -> ServeAppConfig:
     """The concrete app config: the deploy config with model/draft/adapter paths filled from inputs."""
     llm = config.app.llm.model_copy(deep=True)
-    llm.model = str(_hf_dir(inputs["model"], "model", "config.json"))
+    llm.model = str(Model.read(inputs["model"], input="model", step=step).dir)
     if "adapter" in inputs:
         llm.adapters = [*llm.adapters, AdapterConfig(
-            name=config.adapter_name, path=str(_hf_dir(inputs["adapter"], "adapter", "adapter_config.json")))]
+            name=config.adapter_name, path=str(Adapter.read(inputs["adapter"], input="adapter", step=step).dir))]
     if "draft" in inputs:
         if llm.speculative.method == "ngram":
             raise ValueError("a `draft` input was given but app.llm.speculative.method is ngram: "
                              "drop the draft input or set method: none (the draft turns on draft_model)")
         llm.speculative = SpeculativeConfig(method="draft_model",
-                                            draft_model=str(_hf_dir(inputs["draft"], "model", "config.json")),
+                                            draft_model=str(Model.read(inputs["draft"], input="draft",
+                                                                       step=step).dir),
                                             num_speculative_tokens=llm.speculative.num_speculative_tokens)
     return config.app.model_copy(update={"llm": LLMServeConfig.model_validate(llm.model_dump())})
 
@@ -63,6 +56,14 @@ def smoke_request(info: dict, prompt: str, max_tokens: int, api_key: str | None)
             n += 1
     return {"smoke_ttft_ms": 1000 * (ttft if ttft is not None else float("nan")),
             "smoke_latency_s": time.perf_counter() - t0, "smoke_chunks": float(n)}
+
+
+def _is_adapter(artifact: Path) -> bool:
+    try:
+        Adapter.read(artifact)
+    except WrongArtifactError:
+        return False
+    return True
 
 
 def gate_decision(gate_artifact: Path | None, config: ServeDeployConfig) -> dict:
@@ -84,8 +85,7 @@ def gate_decision(gate_artifact: Path | None, config: ServeDeployConfig) -> dict
         return {"serve": "candidate", "version": version, "reason": gate["reason"]}
     champion = gate.get("champion")
     source = Path(champion["source"]) if champion else None
-    if source is not None and ((source / "adapter" / "adapter_config.json").is_file()
-                               or (source / "adapter_config.json").is_file()):
+    if source is not None and _is_adapter(source):
         return {"serve": "champion", "version": champion["version"], "source": str(source),
                 "reason": f"candidate not promoted ({gate['reason']}); serving champion v{champion['version']}"}
     why = ("the champion's adapter " + str(source) + " is gone") if source is not None else "there is no champion"
@@ -108,7 +108,7 @@ def run_deploy(ctx, config: ServeDeployConfig) -> dict[str, float]:
         inputs["adapter"] = Path(decision["source"])
     elif decision["serve"] == "base":
         inputs.pop("adapter", None)
-    app_config = app_config_from_inputs(config, inputs)
+    app_config = app_config_from_inputs(config, inputs, ctx.name)
     # The name a client (and the RAG router) asks for by default: the adapter the gate let through.
     served_model = config.adapter_name if "adapter" in inputs else app_config.llm.served_model_name
     # Auth is on by default: with the key's variable unset, the flow keeps its own key in a file
@@ -120,10 +120,9 @@ def run_deploy(ctx, config: ServeDeployConfig) -> dict[str, float]:
     smoke = smoke_request(info, config.smoke_prompt, config.smoke_max_tokens, api_key)
     metrics = {"startup_s": startup_s, **smoke}
     # the key file's path, never the key: endpoint.json is an artifact anyone with the store can read
-    endpoint = {**info, "api_key_file": str(key_file) if key_file else None, "startup_s": startup_s, "smoke": smoke,
-                "served_model": served_model, "gate": decision}
-    path = Path(ctx.output) / "endpoint.json"
-    path.write_text(json.dumps(endpoint, indent=2))
+    endpoint = Endpoint(served="llm", **info, api_key_file=str(key_file) if key_file else None,
+                        startup_s=startup_s, smoke=smoke, served_model=served_model, gate=decision)
+    path = endpoint.write(ctx.output)
     add_endpoint_links(ctx, endpoint)
     ctx.add_link("gate", f"serving {decision['serve']} as {served_model!r}: {decision['reason']}")
     metrics["serving_candidate"] = float(decision["serve"] == "candidate")

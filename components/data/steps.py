@@ -9,16 +9,12 @@ import json
 import time
 from collections.abc import Iterator
 
+from components.artifacts import Docs
 from components.data.accounting import Accounting
 from components.data.config import CleanConfig, CorpusConfig, DedupConfig
 from components.data.filters.pii import PIIScrubber
 from components.data.scrub import DocScrubber
-from components.data.shards import (
-    DOC_COLUMNS,
-    docs_dataset,
-    ordered_execution,
-    write_docs,
-)
+from components.data.shards import docs_dataset, ordered_execution
 from flows.engine.registry import step_kind
 
 
@@ -90,7 +86,7 @@ def run_corpus(ctx, config: CorpusConfig) -> dict[str, float]:
             num_chars += len(doc["text"])
             yield doc
 
-    write_docs(counted(), ctx.output, config.docs_per_shard)
+    Docs.write(counted(), ctx.output, config.docs_per_shard)
     acc.extra["num_chars"] = num_chars
     acc.extra["rewrites"] = dict(scrubber.counts)
     return _finish(ctx, acc, started, {"num_chars": num_chars,
@@ -104,6 +100,7 @@ def run_corpus(ctx, config: CorpusConfig) -> dict[str, float]:
 def run_clean(ctx, config: CleanConfig) -> dict[str, float]:
     from components.data.clean import COUNTERS, clean_batch, config_json
 
+    docs = Docs.of(ctx)
     started = time.perf_counter()
     # A dropped document is dropped before the PII filter (it runs last), so its sample in
     # report.json would be raw text: scrub the samples with the same settings.
@@ -114,7 +111,7 @@ def run_clean(ctx, config: CleanConfig) -> dict[str, float]:
     chars = {"in": 0, "kept": 0}
     # A Dataset copies the DataContext when it is created: order settings go first.
     with ordered_execution():
-        ds = docs_dataset(ctx.input("docs"), config.batch_size)
+        ds = docs_dataset(docs, config.batch_size)
         num_blocks = ds.num_blocks()
         ds = ds.map_batches(clean_batch, fn_kwargs={"config_json": config_json(config)},
                             batch_format="pyarrow", batch_size=config.batch_size, zero_copy_batch=True)
@@ -131,9 +128,9 @@ def run_clean(ctx, config: CleanConfig) -> dict[str, float]:
                 else:
                     acc.keep()
                     chars["kept"] += len(row["text"])
-                    yield {c: row[c] for c in DOC_COLUMNS}
+                    yield {c: row[c] for c in Docs.COLUMNS}
 
-    write_docs(kept_docs(), ctx.output, config.docs_per_shard)
+    Docs.write(kept_docs(), ctx.output, config.docs_per_shard)
     acc.extra["rewrites"] = totals
     acc.extra["num_chars_in"], acc.extra["num_chars_kept"] = chars["in"], chars["kept"]
     kept_chars = chars["kept"] / chars["in"] if chars["in"] else 0.0
@@ -148,16 +145,15 @@ def run_clean(ctx, config: CleanConfig) -> dict[str, float]:
 def run_dedup(ctx, config: DedupConfig) -> dict[str, float]:
     from components.data.dedup_ray import dedup_clusters
 
+    docs = Docs.of(ctx)
     started = time.perf_counter()
     with ordered_execution(config.shuffle_strategy):
-        clusters = dedup_clusters(docs_dataset(ctx.input("docs"), config.batch_size, ("id", "text")), config)
+        clusters = dedup_clusters(docs_dataset(docs, config.batch_size, ("id", "text")), config)
     dropped = {d: c for c in clusters for d in c.duplicates}
     acc = Accounting("data.dedup")
 
     def survivors():  # the driver streams the input once more; only ids in `dropped` are removed
-        from components.data.shards import read_docs
-
-        for row in read_docs(ctx.input("docs")):
+        for row in docs.rows():
             cluster = dropped.get(row["id"])
             if cluster is None:
                 acc.keep()
@@ -165,7 +161,7 @@ def run_dedup(ctx, config: DedupConfig) -> dict[str, float]:
             else:
                 acc.drop(f"dedup:{cluster.kind}_duplicate", row["id"], row["text"])
 
-    write_docs(survivors(), ctx.output, config.docs_per_shard)
+    Docs.write(survivors(), ctx.output, config.docs_per_shard)
     by_kind = {k: sum(1 for c in clusters if c.kind == k) for k in ("exact", "near")}
     acc.extra["num_clusters"] = len(clusters)
     acc.extra["clusters_by_kind"] = by_kind

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 
+from components.artifacts import Model, Tokens
 from components.distill.config import DraftDistillConfig
 from flows.engine.registry import step_kind
 
@@ -18,11 +19,11 @@ def run_draft(ctx, config: DraftDistillConfig) -> dict[str, float]:
 
     from components.distill.draft import draft_config
     from components.distill.worker import distill_worker
-    from components.sft.artifacts import model_dir
     from components.train.data import TokenBlocks
     from components.train.fit import fit
 
-    target_dir = model_dir(ctx.input("model"))
+    target_dir = Model.of(ctx).dir
+    Tokens.of(ctx)
     tokens = ctx.input("tokens")
     train_blocks = TokenBlocks(tokens, "train")
     if len(train_blocks) == 0:

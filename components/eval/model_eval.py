@@ -4,42 +4,27 @@ eval questions, with the HF model (plus an optional PEFT adapter) on the device 
 """
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 import numpy as np
 
 
-def resolve_model_dir(artifact: Path) -> Path:
-    for cand in (artifact / "merged", artifact / "model", artifact):
-        if (cand / "config.json").exists():
-            return cand
-    raise FileNotFoundError(f"no HF model (config.json) in {artifact} or its model/ folder: "
-                            "wire eval.offline's `model` input to a train.pretrain / sft.lora step")
+def load_model(model_dir: Path, adapter_dir: Path | None):
+    """The HF model at ``model_dir`` (with the PEFT adapter at ``adapter_dir``), its tokenizer and device.
 
-
-def resolve_adapter_dir(artifact: Path) -> Path:
-    for cand in (artifact / "adapter", artifact):
-        if (cand / "adapter_config.json").exists():
-            return cand
-    raise FileNotFoundError(f"no PEFT adapter (adapter_config.json) in {artifact} or its adapter/ folder")
-
-
-def load_model(model_artifact: Path, adapter_artifact: Path | None):
+    The adapter's own tokenizer wins when it carries one (chat templates come with SFT)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from components.train.device import train_device
 
-    model_dir = resolve_model_dir(model_artifact)
     device = train_device()
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
     tok_dir = model_dir
-    if adapter_artifact is not None:
+    if adapter_dir is not None:
         from peft import PeftModel
 
-        adapter_dir = resolve_adapter_dir(adapter_artifact)
         model = PeftModel.from_pretrained(model, adapter_dir)
         if (adapter_dir / "tokenizer_config.json").exists():
             tok_dir = adapter_dir
@@ -52,17 +37,12 @@ def load_model(model_artifact: Path, adapter_artifact: Path | None):
 
 def val_blocks(tokens_artifact: Path, max_blocks: int) -> np.ndarray:
     """The first ``max_blocks`` validation blocks of a tokenize.pack artifact."""
-    manifest = json.loads((tokens_artifact / "manifest.json").read_text())
-    seq_len, dtype = int(manifest["seq_len"]), np.dtype(manifest["dtype"])
-    blocks = []
-    for rel in manifest["val"]:
-        arr = np.memmap(tokens_artifact / rel, dtype=dtype, mode="r").reshape(-1, seq_len)
-        blocks.append(np.asarray(arr[: max_blocks - sum(len(b) for b in blocks)]))
-        if sum(len(b) for b in blocks) >= max_blocks:
-            break
-    if not blocks or sum(len(b) for b in blocks) == 0:
+    from components.train.data import TokenBlocks
+
+    blocks = TokenBlocks(tokens_artifact, "val")
+    if len(blocks) == 0:
         raise ValueError(f"{tokens_artifact}/manifest.json lists no validation blocks: pack with a val split")
-    return np.concatenate(blocks).astype(np.int64)
+    return blocks.take(np.arange(min(len(blocks), max_blocks)))
 
 
 def perplexity(model, blocks: np.ndarray, device, batch_size: int) -> dict[str, float]:

@@ -15,6 +15,7 @@ import json
 import random
 from pathlib import Path
 
+from components.artifacts import Adapter, Model, Tokens
 from components.eval.config import FeedbackPrefsConfig, OfflineEvalConfig
 from components.eval.prompt_templates import TEMPLATES
 from components.eval.text_metrics import exact_match, qa_metrics, token_f1
@@ -77,15 +78,20 @@ def run_offline_eval(ctx, config: OfflineEvalConfig, judge_backend=None) -> dict
     from components.eval.rag_eval import context_of, grounded_prompts, retrieve_all, score_rag
     from components.tracking.mlflow_tracking import default_tracking_uri
 
+    # Every input is checked before anything slow starts.
+    model_dir = Model.of(ctx).dir
+    adapter = ctx.inputs.get("adapter")
+    adapter_dir = Adapter.of(ctx).dir if adapter is not None else None
+    tokens = ctx.inputs.get("tokens")
+    if tokens is not None:
+        Tokens.of(ctx)
+    index = ctx.inputs.get("index")
+    rows = load_eval_rows(ctx.input("data"), config.max_questions, config.seed)
     tracking_uri = ctx.tracking_uri or default_tracking_uri()
     prompts = sync_prompts(tracking_uri)
     prompt_versions = {name: ref.uri for name, ref in prompts.items()}
-    adapter = ctx.inputs.get("adapter")
-    tokens = ctx.inputs.get("tokens")
-    index = ctx.inputs.get("index")
-    rows = load_eval_rows(ctx.input("data"), config.max_questions, config.seed)
 
-    model, tok, device = load_model(ctx.input("model"), adapter)
+    model, tok, device = load_model(model_dir, adapter_dir)
     metrics: dict[str, float] = {}
     if tokens is not None:
         metrics.update(perplexity(model, val_blocks(tokens, config.max_ppl_blocks), device, config.batch_size))

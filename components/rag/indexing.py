@@ -15,11 +15,11 @@ import hashlib
 import json
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from components.artifacts import Docs
 from components.rag.config import ChunkingConfig, IndexConfig, SparseConfig
 
 _NAMESPACE = uuid.UUID("5b0c3a47-3f9e-4a8e-9a43-6f3c2d1e0b7a")
@@ -84,24 +84,7 @@ class EmbedNew:
         return batch
 
 
-def count_docs(path: Path) -> int:
-    import pyarrow.parquet as pq
-
-    return sum(pq.ParquetFile(f).metadata.num_rows for f in sorted(path.glob("*.parquet")))
-
-
-def docs_path(docs_dir: str | Path) -> Path:
-    """The parquet folder of a ``docs`` artifact (``<artifact>/docs/part-*.parquet``)."""
-    docs_dir = Path(docs_dir)
-    inner = docs_dir / "docs"
-    path = inner if inner.is_dir() else docs_dir
-    if not any(path.glob("*.parquet")):
-        raise FileNotFoundError(f"no parquet files under {path}; the docs input must be a data.corpus-style "
-                                "artifact with docs/part-*.parquet (columns id, text, source, title)")
-    return path
-
-
-def index_documents(docs_dir: str | Path, store, config: IndexConfig, log=None, progress=None) -> dict[str, Any]:
+def index_documents(docs: Docs, store, config: IndexConfig, log=None, progress=None) -> dict[str, Any]:
     """Bring ``store``'s collection in line with the documents; returns counts and timings.
 
     ``store`` is an open, writable :class:`components.rag.qdrant_store.QdrantStore`.
@@ -118,13 +101,12 @@ def index_documents(docs_dir: str | Path, store, config: IndexConfig, log=None, 
     created = store.ensure_collection(DIMS)
     existing = frozenset(store.point_ids())
 
-    path = docs_path(docs_dir)
-    num_docs = count_docs(path) if config.max_docs is None else min(count_docs(path), config.max_docs)
-    docs = ray.data.read_parquet(str(path), columns=["id", "text", "source", "title"])
+    num_docs = docs.num_docs() if config.max_docs is None else min(docs.num_docs(), config.max_docs)
+    rows = ray.data.read_parquet([str(p) for p in docs.shards], columns=list(Docs.COLUMNS))
     if config.max_docs is not None:
-        docs = docs.limit(config.max_docs)
+        rows = rows.limit(config.max_docs)
     # One pass: chunk (tasks) → embed the new chunks (actors) → upsert from here (the one writer).
-    pipeline = docs.map_batches(chunk_batch, batch_format="numpy", batch_size=16, fn_kwargs=dict(
+    pipeline = rows.map_batches(chunk_batch, batch_format="numpy", batch_size=16, fn_kwargs=dict(
         chunking=config.chunking.model_dump(), sparse=config.sparse.model_dump(), model_dir=model_dir(),
         fingerprint=fingerprint)).map_batches(
         EmbedNew, batch_format="numpy", batch_size=config.embed_batch_size,

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import time
 
+from components.artifacts import Docs
 from components.rag.config import EvaluateConfig, IndexConfig, RetrievalConfig
 from flows.engine.registry import PII_SCRUBBED, step_kind
 
@@ -16,10 +17,11 @@ def run_index(ctx, config: IndexConfig) -> dict[str, float]:
     from components.rag.indexing import index_documents
     from components.rag.qdrant_store import QdrantStore, server_url
 
+    docs = Docs.of(ctx)
     url = server_url()
     path = None if url else ctx.output / "qdrant"
     with QdrantStore.open(path, config.store.collection, url=url, timeout_s=config.store.timeout_s) as store:
-        counts = index_documents(ctx.input("docs"), store, config, log=ctx.log_metrics, progress=ctx.progress)
+        counts = index_documents(docs, store, config, log=ctx.log_metrics, progress=ctx.progress)
     meta = {
         "collection": config.store.collection, "model": MODEL_NAME, "dims": DIMS,
         "backend": "server" if url else "local", "location": url or "qdrant",
@@ -42,16 +44,12 @@ def run_index(ctx, config: IndexConfig) -> dict[str, float]:
 @step_kind("rag.evaluate", inputs=("index", "docs"), requires_traits=(("docs", PII_SCRUBBED),),
            description="Derive labelled queries from the corpus; recall@k, MRR, nDCG@10 for dense vs hybrid search.")
 def run_evaluate(ctx, config: EvaluateConfig) -> dict[str, float]:
-    import pyarrow.parquet as pq
-
     from components.rag.embed import shared_embedder
     from components.rag.evaluation import derive_queries, doc_rank, score_ranks
-    from components.rag.indexing import docs_path
     from components.rag.retriever import Retriever, open_index
 
-    table = pq.read_table(docs_path(ctx.input("docs")), columns=["id", "text"])
-    queries = derive_queries(zip(table.column("id").to_pylist(), table.column("text").to_pylist()),
-                             config.num_queries, config.query_words, config.seed)
+    docs = Docs.of(ctx).rows(("id", "text"))
+    queries = derive_queries(((d["id"], d["text"]) for d in docs), config.num_queries, config.query_words, config.seed)
     if not queries:
         raise ValueError("no query could be derived: no document has a sentence with "
                          f"{config.query_words} content words; lower query_words")

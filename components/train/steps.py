@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from components.artifacts import Model, Tokens
 from components.train.config import PretrainConfig
 from flows.engine.registry import step_kind
 
@@ -53,6 +54,7 @@ def read_metrics(output_dir: Path) -> dict[int, dict[str, float]]:
 def run_pretrain(ctx, config: PretrainConfig) -> dict[str, float]:
     from components.train.data import unigram_cross_entropy
 
+    Tokens.of(ctx)  # a wrong input fails here, not inside the workers
     tokens_dir = ctx.input("tokens")
     ctx.set_tags({"strategy": config.strategy, "num_workers": config.num_workers,
                   "zero_stage": config.zero_stage if config.strategy == "deepspeed" else "-"})
@@ -60,7 +62,7 @@ def run_pretrain(ctx, config: PretrainConfig) -> dict[str, float]:
     for step, metrics in read_metrics(ctx.output).items():
         ctx.log_metrics(metrics, step=step)
     summary_path = ctx.output / "train_summary.json"
-    if not (ctx.output / "model" / "config.json").exists() or not summary_path.exists():
+    if not (ctx.output / Model.SUBDIR / Model.MARKER).is_file() or not summary_path.exists():
         raise RuntimeError(f"training finished but wrote no model/summary to {ctx.output}; see the worker logs")
     summary = json.loads(summary_path.read_text())
     headline = {"val_loss": summary.get("val_loss", float("nan"))}

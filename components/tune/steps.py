@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from components.artifacts import Tokens
 from components.tune.config import SweepConfig
 from flows.engine.registry import step_kind
 
@@ -25,14 +26,13 @@ from flows.engine.registry import step_kind
 def run_sweep(ctx, config: SweepConfig) -> dict[str, float]:
     from ray import tune
 
-    from components.train.data import read_manifest
     from components.tune.plan import plan_trials
     from components.tune.sweep import run_phase, search_lr, storage_root
 
     t0 = time.time()
     tokens_dir = ctx.input("tokens")
-    manifest = read_manifest(tokens_dir)
-    vocab_size, seq_len = int(manifest["vocab_size"]), int(manifest["seq_len"])
+    manifest = Tokens.of(ctx)
+    vocab_size, seq_len = manifest.vocab_size, manifest.seq_len
     trials, skipped = plan_trials(config, vocab_size, seq_len)
     # The artifact address hashes config, inputs and code: the same step re-run resumes the same experiment.
     experiment = f"{config.name}-{ctx.address[:16]}"

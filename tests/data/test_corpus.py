@@ -7,8 +7,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from components.artifacts import Docs
 from components.data.config import CorpusConfig
-from components.data.shards import read_docs
 from components.data.stdlib_corpus import module_document, pydoc_topics
 from components.data.steps import run_corpus
 from flows.engine.context import StepContext
@@ -48,7 +48,7 @@ def test_accounting_identity_with_planted_bad_files(tmp_path, planted):
     assert report["num_kept"] == 4
     assert report["num_in"] == report["num_kept"] + sum(report["dropped_by_reason"].values()) == 14
     assert set(report["samples_by_reason"]) == set(report["dropped_by_reason"])
-    docs = list(read_docs(tmp_path / "out"))
+    docs = list(Docs.read(tmp_path / "out").rows())
     assert sorted(d["id"] for d in docs) == ["j1", "user_data/good.txt", "user_data/sub/good2.txt", "user_data/table.parquet#0"]
     assert all(set(d) == {"id", "text", "source", "title"} and all(isinstance(v, str) for v in d.values()) for d in docs)
     assert metrics["docs_kept"] == 4 and metrics["dropped/corpus/invalid_utf8"] == 2
@@ -59,7 +59,7 @@ def test_accounting_identity_with_planted_bad_files(tmp_path, planted):
 def test_stdlib_corpus_is_real_documentation(tmp_path):
     ctx = StepContext.for_test(tmp_path / "out")
     metrics = run_corpus(ctx, CorpusConfig(max_docs=100, docs_per_shard=32))
-    docs = list(read_docs(tmp_path / "out"))
+    docs = list(Docs.read(tmp_path / "out").rows())
     assert len(docs) == 100 == metrics["docs_kept"]
     assert len(list((tmp_path / "out" / "docs").glob("part-*.parquet"))) == 4
     assert {d["source"] for d in docs} == {"stdlib:pydoc_topics", "stdlib:module_docstrings"}
@@ -110,7 +110,7 @@ def test_corpus_is_scrubbed_as_read_and_holds_no_raw_pii(tmp_path):
     metrics = run_corpus(ctx, CorpusConfig(include_stdlib_topics=False, include_stdlib_modules=False,
                                            paths=[str(folder)], max_chars=4000))
     out = tmp_path / "out"
-    docs = {d["id"]: d for d in read_docs(out)}
+    docs = {d["id"]: d for d in Docs.read(out).rows()}
     everything = json.dumps(list(docs.values())) + (out / "report.json").read_text()
     assert not [c for c in canaries if c in everything]
     assert sorted(docs) == ["call <PHONE>#1", "call <PHONE>#2", "tickets/ticket.txt"]  # ids stay unique
@@ -131,7 +131,7 @@ def test_scrub_off_keeps_raw_text_and_is_not_pii_scrubbed(tmp_path):
     config = CorpusConfig(include_stdlib_topics=False, include_stdlib_modules=False, paths=[str(folder)],
                           max_chars=4000, scrub={"pii": {"enabled": False}})
     run_corpus(StepContext.for_test(tmp_path / "out"), config)
-    assert canaries[0] in json.dumps(list(read_docs(tmp_path / "out")))
+    assert canaries[0] in json.dumps(list(Docs.read(tmp_path / "out").rows()))
     assert config.output_traits() == set() and CorpusConfig().output_traits() == {PII_SCRUBBED}
     assert CorpusConfig(scrub={"pii": {"ibans": False}}).output_traits() == set()  # a partial pass is not scrubbed
     assert config.model_copy(update={"pii_known_clean": True}).output_traits() == {PII_SCRUBBED}

@@ -5,9 +5,9 @@ import json
 
 import pytest
 
+from components.artifacts import Docs
 from components.data.config import CleanConfig, CorpusConfig, DedupConfig
 from components.data.dedup import find_duplicate_clusters
-from components.data.shards import read_docs
 from components.data.steps import run_clean, run_corpus, run_dedup
 from flows.engine.context import StepContext
 
@@ -59,7 +59,7 @@ def test_every_step_keeps_the_accounting_identity(pipeline):
     for name in ("corpus", "clean", "dedup"):
         report = _report(pipeline[name][0])
         assert report["num_in"] == report["num_kept"] + sum(report["dropped_by_reason"].values())
-        assert report["num_kept"] == len(list(read_docs(pipeline[name][0])))
+        assert report["num_kept"] == len(list(Docs.read(pipeline[name][0]).rows()))
         if previous_kept is not None:
             assert report["num_in"] == previous_kept, f"{name} lost documents between steps"
         previous_kept = report["num_kept"]
@@ -73,7 +73,7 @@ def test_clean_drops_planted_bad_docs_with_reasons_and_samples(pipeline):
     assert reasons.get("langid:not_en") == 1
     assert reasons.get("gopher_quality:short_doc", 0) >= 1
     assert [s["id"] for s in report["samples_by_reason"]["langid:not_en"]] == ["user/german.txt"]
-    kept = {d["id"]: d["text"] for d in read_docs(path)}
+    kept = {d["id"]: d["text"] for d in Docs.read(path).rows()}
     assert report["num_kept"] >= 0.6 * report["num_in"], "defaults must keep most of the stdlib docs"
     pii = kept["user/pii.txt"]
     assert "<EMAIL>" in pii and "<PHONE>" in pii and "<IP_ADDRESS>" in pii and "example.com" not in pii
@@ -95,11 +95,11 @@ def test_dedup_removes_planted_duplicates_and_matches_python_api(pipeline):
     planted = [c for c in clusters if "user/exact_copy.txt" in c["members"]]
     assert len(planted) == 1 and planted[0]["survivor"] == "topics/class"
     assert {"user/exact_copy.txt", "user/near_copy.txt"} <= set(planted[0]["members"])
-    kept_ids = {d["id"] for d in read_docs(path)}
+    kept_ids = {d["id"] for d in Docs.read(path).rows()}
     assert "topics/class" in kept_ids and not {"user/exact_copy.txt", "user/near_copy.txt"} & kept_ids
     assert report["dropped_by_reason"].get("dedup:near_duplicate", 0) + \
         report["dropped_by_reason"].get("dedup:exact_duplicate", 0) == report["num_dropped"] >= 2
-    expected = find_duplicate_clusters(list(read_docs(clean_dir)))
+    expected = find_duplicate_clusters(list(Docs.read(clean_dir).rows()))
     assert [(c["survivor"], c["members"], c["kind"]) for c in clusters] == \
         [(c.survivor, c.members, c.kind) for c in expected]
     assert metrics["num_clusters"] == len(expected)

@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from components.artifacts import Tokens
+
 
 @pytest.fixture(scope="session")
 def eval_data_dir(tmp_path_factory, stdlib_texts) -> Path:
@@ -28,14 +30,7 @@ def tokens_dir(tmp_path_factory, tiny_tokenizer_dir, stdlib_texts) -> Path:
     ids = np.concatenate([tok(t, add_special_tokens=False)["input_ids"] for t in stdlib_texts[-5:]])
     blocks = ids[: (len(ids) // seq_len) * seq_len].reshape(-1, seq_len)[:16].astype(np.uint16)
     out = tmp_path_factory.mktemp("tokens")
-    (out / "val").mkdir()
-    mm = np.memmap(out / "val" / "000.bin", dtype=np.uint16, mode="w+", shape=blocks.shape)
-    mm[:] = blocks
-    mm.flush()
-    manifest = {"seq_len": seq_len, "dtype": "uint16", "vocab_size": len(tok), "train": [], "val": ["val/000.bin"],
-                "num_train_blocks": 0, "num_val_blocks": len(blocks), "num_train_tokens": 0,
-                "num_val_tokens": int(blocks.size), "tokenizer_sha256": ""}
-    (out / "manifest.json").write_text(json.dumps(manifest))
+    Tokens.write_blocks(out, {"val": [blocks]}, vocab_size=len(tok))
     return out
 
 

@@ -80,11 +80,13 @@ def e2e_stack(tmp_path_factory):
             shutil.copy(state_file, workdir / f"state{i + 1}.json")
             runs.append({"state": json.loads(state_file.read_text()), "output": r.stdout})
         steps = runs[0]["state"]["steps"]
-        llm = json.loads((Path(steps["serve"]["uri"]) / "endpoint.json").read_text())
-        rag = json.loads((Path(steps["rag_serve"]["uri"]) / "endpoint.json").read_text())
-        key_file = llm.get("api_key_file")
+        from components.artifacts import Endpoint
+
+        llm = Endpoint.read(steps["serve"]["uri"], served="llm")
+        rag = Endpoint.read(steps["rag_serve"]["uri"], served="rag")
+        key_file = llm.api_key_file
         yield {"workdir": workdir, "home": home, "env": env, "state": runs[0]["state"], "second": runs[1]["state"],
-               "output": runs[0]["output"], "llm_url": llm["url"], "rag_url": rag["url"], "llm": llm, "rag": rag,
+               "output": runs[0]["output"], "llm_url": llm.url, "rag_url": rag.url, "llm": llm, "rag": rag,
                "api_key": Path(key_file).read_text().strip() if key_file else None, "canaries": canaries}
     finally:
         import psutil

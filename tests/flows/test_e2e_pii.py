@@ -77,10 +77,12 @@ def _token_shard_units(tokens_dir: Path) -> Iterator[tuple[str, bytes]]:
     import numpy as np
     from tokenizers import Tokenizer
 
-    manifest = json.loads((tokens_dir / "manifest.json").read_text())
+    from components.artifacts import Tokens
+
+    dtype = np.dtype(Tokens.read(tokens_dir).dtype)
     tok = Tokenizer.from_file(str(tokens_dir / "tokenizer" / "tokenizer.json"))
     for shard in sorted(tokens_dir.rglob("*.bin")):
-        ids = np.fromfile(shard, dtype=np.dtype(manifest["dtype"])).tolist()
+        ids = np.fromfile(shard, dtype=dtype).tolist()
         yield str(shard), tok.decode(ids, skip_special_tokens=True).encode()
 
 

@@ -66,16 +66,16 @@ def test_endpoint_answers_plain_and_rag_requests_with_the_key(e2e_stack):
 
     llm, rag, key = e2e_stack["llm"], e2e_stack["rag"], e2e_stack["api_key"]
     assert key, "the default stack must require an API key"
-    plain = OpenAI(base_url=llm["url"], api_key=key, max_retries=0, timeout=120).completions.create(
-        model=llm["model"], prompt="The with statement", max_tokens=8)
+    plain = OpenAI(base_url=llm.url, api_key=key, max_retries=0, timeout=120).completions.create(
+        model=llm.model, prompt="The with statement", max_tokens=8)
     assert plain.usage.completion_tokens > 0
-    answer = OpenAI(base_url=rag["url"], api_key=key, max_retries=0, timeout=120).chat.completions.create(
+    answer = OpenAI(base_url=rag.url, api_key=key, max_retries=0, timeout=120).chat.completions.create(
         model="llmflow-rag", max_tokens=8, messages=[{"role": "user", "content": "What does the assert statement do?"}])
     assert answer.model_extra["rag"]["route"] == "rag" and answer.model_extra["rag"]["sources"]
-    for url in (llm["url"], rag["url"]):
+    for url in (llm.url, rag.url):
         with pytest.raises(AuthenticationError):
             OpenAI(base_url=url, api_key="wrong", max_retries=0, timeout=60).chat.completions.create(
                 model="llmflow", max_tokens=4, messages=[{"role": "user", "content": "hi"}])
-    assert httpx.get(rag["health_url"], timeout=30).status_code == 200  # probes need no key
+    assert httpx.get(rag.health_url, timeout=30).status_code == 200  # probes need no key
     smoke = json.loads((Path(e2e_stack["second"]["steps"]["smoke"]["uri"]) / "smoke.json").read_text())
     assert all(c["ok"] for c in smoke.values())

@@ -4,6 +4,7 @@ import shutil
 
 import pytest
 
+from components.artifacts import Docs
 from components.rag.config import EvaluateConfig, IndexConfig, RetrievalConfig
 from components.rag.embed import shared_embedder
 from components.rag.indexing import index_documents
@@ -35,14 +36,14 @@ def test_reindex_is_idempotent_and_follows_changes(tmp_path, ray_local, rag_inde
     config = IndexConfig()
     with QdrantStore.open(path, config.store.collection) as store:
         before = all_points(store)
-        same = index_documents(docs_writer(tmp_path / "same", rag_docs), store, config)
+        same = index_documents(Docs.read(docs_writer(tmp_path / "same", rag_docs)), store, config)
         assert same["num_upserted"] == 0 and same["num_deleted"] == 0
         assert all_points(store) == before  # same ids, same count
 
         changed = dict(rag_docs)
         changed["pass"] = rag_docs["pass"] + "\n\nThe walrus of the pass statement is purple."
         del changed["yield"]
-        counts = index_documents(docs_writer(tmp_path / "changed", changed), store, config)
+        counts = index_documents(Docs.read(docs_writer(tmp_path / "changed", changed)), store, config)
         after = all_points(store)
     old_pass = {i for i, d in before.items() if d == "pass"}
     new_pass = {i for i, d in after.items() if d == "pass"}

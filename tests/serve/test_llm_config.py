@@ -167,6 +167,7 @@ def test_handle_calls_and_http_share_one_admission():
 
 
 def test_flow_key_file_is_private_and_reused(tmp_path, monkeypatch):
+    from components.artifacts import Endpoint
     from serve.auth import endpoint_api_key, flow_api_key, read_or_create_key
 
     monkeypatch.delenv("LLMFLOW_TEST_KEY", raising=False)
@@ -178,10 +179,14 @@ def test_flow_key_file_is_private_and_reused(tmp_path, monkeypatch):
     assert flow_api_key(None, state) == (None, None)
     with pytest.raises(ValueError, match="export LLMFLOW_TEST_KEY"):
         flow_api_key("LLMFLOW_TEST_KEY", None)
-    endpoint = {"api_key_env": "LLMFLOW_TEST_KEY", "api_key_file": str(path)}
-    assert endpoint_api_key(endpoint) == key and endpoint_api_key({"api_key_env": None}) is None
+    def endpoint(**keys):
+        return Endpoint(served="llm", url="http://x/v1", health_url="http://x/health", app_name="llm",
+                        deployment="LLMServer", model="llmflow", **keys)
+
+    with_file = endpoint(api_key_env="LLMFLOW_TEST_KEY", api_key_file=str(path))
+    assert endpoint_api_key(with_file) == key and endpoint_api_key(endpoint(api_key_env=None)) is None
     monkeypatch.setenv("LLMFLOW_TEST_KEY", "env-wins")
-    assert endpoint_api_key(endpoint) == "env-wins" and flow_api_key("LLMFLOW_TEST_KEY", state) == ("env-wins", None)
+    assert endpoint_api_key(with_file) == "env-wins" and flow_api_key("LLMFLOW_TEST_KEY", state) == ("env-wins", None)
     monkeypatch.delenv("LLMFLOW_TEST_KEY")
     with pytest.raises(ValueError, match="export LLMFLOW_TEST_KEY"):
-        endpoint_api_key({"api_key_env": "LLMFLOW_TEST_KEY", "api_key_file": str(tmp_path / "missing")})
+        endpoint_api_key(endpoint(api_key_env="LLMFLOW_TEST_KEY", api_key_file=str(tmp_path / "missing")))

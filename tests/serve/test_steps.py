@@ -1,11 +1,11 @@
 """The serve.deploy step: inputs → app config (unit), endpoint.json (start mocked), smoke request (live app)."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
+from components.artifacts import Endpoint, WrongArtifactError
 from flows.engine.context import StepContext
 from flows.engine.registry import get
 from serve.llm.config import ServeDeployConfig
@@ -38,8 +38,17 @@ def test_inputs_fill_model_adapter_and_draft(tmp_path):
 
 
 def test_input_errors_say_what_to_do(tmp_path):
-    with pytest.raises(FileNotFoundError, match="right artifact"):
-        app_config_from_inputs(ServeDeployConfig(), {"model": tmp_path})
+    docs = tmp_path / "docs_artifact"
+    (docs / "docs").mkdir(parents=True)
+    (docs / "docs" / "part-00000.parquet").write_bytes(b"")
+    with pytest.raises(WrongArtifactError, match=r"input 'model' of step 'serve' .* is not a model artifact "
+                                                 r"\(no model/config.json\); it looks like a docs artifact.*"
+                                                 r"comes from train.pretrain or distill.draft"):
+        app_config_from_inputs(ServeDeployConfig(), {"model": docs}, "serve")
+    model = _artifact(tmp_path / "m", "model", "config.json")
+    with pytest.raises(WrongArtifactError, match=r"input 'adapter' .* not an adapter artifact.*it looks like a model "
+                                                 r"artifact.*comes from sft.lora, rl.grpo or rl.dpo"):
+        app_config_from_inputs(ServeDeployConfig(), {"model": model, "adapter": model})
     cfg = ServeDeployConfig.model_validate({"app": {"llm": {"speculative": {"method": "ngram"}}}})
     with pytest.raises(ValueError, match="drop the draft input"):
         app_config_from_inputs(cfg, {"model": _artifact(tmp_path / "m", "model", "config.json"),
@@ -48,7 +57,7 @@ def test_input_errors_say_what_to_do(tmp_path):
         ServeDeployConfig.model_validate({"app": {"llm": {"model": "/x"}}})
 
 
-def _run_deploy(tmp_path, monkeypatch, app: dict) -> tuple[dict, dict]:
+def _run_deploy(tmp_path, monkeypatch, app: dict) -> tuple[Endpoint, dict]:
     """run_deploy with Serve's start and the smoke request faked: (endpoint.json, what start got)."""
     import serve.llm.app
     import serve.steps
@@ -66,16 +75,16 @@ def _run_deploy(tmp_path, monkeypatch, app: dict) -> tuple[dict, dict]:
     ctx.state_dir = tmp_path / "wd" / ".llmflow" / "state"
     metrics = serve.steps.run_deploy(ctx, ServeDeployConfig.model_validate({"app": {"http_port": 18001, **app}}))
     assert next(iter(metrics)) == "startup_s" and started["cfg"].llm.model == str(tmp_path / "m" / "model")
-    return json.loads((tmp_path / "out" / "endpoint.json").read_text()), started
+    return Endpoint.read(tmp_path / "out", served="llm"), started
 
 
 def test_run_deploy_writes_endpoint_json_with_a_flow_key_by_default(tmp_path, monkeypatch):
     monkeypatch.delenv("LLMFLOW_API_KEY", raising=False)
     endpoint, started = _run_deploy(tmp_path, monkeypatch, {})
-    assert endpoint["url"] == "http://127.0.0.1:18001/v1" and endpoint["models"] == ["llmflow"]
-    assert endpoint["smoke"]["smoke_ttft_ms"] == 5.0 and endpoint["admission_limit"] == 32
+    assert endpoint.url == "http://127.0.0.1:18001/v1" and endpoint.models == ["llmflow"]
+    assert endpoint.smoke["smoke_ttft_ms"] == 5.0 and endpoint.admission_limit == 32
     key_file = tmp_path / "wd" / ".llmflow" / "secrets" / "api_key"
-    assert endpoint["api_key_env"] == "LLMFLOW_API_KEY" and endpoint["api_key_file"] == str(key_file)
+    assert endpoint.api_key_env == "LLMFLOW_API_KEY" and endpoint.api_key_file == str(key_file)
     key = key_file.read_text().strip()
     assert started["api_key"] == key and len(key) >= 32 and (key_file.stat().st_mode & 0o777) == 0o600
     assert key not in (tmp_path / "out" / "endpoint.json").read_text()  # the path, never the key
@@ -90,11 +99,11 @@ def test_run_deploy_writes_endpoint_json_with_a_flow_key_by_default(tmp_path, mo
 def test_run_deploy_prefers_the_variable_and_null_turns_auth_off(tmp_path, monkeypatch):
     monkeypatch.setenv("LLMFLOW_API_KEY", "from-env")
     endpoint, started = _run_deploy(tmp_path, monkeypatch, {})
-    assert started["api_key"] == "from-env" and endpoint["api_key_file"] is None
+    assert started["api_key"] == "from-env" and endpoint.api_key_file is None
     assert not (tmp_path / "wd" / ".llmflow" / "secrets").exists()
     (tmp_path / "out" / "endpoint.json").unlink()
     endpoint, started = _run_deploy(tmp_path, monkeypatch, {"llm": {"api_key_env": None}})
-    assert started["api_key"] is None and endpoint["api_key_env"] is None and endpoint["api_key_file"] is None
+    assert started["api_key"] is None and endpoint.api_key_env is None and endpoint.api_key_file is None
 
 
 @pytest.mark.integration

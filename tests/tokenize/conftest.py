@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from components.data.shards import write_docs
+from components.artifacts import Docs
 
 
 @pytest.fixture(scope="session")
@@ -11,5 +11,5 @@ def docs_artifact(tmp_path_factory, stdlib_texts):
     """The pydoc topics as a docs artifact (3 shards), the layout data.* steps write."""
     out = tmp_path_factory.mktemp("docs")
     records = [{"id": f"t{i:03d}", "text": t, "source": "test", "title": ""} for i, t in enumerate(stdlib_texts)]
-    write_docs(records, out, docs_per_shard=30)
+    Docs.write(records, out, docs_per_shard=30)
     return out

@@ -1,12 +1,11 @@
 """Tokenize-and-pack: packing arithmetic, shards, the stable split, and the Ray Data step."""
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pyarrow as pa
 import pytest
 
+from components.artifacts import Tokens
 from components.tokenize.config import PackConfig
 from components.tokenize.pack import (
     ShardWriter,
@@ -86,10 +85,7 @@ def test_pack_step_on_ray(tmp_path, ray_local, docs_artifact, tiny_tokenizer_dir
         ctx = StepContext.for_test(tmp_path / name, {"docs": docs_artifact, "tokenizer": tiny_tokenizer_dir})
         runs.append((tmp_path / name, run_pack(ctx, cfg)))
     out, metrics = runs[0]
-    manifest = json.loads((out / "manifest.json").read_text())
-    required = {"seq_len", "dtype", "vocab_size", "train", "val", "num_train_blocks", "num_val_blocks",
-                "num_train_tokens", "num_val_tokens", "tokenizer_sha256"}
-    assert required <= set(manifest)
+    manifest = Tokens.read(out).model_dump()  # validates every field of the manifest
     tok = Tokenizer.from_file(str(out / "tokenizer" / "tokenizer.json"))
     assert manifest["vocab_size"] == tok.get_vocab_size() and manifest["dtype"] == "uint16"
     assert manifest["tokenizer_sha256"] == tokenizer_sha256(tiny_tokenizer_dir)

@@ -5,8 +5,6 @@ val/*.bin (raw uint16 memmaps of shape (num_blocks, seq_len)) + a tokenizer/ cop
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import shutil
 from pathlib import Path
 
@@ -19,28 +17,21 @@ def make_token_shards(texts: list[str], tokenizer_dir: Path, out: Path, seq_len:
     """Tokenize ``texts`` (EOS-separated), cut into blocks; every ``val_every``-th document goes to val."""
     from transformers import AutoTokenizer
 
+    from components.artifacts import Tokens
+    from components.tokenize.bpe import tokenizer_sha256
+
     tok = AutoTokenizer.from_pretrained(tokenizer_dir)
     streams: dict[str, list[int]] = {"train": [], "val": []}
     for i, text in enumerate(texts):
         split = "val" if i % val_every == val_every - 1 else "train"
         streams[split].extend(tok(text, add_special_tokens=False)["input_ids"] + [tok.eos_token_id])
-    manifest: dict = {"seq_len": seq_len, "dtype": "uint16", "vocab_size": len(tok)}
+    shards = {}
     for split, ids in streams.items():
         blocks = np.asarray(ids[: len(ids) // seq_len * seq_len], dtype=np.uint16).reshape(-1, seq_len)
-        (out / split).mkdir(parents=True, exist_ok=True)
-        paths = []
-        for n, start in enumerate(range(0, len(blocks), blocks_per_shard)):
-            rel = f"{split}/shard-{n:05d}.bin"
-            mm = np.memmap(out / rel, dtype=np.uint16, mode="w+", shape=blocks[start:start + blocks_per_shard].shape)
-            mm[:] = blocks[start:start + blocks_per_shard]
-            mm.flush()
-            paths.append(rel)
-        manifest[split] = paths
-        manifest[f"num_{split}_blocks"] = len(blocks)
-        manifest[f"num_{split}_tokens"] = int(blocks.size)
-    shutil.copytree(tokenizer_dir, out / "tokenizer")
-    manifest["tokenizer_sha256"] = hashlib.sha256((out / "tokenizer" / "tokenizer.json").read_bytes()).hexdigest()
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
+        shards[split] = [blocks[start:start + blocks_per_shard] for start in range(0, len(blocks), blocks_per_shard)]
+    shutil.copytree(tokenizer_dir, out / Tokens.TOKENIZER_DIR)
+    Tokens.write_blocks(out, shards, vocab_size=len(tok), tokenizer_sha256=tokenizer_sha256(out / Tokens.TOKENIZER_DIR),
+                        eos_token_id=tok.eos_token_id)
     return out
 
 

@@ -2,31 +2,22 @@
 from __future__ import annotations
 
 import itertools
-import json
 import math
 
 import numpy as np
 import pytest
 
+from components.artifacts import Tokens
 from components.train.config import PretrainConfig
 from components.train.data import RankSampler, TokenBlocks, val_indices
 
 
 def _fake_tokens(tmp_path, num_blocks=(5, 7), seq_len=8):
     """A tokenize.pack-shaped artifact whose block i holds the value i everywhere."""
-    paths, start = [], 0
-    (tmp_path / "train").mkdir()
-    for n, count in enumerate(num_blocks):
-        rel = f"train/shard-{n:05d}.bin"
-        mm = np.memmap(tmp_path / rel, dtype=np.uint16, mode="w+", shape=(count, seq_len))
-        mm[:] = np.arange(start, start + count, dtype=np.uint16)[:, None]
-        mm.flush()
-        paths.append(rel)
-        start += count
-    manifest = {"seq_len": seq_len, "dtype": "uint16", "vocab_size": 64, "train": paths, "val": [],
-                "num_train_blocks": start, "num_val_blocks": 0, "num_train_tokens": start * seq_len,
-                "num_val_tokens": 0, "tokenizer_sha256": "x"}
-    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    offsets = np.cumsum([0, *num_blocks])
+    shards = [np.repeat(np.arange(a, b, dtype=np.uint16)[:, None], seq_len, axis=1)
+              for a, b in itertools.pairwise(offsets)]
+    Tokens.write_blocks(tmp_path, {"train": shards}, vocab_size=64)
     return tmp_path
 
 
@@ -38,9 +29,7 @@ def test_blocks_span_shards_in_order(tmp_path):
 
 def test_manifest_block_count_mismatch_is_an_error(tmp_path):
     root = _fake_tokens(tmp_path)
-    manifest = json.loads((root / "manifest.json").read_text())
-    manifest["num_train_blocks"] = 13
-    (root / "manifest.json").write_text(json.dumps(manifest))
+    Tokens.read(root).model_copy(update={"num_train_blocks": 13, "num_train_tokens": 13 * 8}).write(root)
     with pytest.raises(ValueError, match="manifest says 13"):
         TokenBlocks(root, "train")
 
