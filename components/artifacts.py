@@ -5,14 +5,9 @@ checks the layout and, when the folder is some other artifact, fails with ``Wron
 naming the input, the step and the kind that makes the right one. No torch, Ray or transformers
 here: every step imports this module.
 
-| format | layout | reader / writer | made by |
-|---|---|---|---|
-| docs | ``docs/part-*.parquet`` (str columns id, text, source, title) | ``Docs.read`` / ``Docs.write`` | data.corpus, data.clean, data.dedup |
-| tokens | ``manifest.json`` + ``train/``, ``val/`` shards + ``tokenizer/`` | ``Tokens.read`` / ``Tokens.write`` | tokenize.pack |
-| model | ``model/`` HF directory (``merged/`` from sft.lora merge: true; a bare HF dir) | ``Model.read`` | train.pretrain, distill.draft |
-| adapter | ``adapter/`` PEFT directory (or a bare one) | ``Adapter.read`` | sft.lora, rl.grpo, rl.dpo |
-| prefs | ``preferences.jsonl`` of ``PreferenceRow`` | ``read_preferences`` / ``write_preferences`` | eval.feedback_prefs, the online loop |
-| endpoint | ``endpoint.json`` (``Endpoint``) | ``Endpoint.read`` / ``Endpoint.write`` | serve.deploy, serve.rag |
+Docs (``docs/part-*.parquet``), Tokens (``manifest.json`` + shards + ``tokenizer/``), Model (an HF
+directory), Adapter (a PEFT directory), preferences (``preferences.jsonl``) and Endpoint
+(``endpoint.json``); ARCHITECTURE.md lists who writes and who reads each.
 
     model_dir = Model.of(ctx).dir                # a step's ``model`` input, located or a clear error
     for doc in Docs.read("corpus/").rows(("id", "text")): ...
