@@ -253,4 +253,4 @@ def test_every_step_refuses_a_wrong_artifact_naming_the_kind_that_makes_the_righ
     step = get(kind)
     ctx = StepContext.for_test(tmp_path / "out", {name: artifacts[a] for name, a in inputs.items()}, name="the_step")
     with pytest.raises(WrongArtifactError, match=rf"input '{wrong}' of step 'the_step' .*{made_by}"):
-        step.run_fn()(ctx, step.config_model()())
+        step.run(ctx, step.config())
