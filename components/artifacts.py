@@ -403,7 +403,7 @@ class Endpoint(BaseModel):
     app_name: str = Field(description="The Ray Serve application's name.")
     api_key_env: str | None = Field(None, description="Variable holding the bearer key; None: no auth.")
     api_key_file: str | None = Field(None, description="File holding the flow's key when the variable was unset "
-                                                       "(serve.auth.endpoint_api_key reads it).")
+                                                       "(serve.steps.auth.endpoint_api_key reads it).")
     startup_s: float | None = Field(None, ge=0, description="Seconds from deploy to healthy.")
     # llm
     deployment: str | None = Field(None, description="llm: the Serve deployment a router's handle calls.")
@@ -419,7 +419,7 @@ class Endpoint(BaseModel):
     served_model: str | None = Field(None, description="llm: the name clients (and the RAG router) ask for by "
                                                        "default: the adapter the gate let through, else the base.")
     gate: dict[str, Any] | None = Field(None, description="llm: what the gate decided to serve (candidate, champion "
-                                                          "or base) and why (serve.steps.gate_decision).")
+                                                          "or base) and why (serve.steps.deploy.gate_decision).")
     # rag
     llm_url: str | None = Field(None, description="rag: the URL of the LLM app behind the router.")
     feedback_url: str | None = Field(None, description="rag: POST thumbs here (None: online evaluation is off).")

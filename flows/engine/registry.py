@@ -24,7 +24,7 @@ from pydantic import BaseModel
 # Where built-in kinds live, as globs relative to the repository root: every matching module is
 # imported once, and its @step_kind functions register themselves. A new stage needs only its
 # components/<stage>/steps.py.
-STEP_MODULES = ("flows/demo_steps.py", "components/*/steps.py", "serve/*steps.py")
+STEP_MODULES = ("flows/demo_steps.py", "components/*/steps.py", "serve/steps/*.py")
 _REPO_ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from serve.llm.config import ServeDeployConfig
-from serve.steps import gate_decision
+from serve.steps.deploy import gate_decision
 
 
 def _gate(tmp_path, **gate):

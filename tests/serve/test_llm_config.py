@@ -168,7 +168,7 @@ def test_handle_calls_and_http_share_one_admission():
 
 def test_flow_key_file_is_private_and_reused(tmp_path, monkeypatch):
     from components.artifacts import Endpoint
-    from serve.auth import endpoint_api_key, flow_api_key, read_or_create_key
+    from serve.steps.auth import endpoint_api_key, flow_api_key, read_or_create_key
 
     monkeypatch.delenv("LLMFLOW_TEST_KEY", raising=False)
     state = tmp_path / ".llmflow" / "state"

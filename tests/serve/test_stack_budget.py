@@ -5,8 +5,8 @@ from components.artifacts import Endpoint
 from serve.llm.app import endpoint_info
 from serve.llm.config import LLMServeConfig, ServeAppConfig
 from serve.router.config import RouterConfig
-from serve.stack_config import RagServeConfig
-from serve.stack_steps import _budget_from
+from serve.steps.stack_config import RagServeConfig
+from serve.steps.stack import _budget_from
 
 
 def test_endpoint_json_carries_what_the_router_counts_with():

@@ -9,7 +9,7 @@ from components.artifacts import Endpoint, WrongArtifactError
 from flows.engine.context import StepContext
 from flows.engine.registry import get
 from serve.llm.config import ServeDeployConfig
-from serve.steps import app_config_from_inputs
+from serve.steps.deploy import app_config_from_inputs
 
 
 def _artifact(root: Path, sub: str, marker: str) -> Path:
@@ -60,7 +60,7 @@ def test_input_errors_say_what_to_do(tmp_path):
 def _run_deploy(tmp_path, monkeypatch, app: dict) -> tuple[Endpoint, dict]:
     """run_deploy with Serve's start and the smoke request faked: (endpoint.json, what start got)."""
     import serve.llm.app
-    import serve.steps
+    import serve.steps.deploy
 
     started = {}
 
@@ -69,11 +69,11 @@ def _run_deploy(tmp_path, monkeypatch, app: dict) -> tuple[Endpoint, dict]:
         return serve.llm.app.endpoint_info(app_config)
 
     monkeypatch.setattr(serve.llm.app, "start", fake_start)
-    monkeypatch.setattr(serve.steps, "smoke_request", lambda info, *a: {"smoke_ttft_ms": 5.0,
+    monkeypatch.setattr(serve.steps.deploy, "smoke_request", lambda info, *a: {"smoke_ttft_ms": 5.0,
                                                                            "smoke_latency_s": 0.1, "smoke_chunks": 3.0})
     ctx = StepContext.for_test(tmp_path / "out", {"model": _artifact(tmp_path / "m", "model", "config.json")})
     ctx.state_dir = tmp_path / "wd" / ".llmflow" / "state"
-    metrics = serve.steps.run_deploy(ctx, ServeDeployConfig.model_validate({"app": {"http_port": 18001, **app}}))
+    metrics = serve.steps.deploy.run_deploy(ctx, ServeDeployConfig.model_validate({"app": {"http_port": 18001, **app}}))
     assert next(iter(metrics)) == "startup_s" and started["cfg"].llm.model == str(tmp_path / "m" / "model")
     return Endpoint.read(tmp_path / "out", served="llm"), started
 
@@ -88,7 +88,7 @@ def test_run_deploy_writes_endpoint_json_with_a_flow_key_by_default(tmp_path, mo
     key = key_file.read_text().strip()
     assert started["api_key"] == key and len(key) >= 32 and (key_file.stat().st_mode & 0o777) == 0o600
     assert key not in (tmp_path / "out" / "endpoint.json").read_text()  # the path, never the key
-    from serve.auth import endpoint_api_key
+    from serve.steps.auth import endpoint_api_key
 
     assert endpoint_api_key(endpoint) == key
     (tmp_path / "out" / "endpoint.json").unlink()
@@ -108,7 +108,7 @@ def test_run_deploy_prefers_the_variable_and_null_turns_auth_off(tmp_path, monke
 
 @pytest.mark.integration
 def test_smoke_request_against_live_app(llm_app):
-    from serve.steps import smoke_request
+    from serve.steps.deploy import smoke_request
     from tests.serve.llm_app_settings import API_KEY
 
     out = smoke_request({**llm_app, "model": "tiny"}, "Hello", 6, API_KEY)

@@ -14,7 +14,7 @@ import pytest
 def make_token_artifact(texts: list[str], out: Path, vocab_size: int = 512, seq_len: int = 64,
                         val_every: int = 10) -> Path:
     from components.tokenize.bpe import train_bpe_tokenizer
-    from tests.train.conftest import make_token_shards
+    from tests.fixtures.token_shards import make_token_shards
 
     tokenizer_dir = out.with_name(out.name + "-tokenizer")
     train_bpe_tokenizer(texts, vocab_size=vocab_size, out_dir=tokenizer_dir)
