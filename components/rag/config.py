@@ -1,9 +1,11 @@
 """Configs of the RAG steps (``rag.index``, ``rag.evaluate``) and of retrieval at query time."""
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, computed_field, field_validator, model_validator
 
 from components.config import Config
 
@@ -77,16 +79,58 @@ class RetrievalConfig(Config):
 
 
 class EvaluateConfig(Config):
-    """``rag.evaluate``: a labelled query set derived from the corpus → recall@k, MRR, nDCG@10."""
+    """``rag.evaluate``: queries derived from the indexed documents, plus hand-written labelled
+    questions → recall@k, MRR (nDCG@10 on derived queries) for dense, sparse and hybrid search."""
 
-    num_queries: int = Field(100, ge=1, description="Queries to derive (at most one per document, sampled).")
+    num_queries: int = Field(100, ge=1, description=(
+        "Queries to derive, at most one per indexed document (sampled); documents the index does not "
+        "hold are never used."))
     seed: int = Field(0, description="Seed of query sampling.")
-    ks: list[int] = Field(default_factory=lambda: [1, 5, 10], description="Cut-offs for recall@k.")
+    ks: list[int] = Field(default_factory=lambda: [1, 5, 10], description=(
+        "Cut-offs for recall@k (1 and 5 are always reported: the headline and its baselines use them)."))
     query_words: int = Field(8, ge=2, description="Content words kept in a derived query.")
     prefetch_k: int = Field(50, ge=10, description="Candidates per branch before fusion (hybrid).")
+    labelled_questions: str | None = Field("builtin", description=(
+        'Hand-written questions, a JSONL file with one {"question": "...", "doc_ids": ["topics/break", ...]} '
+        "per line, each labelled with every document that answers it. 'builtin' = the ~40 Python questions "
+        "shipped with llmflow (components/rag/labelled_questions.jsonl, labelled with stdlib pydoc topic ids, "
+        "so they fit the built-in corpus); a path = your own file in that format (a relative path is taken "
+        "from the directory the flow runs in); null = skip them (a corpus they do not cover). Only the "
+        "questions with a labelled document in the index are scored; if none has one, the step fails."))
+
+    @field_validator("labelled_questions")
+    @classmethod
+    def _absolute_questions_path(cls, value: str | None) -> str | None:
+        # steps run in Ray workers, whose working directory is not the recipe's
+        if value is None or value == "builtin":
+            return value
+        return str(Path(value).expanduser().resolve())
 
     @model_validator(mode="after")
     def _ks_positive(self) -> EvaluateConfig:
         if not self.ks or min(self.ks) < 1:
             raise ValueError(f"ks must be a non-empty list of positive ints, got {self.ks}")
         return self
+
+    @model_validator(mode="after")
+    def _questions_parse(self) -> EvaluateConfig:
+        # bad lines fail when the recipe is validated, with their line numbers, not minutes into a run
+        if self.labelled_questions is not None:
+            from components.rag.evaluation import (
+                labelled_questions_path,
+                load_labelled_questions,
+            )
+
+            load_labelled_questions(labelled_questions_path(self.labelled_questions))
+        return self
+
+    @computed_field(description=(
+        "sha256 of the labelled questions file: part of the step's address, so editing the file "
+        "re-runs the step instead of reusing a cached result."))
+    @property
+    def labelled_questions_sha256(self) -> str | None:
+        if self.labelled_questions is None:
+            return None
+        from components.rag.evaluation import labelled_questions_path
+
+        return hashlib.sha256(labelled_questions_path(self.labelled_questions).read_bytes()).hexdigest()

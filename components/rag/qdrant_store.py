@@ -177,6 +177,18 @@ class QdrantStore:
                 if offset is None:
                     return ids
 
+    def doc_hashes(self) -> dict[str, str]:
+        """``doc_id → hash`` (the indexed text's content hash) of every document with a point in the collection."""
+        docs: dict[str, str] = {}
+        offset = None
+        with self._guard():
+            while True:
+                points, offset = self.client.scroll(self.collection, limit=1024, offset=offset,
+                                                    with_payload=["doc_id", "hash"], with_vectors=False)
+                docs.update((str(p.payload["doc_id"]), str(p.payload.get("hash", ""))) for p in points)
+                if offset is None:
+                    return docs
+
     def upsert(self, ids: list[str], dense: Iterable, sparse: Iterable[tuple[list[int], list[float]]],
                payloads: list[dict]) -> None:
         from qdrant_client import models

@@ -2,10 +2,9 @@
 from __future__ import annotations
 
 import json
-import time
 
 from components.artifacts import Docs
-from components.rag.config import EvaluateConfig, IndexConfig, RetrievalConfig
+from components.rag.config import EvaluateConfig, IndexConfig
 from flows.engine.registry import PII_SCRUBBED, step_kind
 
 
@@ -45,42 +44,29 @@ def run_index(ctx, config: IndexConfig) -> dict[str, float]:
            description="Derive labelled queries from the corpus; recall@k, MRR, nDCG@10 for dense vs hybrid search.")
 def run_evaluate(ctx, config: EvaluateConfig) -> dict[str, float]:
     from components.rag.embed import shared_embedder
-    from components.rag.evaluation import derive_queries, doc_rank, score_ranks
-    from components.rag.retriever import Retriever, open_index
+    from components.rag.evaluation import (
+        evaluate_index,
+        headline_metrics,
+        labelled_questions_path,
+        load_labelled_questions,
+    )
+    from components.rag.retriever import open_index
 
-    docs = Docs.of(ctx).rows(("id", "text"))
-    queries = derive_queries(((d["id"], d["text"]) for d in docs), config.num_queries, config.query_words, config.seed)
-    if not queries:
-        raise ValueError("no query could be derived: no document has a sentence with "
-                         f"{config.query_words} content words; lower query_words")
-    embedder = shared_embedder()
-    depth = max(max(config.ks), 10, config.prefetch_k)
-    ranks: dict[str, list[int | None]] = {"dense": [], "hybrid": []}
-    latency_ms: dict[str, list[float]] = {"dense": [], "hybrid": []}
-    per_query = []
+    docs = list(Docs.of(ctx).rows())
+    questions, source = None, None
+    if config.labelled_questions is not None:
+        path = labelled_questions_path(config.labelled_questions)
+        questions, source = load_labelled_questions(path), str(path)
     with open_index(ctx.input("index")) as store:
-        retriever = Retriever(store, embedder, RetrievalConfig(top_k=depth, prefetch_k=depth))
-        vectors = embedder.embed([q.query for q in queries])
-        for i, (q, vec) in enumerate(zip(ctx.progress(queries, total=len(queries), desc="rag.evaluate"), vectors)):
-            row = {"query": q.query, "doc_id": q.doc_id}
-            for mode in ("dense", "hybrid"):
-                t0 = time.perf_counter()
-                hits = retriever.search(q.query, vector=vec, mode=mode)
-                latency_ms[mode].append((time.perf_counter() - t0) * 1e3)
-                ranks[mode].append(doc_rank([h.doc_id for h in hits], q.doc_id))
-                row[f"{mode}_rank"] = ranks[mode][-1]
-            per_query.append(row)
-    report: dict = {"num_queries": len(queries), "ks": config.ks}
-    metrics: dict[str, float] = {}
-    for mode in ("hybrid", "dense"):
-        scores = score_ranks(ranks[mode], config.ks)
-        scores["search_ms_p50"] = sorted(latency_ms[mode])[len(latency_ms[mode]) // 2]
-        report[mode] = scores
-        metrics.update({f"{mode}_{k}": v for k, v in scores.items()})
-    report["hybrid_minus_dense_ndcg_at_10"] = report["hybrid"]["ndcg_at_10"] - report["dense"]["ndcg_at_10"]
-    report["queries"] = per_query
+        report = evaluate_index(store, shared_embedder(), docs, num_queries=config.num_queries,
+                                query_words=config.query_words, seed=config.seed, ks=config.ks,
+                                depth=max(max(config.ks), 10, config.prefetch_k), questions=questions,
+                                questions_source=source or "", progress=ctx.progress)
+    if questions is not None:
+        report["labelled"]["sha256"] = config.labelled_questions_sha256
     path = ctx.output / "report.json"
     path.write_text(json.dumps(report, indent=2))
+    metrics = headline_metrics(report)
     ctx.log_metrics(metrics)
     ctx.log_artifact(path)
     return metrics
