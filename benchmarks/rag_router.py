@@ -110,7 +110,8 @@ def main() -> None:
                                             retrieval={"top_k": 3}, tokenizer=model, max_model_len=MAX_MODEL_LEN),
                                handle, api_key_env="LLMFLOW_API_KEY"),
                   name="bench-router", route_prefix="/rag")
-        queries = [q.query for q in derive_queries(sorted(topics.items()), args.queries, 8, seed=0)]
+        queries = [q.query for q in derive_queries(sorted(topics.items()), args.queries, 8, seed=0,
+                                                    indexed_doc_ids=topics)]  # build_index indexes every topic
         queries += ["chocolate cake recipe with strawberries", "who won the football world cup"]
         client = httpx.Client(timeout=120, headers={"Authorization": f"Bearer {api_key}"})
         body = {"model": "tiny", "max_tokens": args.max_tokens, "temperature": 0}

@@ -8,6 +8,11 @@ from typing import Literal
 from pydantic import Field, computed_field, field_validator, model_validator
 
 from components.config import Config
+from components.rag.labelled_questions import (
+    BUILTIN,
+    labelled_questions_path,
+    load_labelled_questions,
+)
 
 
 class ChunkingConfig(Config):
@@ -90,7 +95,7 @@ class EvaluateConfig(Config):
         "Cut-offs for recall@k (1 and 5 are always reported: the headline and its baselines use them)."))
     query_words: int = Field(8, ge=2, description="Content words kept in a derived query.")
     prefetch_k: int = Field(50, ge=10, description="Candidates per branch before fusion (hybrid).")
-    labelled_questions: str | None = Field("builtin", description=(
+    labelled_questions: str | None = Field(BUILTIN, description=(
         'Hand-written questions, a JSONL file with one {"question": "...", "doc_ids": ["topics/break", ...]} '
         "per line, each labelled with every document that answers it. 'builtin' = the ~40 Python questions "
         "shipped with llmflow (components/rag/labelled_questions.jsonl, labelled with stdlib pydoc topic ids, "
@@ -102,7 +107,7 @@ class EvaluateConfig(Config):
     @classmethod
     def _absolute_questions_path(cls, value: str | None) -> str | None:
         # steps run in Ray workers, whose working directory is not the recipe's
-        if value is None or value == "builtin":
+        if value is None or value == BUILTIN:
             return value
         return str(Path(value).expanduser().resolve())
 
@@ -116,11 +121,6 @@ class EvaluateConfig(Config):
     def _questions_parse(self) -> EvaluateConfig:
         # bad lines fail when the recipe is validated, with their line numbers, not minutes into a run
         if self.labelled_questions is not None:
-            from components.rag.evaluation import (
-                labelled_questions_path,
-                load_labelled_questions,
-            )
-
             load_labelled_questions(labelled_questions_path(self.labelled_questions))
         return self
 
@@ -131,6 +131,4 @@ class EvaluateConfig(Config):
     def labelled_questions_sha256(self) -> str | None:
         if self.labelled_questions is None:
             return None
-        from components.rag.evaluation import labelled_questions_path
-
         return hashlib.sha256(labelled_questions_path(self.labelled_questions).read_bytes()).hexdigest()

@@ -21,36 +21,25 @@ baseline is a uniformly random ranking of the indexed documents, in exact expect
 """
 from __future__ import annotations
 
-import json
 import math
 import random
 import re
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
+from components.rag.labelled_questions import LabelledQuestion
 from components.rag.sparse import query_vector, words
 
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n\s*\n")
 MODES = ("dense", "sparse", "hybrid")
-BUILTIN = "builtin"
-BUILTIN_QUESTIONS = Path(__file__).with_name("labelled_questions.jsonl")
-_ROW_FORMAT = '{"question": "How do I leave a loop early?", "doc_ids": ["topics/break"]}'
 
 
 @dataclass(frozen=True)
 class LabelledQuery:
     query: str
     doc_id: str
-
-
-@dataclass(frozen=True)
-class LabelledQuestion:
-    question: str
-    doc_ids: tuple[str, ...]
-    line: int  # in the questions file, for messages
 
 
 # -- query sets ------------------------------------------------------------------------------
@@ -73,56 +62,6 @@ def derive_queries(docs: Iterable[tuple[str, str]], num_queries: int, query_word
         sentence = rng.choice(sentences)
         queries.append(LabelledQuery(query=" ".join(words(sentence)[:query_words]), doc_id=doc_id))
     return queries
-
-
-def labelled_questions_path(value: str) -> Path:
-    """The questions file a config's ``labelled_questions`` names (``builtin`` = the shipped set)."""
-    return BUILTIN_QUESTIONS if value == BUILTIN else Path(value).expanduser()
-
-
-def load_labelled_questions(path: str | Path) -> list[LabelledQuestion]:
-    """Parse a JSONL file of ``{"question": str, "doc_ids": [str, ...]}``; one error lists every bad line."""
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"labelled questions file {path} not found; give a JSONL file with one {_ROW_FORMAT} "
-                         f"per line, or '{BUILTIN}' for the shipped set")
-    problems: list[str] = []
-    questions: list[LabelledQuestion] = []
-    seen: dict[str, int] = {}
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            problems.append(f"line {n}: not JSON ({e.msg} at column {e.colno})")
-            continue
-        if not isinstance(row, dict):
-            problems.append(f"line {n}: a JSON {type(row).__name__}, not an object")
-            continue
-        wrong = [f"unknown key {k!r}" for k in sorted(set(row) - {"question", "doc_ids"})]
-        question, doc_ids = row.get("question"), row.get("doc_ids")
-        if not isinstance(question, str) or not question.strip():
-            wrong.append("'question' must be a non-empty string")
-        if not (isinstance(doc_ids, list) and doc_ids and all(isinstance(d, str) and d for d in doc_ids)):
-            wrong.append("'doc_ids' must be a non-empty list of document ids (strings)")
-        elif len(set(doc_ids)) != len(doc_ids):
-            wrong.append("'doc_ids' lists a document twice")
-        if not wrong:
-            key = " ".join(question.lower().split())
-            if key in seen:
-                wrong.append(f"same question as line {seen[key]}")
-            seen.setdefault(key, n)
-        if wrong:
-            problems.append(f"line {n}: " + "; ".join(wrong))
-        else:
-            questions.append(LabelledQuestion(question=question.strip(), doc_ids=tuple(doc_ids), line=n))
-    if problems:
-        raise ValueError(f"labelled questions file {path}: {len(problems)} bad line(s):\n  " + "\n  ".join(problems)
-                         + f"\nEach line must be one JSON object like {_ROW_FORMAT}")
-    if not questions:
-        raise ValueError(f"labelled questions file {path} holds no question; add lines like {_ROW_FORMAT}")
-    return questions
 
 
 def answerable(questions: list[LabelledQuestion], indexed_doc_ids: Collection[str]) -> list[LabelledQuestion]:

@@ -14,18 +14,20 @@ from pydantic import ValidationError
 
 from components.rag.config import EvaluateConfig, SparseConfig
 from components.rag.evaluation import (
-    BUILTIN_QUESTIONS,
-    LabelledQuestion,
     answerable,
     derive_queries,
     doc_rank,
     evaluate_index,
     headline_metrics,
-    load_labelled_questions,
     random_scores,
     score_ranks,
 )
 from components.rag.indexing import doc_hash
+from components.rag.labelled_questions import (
+    BUILTIN_QUESTIONS,
+    LabelledQuestion,
+    load_labelled_questions,
+)
 from components.rag.qdrant_store import QdrantStore
 from components.rag.sparse import doc_vector, words
 
@@ -234,12 +236,12 @@ def test_a_document_whose_text_changed_since_indexing_is_not_asked_about(tmp_pat
 
 def test_no_answerable_question_is_an_error_naming_the_fix(tmp_path):
     questions = [LabelledQuestion("How do I leave a loop early?", ("topics/break",), 1)]
-    with index_subset(tmp_path / "q", corpus_docs(["pass", "del"])) as store:
-        with pytest.raises(ValueError, match="none of the 1 labelled questions.*raise rag.index max_docs.*null"):
-            evaluate(store, corpus_docs(["pass", "del"]), questions)
+    with (index_subset(tmp_path / "q", corpus_docs(["pass", "del"])) as store,
+          pytest.raises(ValueError, match="none of the 1 labelled questions.*raise rag.index max_docs.*null")):
+        evaluate(store, corpus_docs(["pass", "del"]), questions)
 
 
 def test_an_index_of_other_documents_than_the_input_is_an_error(tmp_path):
-    with index_subset(tmp_path / "q", corpus_docs(["pass"])) as store:
-        with pytest.raises(ValueError, match="none of the 1 indexed documents is in the docs input"):
-            evaluate(store, corpus_docs(["del"]))
+    with (index_subset(tmp_path / "q", corpus_docs(["pass"])) as store,
+          pytest.raises(ValueError, match="none of the 1 indexed documents is in the docs input")):
+        evaluate(store, corpus_docs(["del"]))

@@ -71,10 +71,12 @@ def test_evaluate_reports_hybrid_not_worse_than_dense(tmp_path, rag_index_dir, r
     ctx = StepContext.for_test(tmp_path / "eval", {"index": rag_index_dir, "docs": rag_docs_dir})
     from components.rag.steps import run_evaluate
 
-    metrics = run_evaluate(ctx, EvaluateConfig(num_queries=20, query_words=6))
+    # the fixture's doc ids are bare topic keys, not the corpus's topics/<key>: no labelled question fits
+    metrics = run_evaluate(ctx, EvaluateConfig(num_queries=20, query_words=6, labelled_questions=None))
     report = json.loads((ctx.output / "report.json").read_text())
     assert report["num_queries"] == len(rag_docs)  # one query per document
-    for mode in ("dense", "hybrid"):
+    assert report["num_indexed_docs"] == len(rag_docs) and "labelled" not in report
+    for mode in ("dense", "sparse", "hybrid"):
         assert 0 <= report[mode]["recall_at_1"] <= report[mode]["recall_at_5"] <= report[mode]["recall_at_10"] <= 1
     # keyword queries: the sparse branch adds exact-term evidence that dense similarity blurs
     assert report["hybrid"]["ndcg_at_10"] >= report["dense"]["ndcg_at_10"], report
@@ -82,3 +84,50 @@ def test_evaluate_reports_hybrid_not_worse_than_dense(tmp_path, rag_index_dir, r
     assert next(iter(metrics)) == "hybrid_recall_at_1"
     logged = [json.loads(l) for l in (ctx.output / "_metrics.jsonl").read_text().splitlines()]
     assert "dense_mrr" in logged[-1]["metrics"]
+
+
+@pytest.fixture(scope="module")
+def stdlib_corpus_and_index(tmp_path_factory, ray_local):
+    """The main job's path at a small size: data.corpus (the 79 pydoc topics, real ``topics/<key>``
+    ids) → rag.index with ``max_docs: 20``, so the index holds part of the corpus it is evaluated with."""
+    from components.data.config import CorpusConfig
+    from components.data.steps import run_corpus
+    from components.rag.steps import run_index
+
+    root = tmp_path_factory.mktemp("stdlib_rag")
+    run_corpus(StepContext.for_test(root / "corpus"), CorpusConfig(include_stdlib_modules=False))
+    run_index(StepContext.for_test(root / "index", {"docs": root / "corpus"}), IndexConfig(max_docs=20))
+    return root / "corpus", root / "index"
+
+
+def test_labelled_questions_on_a_real_partial_index_beat_a_random_pick(tmp_path, stdlib_corpus_and_index):
+    from pydoc_data.topics import topics
+
+    from components.rag.labelled_questions import (
+        BUILTIN_QUESTIONS,
+        load_labelled_questions,
+    )
+    from components.rag.steps import run_evaluate
+
+    corpus, index = stdlib_corpus_and_index
+    ctx = StepContext.for_test(tmp_path / "eval", {"index": index, "docs": corpus})
+    metrics = run_evaluate(ctx, EvaluateConfig(num_queries=100))
+    report = json.loads((ctx.output / "report.json").read_text())
+
+    indexed = {f"topics/{k}" for k in sorted(topics)[:20]}  # max_docs keeps the corpus's first documents
+    with open_index(index) as store:
+        assert set(store.doc_hashes()) == indexed
+    assert report["num_indexed_docs"] == 20 and report["num_input_docs"] == len(topics)
+    assert {q["doc_ids"][0] for q in report["queries"]} <= indexed  # 100 asked for, none outside the index
+    assert metrics["random_recall_at_1"] == pytest.approx(1 / 20)
+
+    questions = load_labelled_questions(BUILTIN_QUESTIONS)
+    answerable = [q for q in questions if set(q.doc_ids) & indexed]
+    lab = report["labelled"]
+    assert metrics["labelled_num_questions"] == lab["num_questions"] == len(answerable) >= 5
+    assert all(set(q["doc_ids"]) <= indexed for q in lab["questions"])
+    assert lab["sha256"] == EvaluateConfig().labelled_questions_sha256
+    # hand-written questions, phrased unlike the docs: still far above a random pick among the indexed docs
+    assert metrics["labelled_hybrid_recall_at_1"] >= metrics["labelled_random_recall_at_1"] + 0.25, lab
+    assert metrics["labelled_hybrid_recall_at_5"] >= metrics["labelled_random_recall_at_5"] + 0.25, lab
+    assert metrics["labelled_mrr"] >= metrics["labelled_random_mrr"] + 0.25, lab
