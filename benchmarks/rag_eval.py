@@ -17,10 +17,15 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import tempfile
 import time
 from collections import Counter
 from pathlib import Path
+
+# This tree's code, in the driver and in Ray's workers, whichever checkout the venv was installed from.
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
 
 
 def run_once(root: Path, configs, num_cpus: int) -> dict:
@@ -35,7 +40,8 @@ def run_once(root: Path, configs, num_cpus: int) -> dict:
     run_corpus(StepContext.for_test(root / "corpus"), configs["corpus"])
     corpus_s = time.perf_counter() - t0
     ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False,
-             runtime_env={"env_vars": {"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}})
+             runtime_env={"env_vars": {"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
+                                      "PYTHONPATH": str(REPO)}})
     try:
         t0 = time.perf_counter()
         run_index(StepContext.for_test(root / "index", {"docs": root / "corpus"}), configs["index"])
