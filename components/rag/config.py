@@ -102,6 +102,10 @@ class EvaluateConfig(Config):
         "so they fit the built-in corpus); a path = your own file in that format (a relative path is taken "
         "from the directory the flow runs in); null = skip them (a corpus they do not cover). Only the "
         "questions with a labelled document in the index are scored; if none has one, the step fails."))
+    min_gain_vs_random: float = Field(0.1, ge=0, description=(
+        "The effect rag.evaluate must show: hybrid recall@1 above a random pick among the indexed documents "
+        "by more than this, on the derived queries and on the labelled questions; less is a warning, or a "
+        "failed step under the recipe's strict: true."))
 
     @field_validator("labelled_questions")
     @classmethod

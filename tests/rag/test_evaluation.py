@@ -245,3 +245,35 @@ def test_an_index_of_other_documents_than_the_input_is_an_error(tmp_path):
     with (index_subset(tmp_path / "q", corpus_docs(["pass"])) as store,
           pytest.raises(ValueError, match="none of the 1 indexed documents is in the docs input")):
         evaluate(store, corpus_docs(["del"]))
+
+
+def test_the_step_reports_its_effects_against_a_random_pick(tmp_path, monkeypatch):
+    import pandas as pd
+
+    import components.rag.embed
+    from components.rag.steps import run_evaluate
+    from flows.engine.context import StepContext
+
+    docs_dir = tmp_path / "docs"
+    (docs_dir / "docs").mkdir(parents=True)
+    pd.DataFrame(corpus_docs(CORPUS)).to_parquet(docs_dir / "docs" / "part-00000.parquet")
+    index_dir = tmp_path / "index"
+    index_subset(index_dir / "qdrant", corpus_docs(INDEXED)).close()
+    (index_dir / "index.json").write_text(json.dumps({"backend": "local", "collection": "c"}))
+    monkeypatch.setattr(components.rag.embed, "shared_embedder", BagOfWordsEmbedder)
+
+    ctx = StepContext.for_test(tmp_path / "eval", {"index": index_dir, "docs": docs_dir})
+    metrics = run_evaluate(ctx, EvaluateConfig(query_words=4))
+    assert next(iter(metrics)) == "hybrid_recall_at_1"
+    effects = {e.name: e for e in ctx.effects}
+    assert set(effects) == {"hybrid_recall_at_1", "labelled_hybrid_recall_at_1"}
+    assert effects["hybrid_recall_at_1"].baseline == pytest.approx(1 / len(INDEXED))
+    assert effects["hybrid_recall_at_1"].baseline_name == f"random pick of {len(INDEXED)} indexed docs"
+    assert effects["hybrid_recall_at_1"].shown
+    report = json.loads((ctx.output / "report.json").read_text())
+    assert report["labelled"]["sha256"] == EvaluateConfig().labelled_questions_sha256
+    assert report["labelled"]["source"] == str(BUILTIN_QUESTIONS)
+
+    ctx = StepContext.for_test(tmp_path / "eval2", {"index": index_dir, "docs": docs_dir})
+    run_evaluate(ctx, EvaluateConfig(query_words=4, labelled_questions=None))
+    assert [e.name for e in ctx.effects] == ["hybrid_recall_at_1"]

@@ -131,3 +131,4 @@ def test_labelled_questions_on_a_real_partial_index_beat_a_random_pick(tmp_path,
     assert metrics["labelled_hybrid_recall_at_1"] >= metrics["labelled_random_recall_at_1"] + 0.25, lab
     assert metrics["labelled_hybrid_recall_at_5"] >= metrics["labelled_random_recall_at_5"] + 0.25, lab
     assert metrics["labelled_mrr"] >= metrics["labelled_random_mrr"] + 0.25, lab
+    assert {e.name: e.shown for e in ctx.effects} == {"hybrid_recall_at_1": True, "labelled_hybrid_recall_at_1": True}
