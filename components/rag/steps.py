@@ -45,7 +45,6 @@ def run_index(ctx, config: IndexConfig) -> dict[str, float]:
 def run_evaluate(ctx, config: EvaluateConfig) -> dict[str, float]:
     from components.rag.embed import shared_embedder
     from components.rag.evaluation import evaluate_index, headline_metrics
-    from components.rag.indexing import docs_path
     from components.rag.labelled_questions import (
         labelled_questions_path,
         load_labelled_questions,
