@@ -41,7 +41,9 @@ def run_index(ctx, config: IndexConfig) -> dict[str, float]:
 
 
 @step_kind("rag.evaluate", inputs=("index", "docs"), requires_traits=(("docs", PII_SCRUBBED),),
-           description="Derive labelled queries from the corpus; recall@k, MRR, nDCG@10 for dense vs hybrid search.")
+           effects=("hybrid_recall_at_1",),
+           description="Recall@k, MRR, nDCG@10 of dense, sparse and hybrid search on queries derived from the "
+                       "indexed documents and on hand-written labelled questions, each against a random pick.")
 def run_evaluate(ctx, config: EvaluateConfig) -> dict[str, float]:
     from components.rag.embed import shared_embedder
     from components.rag.evaluation import evaluate_index, headline_metrics
