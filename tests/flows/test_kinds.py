@@ -83,7 +83,7 @@ def test_kind(name, heavy_by_module):
         assert inp in kind.all_inputs and trait in registry.TRAITS, (inp, trait)
     assert set(kind.passes_traits_from) <= kind.all_inputs
     assert kind.num_cpus >= 0 and kind.num_gpus >= 0
-    assert all(re.fullmatch(r"[a-z_.]+", e) for e in kind.effects), kind.effects
+    assert all(re.fullmatch(r"[a-z0-9_.]+", e) for e in kind.effects), kind.effects
 
     # The code version hashes the kind's own module and what it imports, never the engine.
     modules = cv.kind_modules(kind.modules, kind.code)
