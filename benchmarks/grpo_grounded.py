@@ -64,6 +64,22 @@ def grounded_scores(rows: list[dict], answers: list[str]) -> dict[str, float]:
             "empty": sum(not a for a in answers) / len(rows)}
 
 
+def without_gold(rows: list[dict], max_source_chars: int) -> tuple[list[dict], list[str]]:
+    """Control prompts: the same question and distractors with the gold source taken out. A span of the
+    gold in answers to these comes from the model's memory of the (pretraining) corpus, not from copying."""
+    from types import SimpleNamespace
+
+    from components.grounded import grounded_prompt
+
+    kept, prompts = [], []
+    for r in rows:
+        others = [SimpleNamespace(**s) for s in r["sources"] if s["doc_id"] != r["source_id"]]
+        if others:
+            kept.append(r)
+            prompts.append(grounded_prompt(r["question"], others, max_source_chars))
+    return kept, prompts
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", type=Path, required=True, help="train.pretrain artifact (model/ inside)")
@@ -117,10 +133,17 @@ def main() -> None:
     (args.out / "answers_sft.jsonl").write_text("".join(
         json.dumps({"question": r["question"], "answer": a, "gold": r["answer"], "citation": r["citation"]}) + "\n"
         for r, a in zip(rows, answers)))
+    control_rows, control_prompts = without_gold(rows, data_cfg.max_source_chars)
+    control = {"base": grounded_scores(control_rows, greedy_answers(args.model, None, control_prompts,
+                                                                     args.max_new_tokens)),
+               "sft": grounded_scores(control_rows, greedy_answers(args.model, sft_out, control_prompts,
+                                                                    args.max_new_tokens))}
     grpo, after = None, None
     if not args.skip_grpo:
         grpo_out, grpo = step("grpo", run_grpo, {"model": args.model, "data": data, "adapter": sft_out}, grpo_cfg)
         after = grounded_scores(rows, greedy_answers(args.model, grpo_out, prompts, args.max_new_tokens))
+        control["grpo"] = grounded_scores(control_rows, greedy_answers(args.model, grpo_out, control_prompts,
+                                                                        args.max_new_tokens))
 
     print(f"\nmodel {args.model}; {len(rows)} held-out grounded prompts; greedy, {args.max_new_tokens} new tokens")
     print(f"sft: {json.dumps(sft_cfg.model_dump(exclude={'lora'}))}")
@@ -128,6 +151,9 @@ def main() -> None:
     print("| metric | base (no adapter) | SFT adapter | GRPO adapter |\n|---|---|---|---|")
     for key in ("span5_rate", "mean_span_words", "cites_gold", "empty"):
         print(f"| {key} | {base[key]:.3f} | {adapter[key]:.3f} | {after[key] if after else float('nan'):.3f} |")
+    print(f"| span5_rate, gold taken out (memory, not copying; {len(control_rows)} prompts) | "
+          f"{control['base']['span5_rate']:.3f} | {control['sft']['span5_rate']:.3f} | "
+          f"{control['grpo']['span5_rate'] if 'grpo' in control else float('nan'):.3f} |")
     print(f"| held-out response loss | {sft['eval_response_loss_before']:.3f} | {sft['eval_response_loss']:.3f} | |")
     if grpo:
         print(f"\n| GRPO | reward first k | reward last k | gain | 95% CI | k |\n|---|---|---|---|---|---|\n"

@@ -142,7 +142,8 @@ def grounded_example(row: dict, gold: DocPassage, pool: Sequence[dict], rng: ran
     """One grounded record for a ``doc_qa`` row whose answer is visible in ``gold`` (``answer_visible``).
 
     Keys: question, prompt (the user turn), answer (plain), citation (the gold's number),
-    response (the assistant turn: answer + " [n]"), source_id, source_text (the gold as shown).
+    response (the assistant turn: answer + " [n]"), source_id, source_text (the gold as shown),
+    sources (doc_id, title, text of each source in prompt order).
     """
     others = [d for d in pool if d["id"] != gold.doc_id]
     k = rng.randint(min(1, max_distractors), max_distractors) if others else 0
@@ -154,7 +155,8 @@ def grounded_example(row: dict, gold: DocPassage, pool: Sequence[dict], rng: ran
     citation = sources.index(gold) + 1
     return {"question": row["question"], "prompt": grounded_prompt(row["question"], sources, max_source_chars),
             "answer": row["answer"], "citation": citation, "response": f"{row['answer']} [{citation}]",
-            "source_id": row["source_id"], "source_text": _shown(gold, max_source_chars)}
+            "source_id": row["source_id"], "source_text": _shown(gold, max_source_chars),
+            "sources": [{"doc_id": p.doc_id, "title": p.title, "text": p.text} for p in sources]}
 
 
 def grounded_examples(qa: Sequence[dict], docs: Sequence[dict], pool: Sequence[dict], num: int | None,

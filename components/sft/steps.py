@@ -8,7 +8,8 @@ from pathlib import Path
 
 from components.sft.config import SFTConfig, SFTDatasetConfig
 
-GROUNDED_EVAL_FILE = "eval_grounded.jsonl"  # held-out grounded prompts: prompt, response, answer, citation, source_text
+# Held-out grounded prompts: question, prompt, response, answer, citation, source_id, source_text, sources.
+GROUNDED_EVAL_FILE = "eval_grounded.jsonl"
 
 
 def run_dataset(ctx, config: SFTDatasetConfig) -> dict[str, float]:

@@ -106,3 +106,16 @@ def test_dpo_and_reward_model_batches_must_split_evenly_over_workers():
         assert cls(batch_size=8, num_workers=2).num_workers == 2
         with pytest.raises(ValidationError, match="num_workers=3"):
             cls(batch_size=8, num_workers=3)
+
+
+def test_grpo_step_refuses_rewards_whose_columns_the_prompts_lack(tmp_path):
+    """Checked before any worker starts: a citation reward on answer-only prompts is a config error."""
+    from components.rl.config import GRPOConfig
+    from components.rl.steps import run_grpo
+    from components.sft.dataset import arithmetic_prompts, write_jsonl
+    from flows.engine.context import StepContext
+
+    write_jsonl(tmp_path / "prompts.jsonl", arithmetic_prompts(4, 5, seed=0))
+    ctx = StepContext.for_test(tmp_path / "out", {"model": tmp_path, "data": tmp_path})
+    with pytest.raises(ValueError, match=r"reads the prompt column\(s\) \['citation'\]"):
+        run_grpo(ctx, GRPOConfig(rewards=[RewardSpec(kind="citation")]))
