@@ -64,6 +64,13 @@ def grounded_scores(rows: list[dict], answers: list[str]) -> dict[str, float]:
             "empty": sum(not a for a in answers) / len(rows)}
 
 
+def answered(rows: list[dict], answers: list[str], path: Path) -> list[str]:
+    """``answers``, also written next to the question, gold answer and gold citation (to read them)."""
+    path.write_text("".join(json.dumps({"question": r["question"], "answer": a, "gold": r["answer"],
+                                        "citation": r["citation"]}) + "\n" for r, a in zip(rows, answers)))
+    return answers
+
+
 def without_gold(rows: list[dict], max_source_chars: int) -> tuple[list[dict], list[str]]:
     """Control prompts: the same question and distractors with the gold source taken out. A span of the
     gold in answers to these comes from the model's memory of the (pretraining) corpus, not from copying."""
@@ -128,11 +135,8 @@ def main() -> None:
     base = grounded_scores(rows, greedy_answers(args.model, None, prompts, args.max_new_tokens))
     wall["span_check_base"] = time.perf_counter() - t0
     sft_out, sft = step("sft", run_lora, {"model": args.model, "data": data}, sft_cfg)
-    answers = greedy_answers(args.model, sft_out, prompts, args.max_new_tokens)
-    adapter = grounded_scores(rows, answers)
-    (args.out / "answers_sft.jsonl").write_text("".join(
-        json.dumps({"question": r["question"], "answer": a, "gold": r["answer"], "citation": r["citation"]}) + "\n"
-        for r, a in zip(rows, answers)))
+    adapter = grounded_scores(rows, answered(rows, greedy_answers(args.model, sft_out, prompts, args.max_new_tokens),
+                                             args.out / "answers_sft.jsonl"))
     control_rows, control_prompts = without_gold(rows, data_cfg.max_source_chars)
     control = {"base": grounded_scores(control_rows, greedy_answers(args.model, None, control_prompts,
                                                                      args.max_new_tokens)),
@@ -141,7 +145,8 @@ def main() -> None:
     grpo, after = None, None
     if not args.skip_grpo:
         grpo_out, grpo = step("grpo", run_grpo, {"model": args.model, "data": data, "adapter": sft_out}, grpo_cfg)
-        after = grounded_scores(rows, greedy_answers(args.model, grpo_out, prompts, args.max_new_tokens))
+        after = grounded_scores(rows, answered(rows, greedy_answers(args.model, grpo_out, prompts, args.max_new_tokens),
+                                               args.out / "answers_grpo.jsonl"))
         control["grpo"] = grounded_scores(control_rows, greedy_answers(args.model, grpo_out, control_prompts,
                                                                         args.max_new_tokens))
 
@@ -154,6 +159,8 @@ def main() -> None:
     print(f"| span5_rate, gold taken out (memory, not copying; {len(control_rows)} prompts) | "
           f"{control['base']['span5_rate']:.3f} | {control['sft']['span5_rate']:.3f} | "
           f"{control['grpo']['span5_rate'] if 'grpo' in control else float('nan'):.3f} |")
+    print(f"| cites_gold of always citing [1] (chance baseline) | "
+          f"{sum(r['citation'] == 1 for r in rows) / len(rows):.3f} | | |")
     print(f"| held-out response loss | {sft['eval_response_loss_before']:.3f} | {sft['eval_response_loss']:.3f} | |")
     if grpo:
         print(f"\n| GRPO | reward first k | reward last k | gain | 95% CI | k |\n|---|---|---|---|---|---|\n"

@@ -1,5 +1,5 @@
-"""Grounded instruction data: the router's own prompt (numbered sources + question) -> an answer
-copied from the gold source and cited as [n]; held-out documents never reach training."""
+"""Grounded instruction data: the router's own prompt (numbered sources + question) -> [n] and an
+answer copied from that gold source; held-out documents never reach training."""
 import json
 import random
 import re
@@ -52,7 +52,7 @@ def test_the_user_turn_is_exactly_what_the_router_sends():
     src = Source(id="x", doc_id=DOC["id"], title="with", source="s", text=gold.text, chunk_index=0, score=1.0,
                  relevance=0.9)
     assert rec["prompt"] == grounded_prompt(ROW["question"], [src], 1500)
-    assert rec["citation"] == 1 and rec["response"] == ROW["answer"] + " [1]"
+    assert rec["citation"] == 1 and rec["response"] == "[1] " + ROW["answer"]
 
 
 def test_distractors_are_trimmed_to_the_budget_and_the_gold_never_is():
@@ -79,14 +79,14 @@ def test_sft_mix_holds_plain_and_grounded_chats_in_the_configured_share(grounded
     assert len(grounded) / len(sft) == pytest.approx(config.grounded_share, abs=0.01)
     for chat in grounded:
         prompt, response = chat["messages"][0]["content"], chat["messages"][1]["content"]
-        n = int(re.search(r"\[(\d+)\]$", response).group(1))
+        n = int(re.match(r"\[(\d+)\] ", response).group(1))
         found = [m for m in re.finditer(r"(?:Sources:|\n)\n\[(\d+)\] (\S+)\n", prompt) if m.group(2) in topics]
         headers = [int(m.group(1)) for m in found]
         assert headers == list(range(1, len(headers) + 1)) and 2 <= len(headers) <= 1 + config.max_distractors
         assert n in headers
         ends = [m.start() for m in found[1:]] + [prompt.rindex("\n\nQuestion: ")]
         gold_block = prompt[found[n - 1].end():ends[n - 1]]
-        answer = response.rsplit(" [", 1)[0]
+        answer = response.split("] ", 1)[1]
         assert longest_common_span_words(answer, gold_block) == len(words(answer))  # the answer is copyable
 
 
@@ -108,7 +108,7 @@ def test_grpo_prompts_carry_the_reward_columns(grounded_data):
     assert prompts and all(set(p) == {"prompt", "answer", "citation", "source_id"} for p in prompts)
     assert {p["citation"] for p in prompts} >= {1, 2}  # shuffled positions
     for r in evals:
-        assert r["response"] == f"{r['answer']} [{r['citation']}]" and r["source_text"] in r["prompt"]
+        assert r["response"] == f"[{r['citation']}] {r['answer']}" and r["source_text"] in r["prompt"]
 
 
 def test_task_switches(tmp_path):
