@@ -1,4 +1,5 @@
-"""Reference-based text metrics: exact match and token F1 (SQuAD rules), BLEU, ROUGE.
+"""Reference-based text metrics: exact match and token F1 (SQuAD rules), BLEU, ROUGE, and how
+often grounded answers copy a span of their source.
 
 EM/F1 follow the SQuAD v1.1 evaluation script's normalisation (lower-case, strip
 punctuation and English articles, collapse whitespace) so numbers are comparable.
@@ -8,6 +9,9 @@ from __future__ import annotations
 import re
 import string
 from collections import Counter
+from collections.abc import Sequence
+
+from components.grounded import longest_common_span_words
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _PUNCT = set(string.punctuation)
@@ -34,6 +38,19 @@ def token_f1(prediction: str, reference: str) -> float:
         return 0.0
     precision, recall = overlap / len(pred), overlap / len(ref)
     return 2 * precision * recall / (precision + recall)
+
+
+def source_span_rate(answers: Sequence[str], sources: Sequence[str], min_words: int = 5) -> float:
+    """Share of answers holding a run of at least ``min_words`` consecutive words of their source.
+
+    The grounded-answer check of issue 16: a small model that copies from its sources passes it,
+    one that writes fluent text of its own (or nothing) does not.
+    """
+    if len(answers) != len(sources):
+        raise ValueError(f"{len(answers)} answers vs {len(sources)} sources: they must align")
+    if not answers:
+        raise ValueError("no answers to score")
+    return sum(longest_common_span_words(a, s) >= min_words for a, s in zip(answers, sources)) / len(answers)
 
 
 def corpus_bleu(predictions: list[str], references: list[str]) -> float:

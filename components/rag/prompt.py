@@ -1,10 +1,9 @@
 """The RAG router's grounded prompt (MLflow ``{{var}}`` syntax). ``routing.py`` formats it; eval's
 ``prompt_templates.TEMPLATES`` registers it with the other prompts, and the router records the
-registered version on every trace."""
+registered version on every trace. Defined in ``components.grounded`` so that sft.dataset, which
+sits below rag, trains on the same text."""
 from __future__ import annotations
 
-RAG = (
-    "Answer the question using only the numbered sources below. Cite the sources you use as [1], [2]. "
-    "If the sources do not contain the answer, say that you don't know.\n\n"
-    "Sources:\n{{context}}\n\nQuestion: {{question}}"
-)
+from components.grounded import RAG_TEMPLATE as RAG
+
+__all__ = ["RAG"]

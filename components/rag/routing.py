@@ -1,13 +1,14 @@
 """Routing a chat request: grounded answer from sources, plain generation, or an honest refusal.
 
-Pure functions (no I/O) so every path is unit-testable; the Serve router calls them.
+Pure functions (no I/O) so every path is unit-testable; the Serve router calls them. The grounded
+prompt itself is ``components.grounded.grounded_prompt`` (re-exported here): sft.dataset trains on it.
 """
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Literal
 
-from components.rag.prompt import RAG as RAG_TEMPLATE
+from components.grounded import grounded_prompt
 from components.rag.retriever import Source
 
 Route = Literal["rag", "generate", "refuse"]
@@ -23,15 +24,6 @@ def cited_sources(sources: Sequence[Source], threshold: float, min_sources: int 
     """The sources put in the prompt: those at or above the threshold (at least ``min_sources``)."""
     above = [s for s in sources if s.relevance >= threshold]
     return above if len(above) >= min_sources else list(sources[:min_sources])
-
-
-def grounded_prompt(query: str, sources: Sequence[Source], max_source_chars: int) -> str:
-    blocks = []
-    for n, s in enumerate(sources, 1):
-        text = s.text if len(s.text) <= max_source_chars else s.text[:max_source_chars] + " …"
-        blocks.append(f"[{n}] {s.title}\n{text}")
-    # The template is versioned in MLflow's prompt registry as "llmflow-rag" (prompts as code).
-    return RAG_TEMPLATE.replace("{{context}}", "\n\n".join(blocks)).replace("{{question}}", query)
 
 
 def query_of(messages: list[dict]) -> str:

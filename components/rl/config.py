@@ -12,9 +12,13 @@ from components.sft.config import LoRASettings
 class RewardSpec(Config):
     """One reward function; a GRPO sample's reward is the weighted sum over the list."""
 
-    kind: Literal["exact_match", "regex", "length", "reward_model", "callable"] = Field(
+    kind: Literal["exact_match", "regex", "length", "token_f1", "copy_span", "citation", "reward_model", "callable"] = Field(
         description="exact_match: answer equals the prompt's 'answer'; regex: 1 if `pattern` matches the "
-                    "completion start; length: closeness to `target_chars`; reward_model: a Bradley-Terry "
+                    "completion start; length: closeness to `target_chars`; token_f1: word-overlap F1 of the "
+                    "completion (citations removed) with 'answer' (partial credit for every right word); "
+                    "copy_span: longest run of consecutive words shared with 'answer', as a fraction of its "
+                    "words (rewards copying, not word soup); citation: 1 if the completion cites exactly the "
+                    "prompt's 'citation' as [n], 0.5 if among others, 0 if not; reward_model: a Bradley-Terry "
                     "model at `path`; callable: `ref` = 'module:function' with signature f(completions, **kw).")
     weight: float = Field(1.0, description="Multiplier of this reward in the sum.")
     pattern: str | None = Field(None, description="regex: pattern matched (re.match) against the stripped completion.")
@@ -30,13 +34,34 @@ class RewardSpec(Config):
         return self
 
 
+# The prompt columns each reward kind reads (beyond the completions); rl.grpo checks them before it starts.
+REWARD_COLUMNS = {"exact_match": ("answer",), "token_f1": ("answer",), "copy_span": ("answer",),
+                  "citation": ("citation",)}
+
+
+def default_rewards(columns: set[str]) -> list[RewardSpec]:
+    """GRPO's rewards when the recipe names none, chosen by what the prompts carry.
+
+    Grounded prompts (answer + citation, from sft.dataset's grounded task): token_f1 plus a small
+    citation reward: the answer is in the prompt, so copying it earns partial credit from the first
+    step. Prompts with an answer only (arithmetic, keyword): exact_match plus a number-format check.
+    """
+    if {"answer", "citation"} <= columns:
+        return [RewardSpec(kind="token_f1"), RewardSpec(kind="citation", weight=0.2)]
+    if "answer" in columns:
+        return [RewardSpec(kind="exact_match"), RewardSpec(kind="regex", pattern=r"-?\d+\b", weight=0.5)]
+    raise ValueError(f"prompts.jsonl rows carry {sorted(columns)}: the default rewards need 'answer' (and "
+                     "'citation' for grounded prompts); set grpo.rewards to functions these prompts support")
+
+
 class GRPOConfig(Config):
     """GRPO on a LoRA adapter with vLLM rollouts; the KL reference is the base (adapter disabled)."""
 
     lora: LoRASettings = Field(default_factory=LoRASettings, description="Adapter settings (ignored when an adapter input is given: it is trained further).")
-    rewards: list[RewardSpec] = Field(
-        default_factory=lambda: [RewardSpec(kind="exact_match"), RewardSpec(kind="regex", pattern=r"-?\d+\b", weight=0.5)],
-        description="Reward functions summed with their weights.")
+    rewards: list[RewardSpec] | None = Field(None, description=(
+        "Reward functions summed with their weights. None: chosen from the prompts' columns "
+        "(default_rewards): token_f1 + 0.2 * citation for grounded prompts (answer + citation), "
+        "exact_match + 0.5 * number format for answer-only prompts."))
     num_steps: int = Field(20, ge=1, description="GRPO steps (one rollout batch each).")
     prompts_per_step: int = Field(8, ge=1, description="Distinct prompts per step.")
     group_size: int = Field(8, ge=2, description="G: completions sampled per prompt; advantages are normalised within a group.")
@@ -56,7 +81,11 @@ class GRPOConfig(Config):
         "Ray Train workers (DDP over the adapter). Rank 0 also owns the rollout engine and broadcasts each "
         "step's rollouts; every rank updates on its share of the sequences."))
     cpus_per_worker: float = Field(1.0, gt=0, description="CPUs Ray reserves per Train worker.")
-    seed: int = Field(0, description="Seed for prompt order, sampling and init.")
+    num_effect_steps: int | None = Field(None, ge=1, description=(
+        "k: the stage's effect compares the rewards of the last k steps with the first k (reward_mean_first/"
+        "last, reward_gain and its 95% bootstrap interval over prompt groups). None: a quarter of num_steps."))
+    num_bootstrap: int = Field(2000, ge=100, description="Bootstrap resamples of the reward_gain interval.")
+    seed: int = Field(0, description="Seed for prompt order, sampling, init and the bootstrap.")
 
     @model_validator(mode="after")
     def _sync_needs_full_precision(self) -> GRPOConfig:

@@ -16,6 +16,8 @@ from pathlib import Path
 
 from components.rl.config import GRPOConfig
 
+SAMPLE_REWARDS = "sample_rewards"  # history key of a step's per-sample rewards (prompt-major, group_size each)
+
 
 def _sequences(prompt_ids: list[list[int]], groups, pad_id: int):
     """Pack prompt + completion per sample; mask marks completion tokens (as targets at t-1)."""
@@ -93,7 +95,8 @@ def grpo_train(model, tokenizer, prompts: list[dict], rewards, config: GRPOConfi
                                      temperature=config.temperature, seed=config.seed * 100003 + step)
             gen_s = time.perf_counter() - t0
             completions = [c.text for g in groups for c in g]
-            columns = {k: [r.get(k) for r in batch for _ in range(config.group_size)] for k in batch[0]}
+            keys = dict.fromkeys(k for r in batch for k in r)  # a mixed prompt set: missing columns are None
+            columns = {k: [r.get(k) for r in batch for _ in range(config.group_size)] for k in keys}
             columns["prompts"] = columns.pop("prompt")
             reward_list, reward_means = score(rewards, completions, **columns)
             rollout = (groups, reward_list, reward_means, gen_s)
@@ -154,6 +157,8 @@ def grpo_train(model, tokenizer, prompts: list[dict], rewards, config: GRPOConfi
             "rollout_tokens_per_s": num_gen_tokens / max(gen_s, 1e-9),
             "time/generation_s": gen_s, "time/ref_logprobs_s": ref_s, "time/update_s": update_s,
             "time/weight_sync_s": sync_s, "time/step_s": time.perf_counter() - t_step, **reward_means,
+            # Per-sample rewards (grouped by prompt) for the effect's confidence interval; not a metric.
+            SAMPLE_REWARDS: reward_list,
         }
         history.append(rec)
         log(rec, step)

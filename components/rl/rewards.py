@@ -1,14 +1,17 @@
 """Reward functions: plain callables ``f(completions, **kw) -> list[float]`` (TRL's convention).
 
-Keyword arguments carry per-sample columns of the prompt set (``prompts``, ``answer``, ...),
-each a list aligned with ``completions``. ``build_rewards`` turns recipe entries into callables.
+Keyword arguments carry per-sample columns of the prompt set (``prompts``, ``answer``,
+``citation``, ...), each a list aligned with ``completions``; a row without a column gets None.
+``build_rewards`` turns recipe entries into callables.
 """
 from __future__ import annotations
 
 import importlib
 import re
+from collections import Counter
 from collections.abc import Callable, Sequence
 
+from components.grounded import cited_numbers, longest_common_span_words, without_citations, words
 from components.rl.config import RewardSpec
 
 RewardFn = Callable[..., list[float]]
@@ -51,6 +54,43 @@ def length_reward(target_chars: int) -> RewardFn:
     return length
 
 
+def _f1(prediction: list[str], reference: list[str]) -> float:
+    if not prediction or not reference:
+        return float(prediction == reference)
+    common = sum((Counter(prediction) & Counter(reference)).values())
+    if common == 0:
+        return 0.0
+    precision, recall = common / len(prediction), common / len(reference)
+    return 2 * precision * recall / (precision + recall)
+
+
+def token_f1(completions: Sequence[str], answer: Sequence[str], **_) -> list[float]:
+    """Word-overlap F1 of each completion (citation markers removed) with its answer, in [0, 1].
+
+    Partial credit for every right word; precision falls when the completion rambles past the answer.
+    """
+    return [_f1(words(without_citations(c)), words(str(a))) if a is not None else 0.0
+            for c, a in zip(completions, answer)]
+
+
+def copy_span(completions: Sequence[str], answer: Sequence[str], **_) -> list[float]:
+    """The longest run of consecutive words a completion shares with its answer, over the answer's words."""
+    out = []
+    for c, a in zip(completions, answer):
+        n = len(words(str(a))) if a is not None else 0
+        out.append(longest_common_span_words(c, str(a)) / n if n else 0.0)
+    return out
+
+
+def citation(completions: Sequence[str], citation: Sequence[int | None], **_) -> list[float]:
+    """1 if the completion cites exactly the gold source [n], 0.5 if it cites it among others, else 0."""
+    out = []
+    for c, gold in zip(completions, citation):
+        cited = cited_numbers(c)
+        out.append(0.0 if gold is None or int(gold) not in cited else 1.0 if cited == [int(gold)] else 0.5)
+    return out
+
+
 def build_rewards(specs: Sequence[RewardSpec]) -> list[tuple[str, float, RewardFn]]:
     """(name, weight, callable) for each recipe entry."""
     out = []
@@ -61,6 +101,8 @@ def build_rewards(specs: Sequence[RewardSpec]) -> list[tuple[str, float, RewardF
             fn = regex_reward(s.pattern)
         elif s.kind == "length":
             fn = length_reward(s.target_chars)
+        elif s.kind in ("token_f1", "copy_span", "citation"):
+            fn = {"token_f1": token_f1, "copy_span": copy_span, "citation": citation}[s.kind]
         elif s.kind == "reward_model":
             from components.rl.reward_model import RewardModelScorer
             fn = RewardModelScorer(s.path)

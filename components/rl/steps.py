@@ -28,32 +28,51 @@ def _fit(ctx, worker, loop_config: dict, num_workers: int, cpus_per_worker: floa
            description="GRPO on Ray Train (DDP over a LoRA adapter) with vLLM rollouts on rank 0 and in-place "
                        "weight sync; writes adapter/.")
 def run_grpo(ctx, config: GRPOConfig) -> dict[str, float]:
+    from components.rl.config import REWARD_COLUMNS, default_rewards
+    from components.rl.effect import groups_of, reward_gain
+    from components.rl.grpo import SAMPLE_REWARDS
     from components.rl.workers import grpo_worker
     from components.sft.artifacts import data_file
     from components.sft.dataset import read_jsonl
 
     prompts = read_jsonl(data_file(ctx.input("data"), "prompts.jsonl"))
     if not prompts:
-        raise ValueError("prompts.jsonl is empty: set sft.dataset num_arithmetic_prompts > 0 or give docs with statements")
+        raise ValueError("prompts.jsonl is empty: give sft.dataset documents with questions (grpo_tasks: "
+                         "[grounded]) or add 'arithmetic' to its grpo_tasks")
+    columns = set().union(*prompts)
+    rewards = config.rewards or default_rewards(columns)
+    for spec in rewards:
+        missing = [c for c in REWARD_COLUMNS.get(spec.kind, ()) if c not in columns]
+        if missing:
+            raise ValueError(f"reward {spec.kind!r} reads the prompt column(s) {missing}, which prompts.jsonl "
+                             f"does not have (it has {sorted(columns)}); drop the reward or use sft.dataset "
+                             "grpo_tasks that write them (grounded: answer + citation)")
+    config = config.model_copy(update={"rewards": rewards})
     ctx.set_tags({"grpo.rollout_backend": config.rollout_backend, "grpo.reference": "base_with_adapter_disabled",
                   "grpo.weight_sync": "merged safetensors -> vllm collective_rpc reload_weights"
                   if config.rollout_backend == "vllm" else "none (generate on the learner)",
                   "grpo.trl_colocate_sync": TRL_COLOCATE_ON_CPU, "grpo.sync_every": config.sync_every,
-                  "grpo.num_workers": config.num_workers, "grpo.rollouts": "rank 0 engine, broadcast to all ranks"})
+                  "grpo.num_workers": config.num_workers, "grpo.rollouts": "rank 0 engine, broadcast to all ranks",
+                  "grpo.rewards": ", ".join(f"{s.weight:g}*{s.kind}" for s in rewards)})
     history = _fit(ctx, grpo_worker, {"prompts": prompts, "settings": config.model_dump()},
                    config.num_workers, config.cpus_per_worker, "grpo")
+    samples = [h.pop(SAMPLE_REWARDS) for h in history]
     for step, rec in enumerate(history, 1):
         ctx.log_metrics(rec, step=step)
-    k = max(1, len(history) // 4)
+    k = min(config.num_effect_steps or max(1, len(history) // 4), len(history))
     first = sum(h["reward_mean"] for h in history[:k]) / k
     last = sum(h["reward_mean"] for h in history[-k:]) / k
-    summary = {"reward_mean_last": last, "reward_mean_first": first,
+    gain = reward_gain(groups_of(samples[:k], config.group_size), groups_of(samples[-k:], config.group_size),
+                       num_resamples=config.num_bootstrap, seed=config.seed)
+    summary = {"reward_mean_last": last, "reward_mean_first": first, **gain, "num_effect_steps": k,
                "kl_last": history[-1].get("kl", 0.0), "rollout_tokens_per_s": _median(h["rollout_tokens_per_s"] for h in history),
                "time/generation_s": _median(h["time/generation_s"] for h in history),
                "time/ref_logprobs_s": _median(h["time/ref_logprobs_s"] for h in history),
                "time/update_s": _median(h["time/update_s"] for h in history),
                "time/weight_sync_s": _median(h["time/weight_sync_s"] for h in history)}
-    (ctx.output / "history.jsonl").write_text("".join(json.dumps(h) + "\n" for h in history))
+    ctx.log_metrics(gain)
+    (ctx.output / "history.jsonl").write_text("".join(json.dumps({**h, SAMPLE_REWARDS: r}) + "\n"
+                                                      for h, r in zip(history, samples)))
     (ctx.output / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
 

@@ -44,7 +44,7 @@ def _policy(loop_config: dict, lora, seed: int):
 
 def grpo_worker(loop_config: dict) -> list[dict]:
     """``loop_config``: model_dir, adapter_dir (or None), prompts (rows), settings (GRPOConfig dict)."""
-    from components.rl.config import GRPOConfig
+    from components.rl.config import GRPOConfig, default_rewards
     from components.rl.grpo import grpo_train
     from components.rl.rewards import build_rewards
     from components.rl.rollout import HFRollout, VLLMRollout
@@ -61,7 +61,9 @@ def grpo_worker(loop_config: dict) -> list[dict]:
             engine_start_s = engine.start_s
         else:
             engine = HFRollout(model, tok)
-    rewards = build_rewards(cfg.rewards) if rank == 0 else None
+    # run_grpo resolves the default rewards; a direct caller gets the same choice here.
+    specs = cfg.rewards or default_rewards(set().union(*loop_config["prompts"]))
+    rewards = build_rewards(specs) if rank == 0 else None
     with tempfile.TemporaryDirectory() as tmp:
         try:
             history = grpo_train(model, tok, loop_config["prompts"], rewards, cfg, engine, Path(tmp) / "sync", base,

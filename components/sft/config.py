@@ -1,6 +1,8 @@
 """Configs of the SFT stage: the instruction dataset, LoRA settings, and the SFT trainer."""
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, field_validator, model_validator
 
 from components.config import Config
@@ -12,12 +14,44 @@ class SFTDatasetConfig(Config):
     max_answer_chars: int = Field(320, ge=40, description="Cut answers (the topic's first sentences) to this many characters.")
     max_answer_sentences: int = Field(2, ge=1, description="Answers are the first N sentences of a topic's first prose paragraph.")
     eval_fraction: float = Field(0.1, ge=0.0, lt=1.0, description="Fraction of documents held out (by id hash) for eval.jsonl.")
-    num_arithmetic_prompts: int = Field(256, ge=0, description="GRPO prompts with checkable numeric answers ('What is 3 + 4?').")
+    grounded_share: float = Field(0.75, ge=0.0, le=0.95, description=(
+        "Share of sft.jsonl chats that are grounded: the RAG router's own prompt (numbered sources + question, "
+        "components.grounded.grounded_prompt) -> the answer quoted from the gold source and cited as [n]. The "
+        "rest are plain question -> answer chats (every training question once). 0 turns grounded chats off."))
+    max_distractors: int = Field(2, ge=0, description=(
+        "Each grounded prompt holds the gold passage and 1..max_distractors passages of other training "
+        "documents, in shuffled positions (0: the gold alone)."))
+    passage_chars: int = Field(500, ge=100, description=(
+        "A source passage is whole paragraphs (raw text, line breaks kept), cut where the index's chunker "
+        "cuts, to at most this many characters (the gold keeps its whole answer): about one 128-token index "
+        "chunk, what retrieval hands the router."))
+    max_source_chars: int = Field(1500, ge=50, description=(
+        "Each source is cut to this in the prompt, as the router's RouterConfig.max_source_chars (same default)."))
+    max_context_chars: int = Field(1000, ge=200, description=(
+        "Distractors beyond this many source characters in total are trimmed at a word (' …') or dropped, as "
+        "the router's context budget trims its lowest-ranked sources; the gold passage is never cut. Measured "
+        "on the stdlib docs with the e2e flow's 2k BPE: grounded chats of median ~400 tokens, 2% over 512 "
+        "(the served context), where 1,200 put 11% over."))
+    grpo_tasks: list[Literal["grounded", "arithmetic", "keyword"]] = Field(
+        default_factory=lambda: ["grounded"], description=(
+            "Prompt sets written to prompts.jsonl for GRPO. grounded: router-format prompts from the training "
+            "questions, with columns answer + citation (rl.grpo's default rewards: token_f1 + citation, partial "
+            "credit for copying the gold source); arithmetic / keyword: exact answers ('What is 3 + 4?', 'Which "
+            "statement is this?') that a small pretrained model neither knows nor can copy, so exact_match "
+            "stays 0 there."))
+    num_arithmetic_prompts: int = Field(256, ge=0, description="GRPO prompts with checkable numeric answers ('What is 3 + 4?'), when grpo_tasks has 'arithmetic'.")
     max_operand: int = Field(20, ge=1, description="Arithmetic prompts use operands in [0, max_operand].")
     user_chat_paths: list[str] = Field(default_factory=list, description=(
         "Extra chat JSONL files ({'messages': [{'role','content'}, ...]}) appended to sft.jsonl; "
         "every record must end with an assistant turn."))
-    seed: int = Field(0, description="Seed for the arithmetic prompts and shuffling.")
+    seed: int = Field(0, description="Seed for the arithmetic prompts, distractor draws and shuffling.")
+
+    @field_validator("grpo_tasks")
+    @classmethod
+    def _some_task(cls, v: list[str]) -> list[str]:
+        if not v:
+            raise ValueError("grpo_tasks is empty: list at least one of grounded, arithmetic, keyword")
+        return v
 
 
 class LoRASettings(Config):

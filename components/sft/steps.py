@@ -10,6 +10,9 @@ from components.artifacts import Docs, Model
 from components.sft.config import SFTConfig, SFTDatasetConfig
 from flows.engine.registry import PII_SCRUBBED, step_kind
 
+# Held-out grounded prompts: question, prompt, response, answer, citation, source_id, source_text, sources.
+GROUNDED_EVAL_FILE = "eval_grounded.jsonl"
+
 
 @step_kind("sft.dataset", inputs=("docs",), requires_traits=(("docs", PII_SCRUBBED),),
            description="Instruction data from the docs: sft.jsonl (chat), prompts.jsonl (GRPO, checkable "
@@ -17,26 +20,44 @@ from flows.engine.registry import PII_SCRUBBED, step_kind
 def run_dataset(ctx, config: SFTDatasetConfig) -> dict[str, float]:
     from components.data.filters.pii import PIIScrubber
     from components.sft import dataset as ds
+    from components.sft import grounded as gd
 
     docs = list(Docs.of(ctx).rows())
     qa = list(ds.doc_qa(docs, config.max_answer_sentences, config.max_answer_chars))
     train_qa = [r for r in qa if not ds.is_eval_doc(r["source_id"], config.eval_fraction)]
     eval_qa = [r for r in qa if ds.is_eval_doc(r["source_id"], config.eval_fraction)]
-    chats = [{"messages": [{"role": "user", "content": r["question"]}, {"role": "assistant", "content": r["answer"]}]}
-             for r in train_qa]
+    # Held-out documents never reach training, not even as distractors.
+    train_docs = [d for d in docs if not ds.is_eval_doc(d["id"], config.eval_fraction)]
+    grounded = {"max_distractors": config.max_distractors, "passage_chars": config.passage_chars,
+                "max_source_chars": config.max_source_chars, "max_context_chars": config.max_context_chars}
+    chats = [_chat(r["question"], r["answer"]) for r in train_qa]
+    num_grounded = round(len(chats) * config.grounded_share / (1 - config.grounded_share))
+    grounded_train = (gd.grounded_examples(train_qa, docs, train_docs, num_grounded, random.Random(config.seed + 1),
+                                           **grounded) if num_grounded else [])
+    chats += [_chat(g["prompt"], g["response"]) for g in grounded_train]
     # A user's own chats are read here, not through data.corpus: scrub them as the corpus is scrubbed.
     scrubber = PIIScrubber()
     for path in config.user_chat_paths:
         chats.extend({"messages": [_scrub_message(m, scrubber) for m in chat["messages"]]}
                      for chat in ds.read_chat_jsonl(path))
     random.Random(config.seed).shuffle(chats)
-    prompts = ds.arithmetic_prompts(config.num_arithmetic_prompts, config.max_operand, config.seed) + ds.keyword_prompts(qa)
+    prompts: list[dict] = []
+    if "grounded" in config.grpo_tasks:
+        prompts += [{k: g[k] for k in ("prompt", "answer", "citation", "source_id")} for g in
+                    gd.grounded_examples(train_qa, docs, train_docs, None, random.Random(config.seed + 2), **grounded)]
+    if "arithmetic" in config.grpo_tasks:
+        prompts += ds.arithmetic_prompts(config.num_arithmetic_prompts, config.max_operand, config.seed)
+    if "keyword" in config.grpo_tasks:
+        prompts += ds.keyword_prompts(qa)
+    eval_grounded = gd.grounded_examples(eval_qa, docs, train_docs, None, random.Random(config.seed + 3), **grounded)
     out = ctx.output
     metrics = {
         "num_sft_examples": ds.write_jsonl(out / "sft.jsonl", chats),
+        "num_grounded_examples": len(grounded_train),
         "num_prompts": ds.write_jsonl(out / "prompts.jsonl", prompts),
         "num_eval_examples": ds.write_jsonl(out / "eval.jsonl", (
             {"question": r["question"], "answer": r["answer"], "source_id": r["source_id"]} for r in eval_qa)),
+        "num_grounded_eval_examples": ds.write_jsonl(out / GROUNDED_EVAL_FILE, eval_grounded),
         "num_docs": len(docs),
         "num_docs_with_qa": len({r["source_id"] for r in qa}),
     }
@@ -44,18 +65,23 @@ def run_dataset(ctx, config: SFTDatasetConfig) -> dict[str, float]:
     return metrics
 
 
+def _chat(user: str, assistant: str) -> dict:
+    return {"messages": [{"role": "user", "content": user}, {"role": "assistant", "content": assistant}]}
+
+
 def _eval_chats(data: Path, tmp: Path) -> tuple[Path, str]:
-    """eval.jsonl as chat records, and which split it came from (tagged on the run)."""
+    """Held-out chats (plain eval.jsonl and grounded eval, interleaved), and which split they came from."""
     from components.sft.dataset import read_jsonl, write_jsonl
 
-    rows, split = read_jsonl(data / "eval.jsonl"), "eval"
+    plain, split = [_chat(r["question"], r["answer"]) for r in read_jsonl(data / "eval.jsonl")], "eval"
+    grounded_path = data / GROUNDED_EVAL_FILE
+    grounded = [_chat(r["prompt"], r["response"]) for r in read_jsonl(grounded_path)] if grounded_path.exists() else []
+    rows = [c for pair in zip(plain, grounded) for c in pair] + plain[len(grounded):] + grounded[len(plain):]
     if not rows:  # a tiny corpus may hold out no document: evaluate on the training tail instead, and say so
-        rows = [{"question": r["messages"][-2]["content"], "answer": r["messages"][-1]["content"]}
-                for r in read_jsonl(data / "sft.jsonl")[-64:] if len(r["messages"]) >= 2]
+        rows = [r for r in read_jsonl(data / "sft.jsonl")[-64:] if len(r["messages"]) >= 2]
         split = "train_tail"
     path = tmp / "eval_chat.jsonl"
-    write_jsonl(path, ({"messages": [{"role": "user", "content": r["question"]},
-                                      {"role": "assistant", "content": r["answer"]}]} for r in rows))
+    write_jsonl(path, rows)
     return path, split
 
 

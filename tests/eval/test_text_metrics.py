@@ -32,3 +32,14 @@ def test_qa_metrics_perfect_vs_disjoint():
 def test_qa_metrics_rejects_misaligned():
     with pytest.raises(ValueError, match="align"):
         qa_metrics(["a"], ["a", "b"])
+
+
+def test_source_span_rate_counts_answers_that_copy_five_words_in_a_row():
+    from components.eval.text_metrics import source_span_rate
+
+    source = 'The "with" statement is used to wrap the execution of a block.'
+    answers = ["The with statement is used to wrap it [1].", "statement used wrap block", ""]
+    assert source_span_rate(answers, [source] * 3) == pytest.approx(1 / 3)
+    assert source_span_rate(answers, [source] * 3, min_words=9) == 0.0
+    with pytest.raises(ValueError, match="must align"):
+        source_span_rate(answers, [source])

@@ -23,7 +23,7 @@ def test_dataset_artifact_layout(sft_data_dir):
     rec = json.loads((sft_data_dir / "sft.jsonl").read_text().splitlines()[0])
     assert [m["role"] for m in rec["messages"]] == ["user", "assistant"]
     p = json.loads((sft_data_dir / "prompts.jsonl").read_text().splitlines()[0])
-    assert set(p) == {"prompt", "answer"}
+    assert set(p) == {"prompt", "answer", "citation", "source_id"}  # grounded GRPO prompts (the default task)
     e = json.loads((sft_data_dir / "eval.jsonl").read_text().splitlines()[0])
     assert set(e) == {"question", "answer", "source_id"}
 
