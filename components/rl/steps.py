@@ -24,7 +24,7 @@ def _fit(ctx, worker, loop_config: dict, num_workers: int, cpus_per_worker: floa
                output=ctx.output, subdir=subdir)
 
 
-@step_kind("rl.grpo", inputs=("model", "data", "adapter?"), num_cpus=0,
+@step_kind("rl.grpo", inputs=("model", "data", "adapter?"), num_cpus=0, effects=("reward",),
            description="GRPO on Ray Train (DDP over a LoRA adapter) with vLLM rollouts on rank 0 and in-place "
                        "weight sync; writes adapter/.")
 def run_grpo(ctx, config: GRPOConfig) -> dict[str, float]:
@@ -71,6 +71,9 @@ def run_grpo(ctx, config: GRPOConfig) -> dict[str, float]:
                "time/update_s": _median(h["time/update_s"] for h in history),
                "time/weight_sync_s": _median(h["time/weight_sync_s"] for h in history)}
     ctx.log_metrics(gain)
+    # The effect: the last steps' reward over the first steps', with the bootstrap CI of the gain.
+    ctx.report_effect("reward", last, first, higher_is_better=True, baseline_name="first steps",
+                      ci=(gain["reward_gain_ci_low"], gain["reward_gain_ci_high"]))
     (ctx.output / "history.jsonl").write_text("".join(json.dumps({**h, SAMPLE_REWARDS: r}) + "\n"
                                                       for h, r in zip(history, samples)))
     (ctx.output / "summary.json").write_text(json.dumps(summary, indent=2))

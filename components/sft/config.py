@@ -16,7 +16,7 @@ class SFTDatasetConfig(Config):
     eval_fraction: float = Field(0.1, ge=0.0, lt=1.0, description="Fraction of documents held out (by id hash) for eval.jsonl.")
     grounded_share: float = Field(0.75, ge=0.0, le=0.95, description=(
         "Share of sft.jsonl chats that are grounded: the RAG router's own prompt (numbered sources + question, "
-        "components.grounded.grounded_prompt) -> the answer quoted from the gold source and cited as [n]. The "
+        "components.grounded.grounded_prompt) -> '[n] ' + the answer quoted from that gold source. The "
         "rest are plain question -> answer chats (every training question once). 0 turns grounded chats off."))
     max_distractors: int = Field(2, ge=0, description=(
         "Each grounded prompt holds the gold passage and 1..max_distractors passages of other training "

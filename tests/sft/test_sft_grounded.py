@@ -25,7 +25,7 @@ def grounded_data(tmp_path_factory):
     from components.sft.config import SFTDatasetConfig
     from components.sft.steps import run_dataset
     from flows.engine.context import StepContext
-    from tests.sft import tiny_lm
+    from tests.fixtures import tiny_lm
 
     tmp = tmp_path_factory.mktemp("grounded")
     out = tmp / "out"
@@ -115,7 +115,7 @@ def test_task_switches(tmp_path):
     from components.sft.config import SFTDatasetConfig
     from components.sft.steps import run_dataset
     from flows.engine.context import StepContext
-    from tests.sft import tiny_lm
+    from tests.fixtures import tiny_lm
 
     out = tmp_path / "out"
     m = run_dataset(StepContext.for_test(out, {"docs": tiny_lm.write_docs(tmp_path / "docs")}),
