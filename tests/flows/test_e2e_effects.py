@@ -23,10 +23,10 @@ pytestmark = pytest.mark.integration
 EFFECTS = {"pretrain": "val_loss", "sft": "response_loss", "grpo": "reward", "draft": "acceptance_rate",
            "rag_eval": "hybrid_recall_at_1", "evaluate": "rag_f1"}
 # The stages whose effect shows even at the test's size (E2E_SMALLEST: 20 pretraining steps, 2 GRPO
-# steps), with the smallest gain accepted. The others learn too little at this size to clear their
+# steps, a 20-step draft of a target that still repeats itself), with the smallest gain accepted. The others learn too little at this size to clear their
 # margins; for them the test checks that the flow said so (the recipe's full-size effects are in
 # benchmarks/RESULTS.md, "The main job's effects").
-MARGINS = {"rag_eval": 0.3, "draft": 0.0}
+MARGINS = {"rag_eval": 0.3}
 SPAN_WORDS = 5
 
 
@@ -49,23 +49,24 @@ def test_each_stage_measures_its_effect_and_says_when_it_is_absent(e2e_stack, st
 
 
 def test_the_summary_prints_each_effect_beside_its_baseline(e2e_stack):
-    out = e2e_stack["output"]
-    assert "effect vs baseline" in out
-    assert "pretrain: val_loss" in out and "vs unigram" in out
-    assert "sft: response_loss" in out and "vs base model" in out
+    out = "".join(e2e_stack["output"].split())  # rich wraps the table and long lines: compare without whitespace
+    assert "effectvsbaseline" in out
+    assert "pretrain:val_loss" in out and "vsunigram" in out
+    assert "sft:response_loss" in out and "vsbasemodel" in out
+    assert "rag_eval:hybrid_recall_at_1" in out and "vsrandompick" in out
 
 
 def test_the_gate_decided_what_is_served(e2e_stack):
     steps = e2e_stack["state"]["steps"]
     gate = json.loads((Path(steps["evaluate"]["uri"]) / "gate.json").read_text())
     llm = e2e_stack["llm"]
-    assert llm["gate"]["serve"] == ("candidate" if gate["promoted"] else "base")  # a fresh run has no champion
-    assert llm["served_model"] == ("grpo" if gate["promoted"] else llm["model"])
+    assert llm.gate["serve"] == ("candidate" if gate["promoted"] else "base")  # a fresh run has no champion
+    assert llm.served_model == ("grpo" if gate["promoted"] else llm.model)
     assert gate["base_metrics"] is not None  # the candidate was compared with its base on the same questions
     if gate["promoted"]:
         m = gate["metric"]
         assert gate["candidate"]["metrics"][m] > max(gate["base_metrics"][m], 0.0)
-    assert any(f"serving {llm['gate']['serve']}" in v for v in steps["serve"]["links"].values())
+    assert any(f"serving {llm.gate['serve']}" in v for v in steps["serve"]["links"].values())
 
 
 def test_router_answers_hand_written_questions_from_cited_sources(e2e_stack):
@@ -76,7 +77,7 @@ def test_router_answers_hand_written_questions_from_cited_sources(e2e_stack):
 
     steps = e2e_stack["state"]["steps"]
     docs = {r["id"]: r["text"] for r in Docs.read(Path(steps["corpus"]["uri"])).rows()}
-    client = OpenAI(base_url=e2e_stack["rag"]["url"], api_key=e2e_stack["api_key"], max_retries=1, timeout=120)
+    client = OpenAI(base_url=e2e_stack["rag"].url, api_key=e2e_stack["api_key"], max_retries=1, timeout=120)
     questions = [q for q in load_labelled_questions(labelled_questions_path("builtin")) if q.doc_ids[0] in docs]
     assert len(questions) >= 10
     rows = []
