@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import re
 
+from components.grounded import longest_common_span_words
+
 _WORD = re.compile(r"[A-Za-z0-9_']+")
 _REFUSAL = re.compile(
     r"\b(i can(?:no|')t (?:help|answer|assist)|i(?:'m| am) (?:sorry|unable)|i do(?:n't| not) know|"
@@ -51,18 +53,7 @@ def heuristic_scores(query: str, response: str, context: str = "") -> dict[str, 
 
 
 def longest_shared_span(answer: str, sources: list[str]) -> int:
-    """Length in words of the longest run of consecutive answer words that a source also has in a row:
-    a span of 5 or more words means the answer quotes its source, not just shares its vocabulary."""
-    a = words(answer)
-    best = 0
-    for source in sources:
-        s = words(source)
-        prev = [0] * (len(s) + 1)
-        for i in range(1, len(a) + 1):
-            cur = [0] * (len(s) + 1)
-            for j in range(1, len(s) + 1):
-                if a[i - 1] == s[j - 1]:
-                    cur[j] = prev[j - 1] + 1
-                    best = max(best, cur[j])
-            prev = cur
-    return best
+    """Length in words of the longest run of consecutive answer words that one of the sources also has in
+    a row (``components.grounded.longest_common_span_words`` over each): a span of 5 or more words means
+    the answer quotes its source, not just shares its vocabulary."""
+    return max((longest_common_span_words(answer, source) for source in sources), default=0)
