@@ -66,7 +66,7 @@ def _is_adapter(artifact: Path) -> bool:
     return True
 
 
-def gate_decision(gate_artifact: Path | None, config: ServeDeployConfig) -> dict:
+def gate_decision(gate_artifact: Path | None) -> dict:
     """Which adapter the gate lets this deploy serve, read from an eval.offline artifact's gate.json:
 
     - ``candidate``: the gate promoted the candidate (or ran ungated: ``gate.enabled: false``);
@@ -103,7 +103,7 @@ def run_deploy(ctx, config: ServeDeployConfig) -> dict[str, float]:
     from serve.llm import app as serve_app
 
     inputs = {k: Path(v) for k, v in ctx.inputs.items()}
-    decision = gate_decision(inputs.pop("gate", None), config)
+    decision = gate_decision(inputs.pop("gate", None))
     if decision["serve"] == "champion":
         inputs["adapter"] = Path(decision["source"])
     elif decision["serve"] == "base":
