@@ -38,10 +38,11 @@ def greedy_answers(model_artifact: Path, adapter: Path | None, prompts: list[str
     """Greedy answers as the router gets them: the grounded prompt as the only (user) turn, no system prompt."""
     import torch
 
+    from components.artifacts import Adapter, Model
     from components.eval.model_eval import load_model
     from components.sft.chat import prompt_text
 
-    model, tok, device = load_model(model_artifact, adapter)
+    model, tok, device = load_model(Model.read(model_artifact).dir, Adapter.read(adapter).dir if adapter else None)
     texts = [prompt_text(tok, p) for p in prompts]
     out: list[str] = []
     with torch.no_grad():
