@@ -84,8 +84,23 @@ class GRPOConfig(Config):
     num_effect_steps: int | None = Field(None, ge=1, description=(
         "k: the stage's effect compares the rewards of the last k steps with the first k (reward_mean_first/"
         "last, reward_gain and its 95% bootstrap interval over prompt groups). None: a quarter of num_steps."))
+    replay_opening_prompts: bool = Field(True, description=(
+        "The last k steps sample the same prompts as the first k (fresh completions), so the effect compares "
+        "the policy on the same prompts: a paired difference per prompt, whose interval is not widened by "
+        "prompt-to-prompt variation (most of the variance of a group's mean reward). Needs 2k <= num_steps; "
+        "False: the last k steps continue the shuffled order and the interval is over unpaired groups."))
     num_bootstrap: int = Field(2000, ge=100, description="Bootstrap resamples of the reward_gain interval.")
     seed: int = Field(0, description="Seed for prompt order, sampling, init and the bootstrap.")
+
+    @property
+    def effect_steps(self) -> int:
+        """k, the length of the first and the last window the effect compares."""
+        return min(self.num_effect_steps or max(1, self.num_steps // 4), self.num_steps)
+
+    @property
+    def replays(self) -> bool:
+        """Whether the last k steps replay the first k steps' prompts (the windows must not overlap)."""
+        return self.replay_opening_prompts and 2 * self.effect_steps <= self.num_steps
 
     @model_validator(mode="after")
     def _sync_needs_full_precision(self) -> GRPOConfig:

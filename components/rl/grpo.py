@@ -17,6 +17,7 @@ from pathlib import Path
 from components.rl.config import GRPOConfig
 
 SAMPLE_REWARDS = "sample_rewards"  # history key of a step's per-sample rewards (prompt-major, group_size each)
+STEP_PROMPTS = "prompt_ids"  # history key of the step's prompt indices (into prompts.jsonl), in group order
 
 
 def _sequences(prompt_ids: list[list[int]], groups, pad_id: int):
@@ -49,6 +50,27 @@ def _logprobs(model, ids, attn, minibatch: int):
                       for i in range(0, len(ids), minibatch)])
 
 
+def prompt_schedule(num_prompts: int, config: GRPOConfig) -> list[list[int]]:
+    """The prompt indices of each step: shuffled passes over the prompts, ``prompts_per_step`` at a time;
+    with ``config.replays`` the last ``effect_steps`` steps repeat the first ones' prompts (see
+    components/rl/effect.py for why)."""
+    rng = random.Random(config.seed)
+    order: list[int] = []
+    steps: list[list[int]] = []
+    k = config.effect_steps
+    for step in range(1, config.num_steps + 1):
+        if config.replays and step > config.num_steps - k:
+            steps.append(steps[step - (config.num_steps - k) - 1])
+            continue
+        while len(order) < config.prompts_per_step:
+            more = list(range(num_prompts))
+            rng.shuffle(more)
+            order += more
+        steps.append(order[:config.prompts_per_step])
+        del order[:config.prompts_per_step]
+    return steps
+
+
 def grpo_train(model, tokenizer, prompts: list[dict], rewards, config: GRPOConfig, engine, sync_dir: Path,
                base_dir: Path, log: Callable[[dict, int], None], comm=None, ddp_model=None) -> list[dict]:
     """Train ``model`` (PEFT, trainable adapter) in place; returns per-step metric records.
@@ -69,23 +91,18 @@ def grpo_train(model, tokenizer, prompts: list[dict], rewards, config: GRPOConfi
     comm = comm or LocalComm()
     lead = comm.rank == 0
     learner = ddp_model if ddp_model is not None else model
-    rng = random.Random(config.seed)
     device = next(model.parameters()).device
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=0.0)
-    order: list[int] = []
+    schedule = prompt_schedule(len(prompts), config)
     history = []
     sync_s = 0.0
     if lead and engine.backend == "vllm":  # the engine starts from the base weights: push the starting adapter
         sync_s = engine.sync(write_weights(merged_state_dict(model), base_dir, sync_dir))
     for step in range(1, config.num_steps + 1):
         t_step = time.perf_counter()
-        if len(order) < config.prompts_per_step:
-            more = list(range(len(prompts)))
-            rng.shuffle(more)
-            order += more
-        batch = [prompts[i] for i in order[:config.prompts_per_step]]
-        del order[:config.prompts_per_step]
+        batch_ids = schedule[step - 1]
+        batch = [prompts[i] for i in batch_ids]
         texts = [prompt_text(tokenizer, r["prompt"]) for r in batch]
 
         gen_s, rollout = 0.0, None
@@ -158,7 +175,7 @@ def grpo_train(model, tokenizer, prompts: list[dict], rewards, config: GRPOConfi
             "time/generation_s": gen_s, "time/ref_logprobs_s": ref_s, "time/update_s": update_s,
             "time/weight_sync_s": sync_s, "time/step_s": time.perf_counter() - t_step, **reward_means,
             # Per-sample rewards (grouped by prompt) for the effect's confidence interval; not a metric.
-            SAMPLE_REWARDS: reward_list,
+            SAMPLE_REWARDS: reward_list, STEP_PROMPTS: list(batch_ids),
         }
         history.append(rec)
         log(rec, step)

@@ -30,7 +30,7 @@ def _fit(ctx, worker, loop_config: dict, num_workers: int, cpus_per_worker: floa
 def run_grpo(ctx, config: GRPOConfig) -> dict[str, float]:
     from components.rl.config import REWARD_COLUMNS, default_rewards
     from components.rl.effect import groups_of, reward_gain
-    from components.rl.grpo import SAMPLE_REWARDS
+    from components.rl.grpo import SAMPLE_REWARDS, STEP_PROMPTS
     from components.rl.workers import grpo_worker
     from components.sft.artifacts import data_file
     from components.sft.dataset import read_jsonl
@@ -57,14 +57,17 @@ def run_grpo(ctx, config: GRPOConfig) -> dict[str, float]:
     history = _fit(ctx, grpo_worker, {"prompts": prompts, "settings": config.model_dump()},
                    config.num_workers, config.cpus_per_worker, "grpo")
     samples = [h.pop(SAMPLE_REWARDS) for h in history]
+    step_prompts = [h.pop(STEP_PROMPTS) for h in history]
     for step, rec in enumerate(history, 1):
         ctx.log_metrics(rec, step=step)
-    k = min(config.num_effect_steps or max(1, len(history) // 4), len(history))
+    k = min(config.effect_steps, len(history))
     first = sum(h["reward_mean"] for h in history[:k]) / k
     last = sum(h["reward_mean"] for h in history[-k:]) / k
+    paired = step_prompts[:k] == step_prompts[-k:] and len(history) >= 2 * k
     gain = reward_gain(groups_of(samples[:k], config.group_size), groups_of(samples[-k:], config.group_size),
-                       num_resamples=config.num_bootstrap, seed=config.seed)
+                       paired=paired, num_resamples=config.num_bootstrap, seed=config.seed)
     summary = {"reward_mean_last": last, "reward_mean_first": first, **gain, "num_effect_steps": k,
+               "reward_gain_paired": float(paired),
                "kl_last": history[-1].get("kl", 0.0), "rollout_tokens_per_s": _median(h["rollout_tokens_per_s"] for h in history),
                "time/generation_s": _median(h["time/generation_s"] for h in history),
                "time/ref_logprobs_s": _median(h["time/ref_logprobs_s"] for h in history),
@@ -72,10 +75,11 @@ def run_grpo(ctx, config: GRPOConfig) -> dict[str, float]:
                "time/weight_sync_s": _median(h["time/weight_sync_s"] for h in history)}
     ctx.log_metrics(gain)
     # The effect: the last steps' reward over the first steps', with the bootstrap CI of the gain.
-    ctx.report_effect("reward", last, first, higher_is_better=True, baseline_name="first steps",
+    ctx.report_effect("reward", last, first, higher_is_better=True,
+                      baseline_name="first steps, same prompts" if paired else "first steps",
                       ci=(gain["reward_gain_ci_low"], gain["reward_gain_ci_high"]))
-    (ctx.output / "history.jsonl").write_text("".join(json.dumps({**h, SAMPLE_REWARDS: r}) + "\n"
-                                                      for h, r in zip(history, samples)))
+    (ctx.output / "history.jsonl").write_text("".join(json.dumps({**h, SAMPLE_REWARDS: r, STEP_PROMPTS: p}) + "\n"
+                                                      for h, r, p in zip(history, samples, step_prompts)))
     (ctx.output / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
 
