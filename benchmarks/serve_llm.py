@@ -259,7 +259,8 @@ def stop(proc: subprocess.Popen) -> None:
         return
 
 
-def launch(kind: str, llm: LLMServeConfig, workdir: Path, port: int) -> tuple[subprocess.Popen, float]:
+def launch(kind: str, llm: LLMServeConfig, workdir: Path, port: int, extra_env: dict | None = None
+           ) -> tuple[subprocess.Popen, float]:
     """Start bare `vllm serve` or `serve run serve_config.yaml`; return it and its launch → first token seconds."""
     url = f"http://127.0.0.1:{port}"
     if kind == "vllm":
@@ -269,7 +270,7 @@ def launch(kind: str, llm: LLMServeConfig, workdir: Path, port: int) -> tuple[su
         cmd = [sys.executable, "-m", "vllm.entrypoints.launchers.api_server.entry", "--model", model, *flags,
                "--host", "127.0.0.1", "--port", str(port)]
     else:
-        cfg_path = workdir / "serve_config.yaml"
+        cfg_path = workdir / f"{kind}_config.yaml"
         raw = yaml.safe_load((REPO / "serve" / "serve_config.yaml").read_text())
         raw["http_options"]["port"] = port
         raw["applications"][0]["args"] = {"llm": llm.model_dump(exclude={"env"})}
@@ -277,6 +278,7 @@ def launch(kind: str, llm: LLMServeConfig, workdir: Path, port: int) -> tuple[su
         cmd = [str(BIN / "serve"), "run", str(cfg_path)]
     # The same engine setup on both sides: the replica gets the preload through its runtime_env.
     env = {**ENV, **preload_env()} if kind == "vllm" and llm.cpu_preload else ENV
+    env = {**env, **(extra_env or {})}
     log = open(workdir / f"{kind}.log", "w")  # noqa: SIM115 (the server process writes it until stop())
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -287,23 +289,39 @@ def launch(kind: str, llm: LLMServeConfig, workdir: Path, port: int) -> tuple[su
         raise
 
 
-def run_overhead(llm: LLMServeConfig, workdir: Path, repeats: int, max_tokens: int, requests: int) -> dict:
+# Serve variants for the overhead part: the process env of `serve run` (its local Ray, controller,
+# proxy and replica inherit it). "serve-fast": Serve's own single-node knobs that cut thread hops —
+# user code and the router on the replica's main event loop, request logs buffered.
+SERVE_VARIANTS = {
+    "serve": {},
+    "serve-fast": {"RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0", "RAY_SERVE_RUN_ROUTER_IN_SEPARATE_LOOP": "0",
+                   "RAY_SERVE_REQUEST_PATH_LOG_BUFFER_SIZE": "1000"},
+    "serve-throughput": {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"},
+}
+OVERHEAD_PORTS = {"vllm": 18730, "serve": 18731, "serve-fast": 18733, "serve-throughput": 18734}
+
+
+def run_overhead(llm: LLMServeConfig, workdir: Path, repeats: int, max_tokens: int, requests: int,
+                 variants: list[str]) -> dict:
     """Cold starts one at a time, then the load alternates bare / ours so drift in the shared
     machine's load hits both sides alike. Concurrency 1 isolates the per-request overhead
     (TTFT with nothing queued); concurrency 8 adds batching and queueing."""
-    ports = {"vllm": 18730, "serve": 18731}
+    ports = {k: OVERHEAD_PORTS[k] for k in ["vllm", *variants]}
     procs, out = {}, {k: {"runs": [], "runs_c1": []} for k in ports}
     try:
         for kind, port in ports.items():
-            procs[kind], out[kind]["cold_start_s"] = launch(kind, llm, workdir, port)
+            procs[kind], out[kind]["cold_start_s"] = launch(kind, llm, workdir, port, SERVE_VARIANTS.get(kind))
+            print(f"{kind} up in {out[kind]['cold_start_s']:.1f}s", flush=True)
         for kind, port in ports.items():  # warm-up
             asyncio.run(load(f"http://127.0.0.1:{port}", llm.served_model_name, 8, 8, 8))
-        for _ in range(repeats):
-            for kind, port in ports.items():
-                url = f"http://127.0.0.1:{port}"
+        for r in range(repeats):
+            names = list(ports)
+            for kind in names[r % len(names):] + names[:r % len(names)]:
+                url = f"http://127.0.0.1:{ports[kind]}"
                 out[kind]["runs"].append(asyncio.run(load(url, llm.served_model_name, requests, 8, max_tokens)))
                 out[kind]["runs_c1"].append(asyncio.run(load(url, llm.served_model_name, max(requests // 8, 4), 1,
                                                              max_tokens)))
+            print(f"repeat {r + 1}/{repeats} done ({os.getloadavg()[0]:.1f} load)", flush=True)
     finally:
         for proc in procs.values():
             stop(proc)
@@ -340,6 +358,8 @@ def main() -> None:
     ap.add_argument("--max-tokens", type=int, default=64)
     ap.add_argument("--requests", type=int, default=64, help="requests per run at concurrency 8 (1/8 of it at 1)")
     ap.add_argument("--parts", nargs="+", default=["spec"], choices=["spec", "preload", "overhead"])
+    ap.add_argument("--serve-variants", nargs="+", default=["serve"], choices=list(SERVE_VARIANTS),
+                    help="overhead part: which `serve run` environments to compare with bare vllm serve")
     ap.add_argument("--out", type=Path, default=Path("serve_llm_results.json"))
     ap.add_argument("--no-mlflow", dest="mlflow", action="store_false",
                     help="skip the summary run in MLflow (MLFLOW_TRACKING_URI, else ./mlflow.db)")
@@ -374,17 +394,19 @@ def main() -> None:
         rows += apps_rows(res, "off", "spec")
 
     if "overhead" in args.parts:
-        overhead = run_overhead(llm, work, args.repeats, args.max_tokens, args.requests)
-        bare, ours = overhead["vllm"], overhead["serve"]
+        overhead = run_overhead(llm, work, args.repeats, args.max_tokens, args.requests, args.serve_variants)
         results["overhead"] = overhead
-        for runs, conc in (("runs", 8), ("runs_c1", 1)):
-            for key, label in (("tokens_per_s", "throughput tok/s"), ("ttft_p50_ms", "TTFT p50 ms"),
-                               ("ttft_p99_ms", "TTFT p99 ms")):
-                o, s = stats([r[key] for r in ours[runs]])
-                b, sb = stats([r[key] for r in bare[runs]])
-                rows.append((f"Serve vs bare vllm serve: {label} @conc {conc}", o, b, o / b, max(s, sb)))
-        rows.append(("cold start to first token s (serve run vs vllm serve)", ours["cold_start_s"],
-                     bare["cold_start_s"], ours["cold_start_s"] / bare["cold_start_s"], 0.0))
+        bare = overhead["vllm"]
+        for variant in args.serve_variants:
+            ours = overhead[variant]
+            for runs, conc in (("runs", 8), ("runs_c1", 1)):
+                for key, label in (("tokens_per_s", "throughput tok/s"), ("ttft_p50_ms", "TTFT p50 ms"),
+                                   ("ttft_p99_ms", "TTFT p99 ms")):
+                    o, s = stats([r[key] for r in ours[runs]])
+                    b, sb = stats([r[key] for r in bare[runs]])
+                    rows.append((f"{variant} vs bare vllm serve: {label} @conc {conc}", o, b, o / b, max(s, sb)))
+            rows.append((f"{variant}: cold start to first token s (vs vllm serve)", ours["cold_start_s"],
+                         bare["cold_start_s"], ours["cold_start_s"] / bare["cold_start_s"], 0.0))
 
     results["load_avg_end"] = os.getloadavg()
     args.out.write_text(json.dumps(results, indent=2))

@@ -1,4 +1,4 @@
-"""python benchmarks/train_ray_overhead.py [--repeats 3] [--steps 100] [--depth 4]
+"""python benchmarks/train_ray_overhead.py [--repeats 3] [--steps 100] [--depth 4]   (from the repo root)
 
 Ray Train's real cost on the pretraining function. The same ``components.train.loop.train``, same
 model, data and production cadence (metrics line every step, validation and a checkpoint every
@@ -27,9 +27,14 @@ import argparse
 import json
 import os
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
+
+# This checkout's code, not whatever an editable install points at; Ray workers get the driver's
+# working directory on their path, hence "from the repo root".
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from train_common import median_spread, stdlib_tokens
 
