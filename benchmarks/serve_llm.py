@@ -197,19 +197,23 @@ def apps_rows(res: dict, baseline: str, label: str) -> list[tuple]:
 
 
 # -- 2./3. HTTP load and cold start ----------------------------------------------------
-async def _one(client: httpx.AsyncClient, url: str, model: str, prompt: str, max_tokens: int) -> tuple[float, float]:
+async def _one(client: httpx.AsyncClient, url: str, model: str, prompt: str, max_tokens: int
+               ) -> tuple[float, float, int, int]:
+    """TTFT s, total s, response bytes and SSE events of one streamed completion."""
     t0 = time.perf_counter()
-    ttft = None
+    ttft, num_bytes, events = None, 0, 0
     body = {"model": model, "prompt": prompt, "max_tokens": max_tokens, "temperature": 0,
             "ignore_eos": True, "stream": True}
     async with client.stream("POST", f"{url}/v1/completions", json=body) as r:
         r.raise_for_status()
         async for line in r.aiter_lines():
+            num_bytes += len(line) + 1
+            events += line.startswith("data: ")
             if ttft is None and line.startswith("data: {"):
                 chunk = json.loads(line[6:])
                 if chunk.get("choices") and chunk["choices"][0].get("text"):
                     ttft = time.perf_counter() - t0
-    return ttft if ttft is not None else float("nan"), time.perf_counter() - t0
+    return ttft if ttft is not None else float("nan"), time.perf_counter() - t0, num_bytes, events
 
 
 async def load(url: str, model: str, n: int, concurrency: int, max_tokens: int) -> dict:
@@ -226,7 +230,9 @@ async def load(url: str, model: str, n: int, concurrency: int, max_tokens: int) 
         wall = time.perf_counter() - t0
     ttfts = sorted(r[0] * 1000 for r in res)
     return {"tokens_per_s": n * max_tokens / wall, "ttft_p50_ms": ttfts[len(ttfts) // 2],
-            "ttft_p99_ms": ttfts[min(len(ttfts) - 1, int(0.99 * len(ttfts)))]}
+            "ttft_p99_ms": ttfts[min(len(ttfts) - 1, int(0.99 * len(ttfts)))],
+            "bytes_per_token": sum(r[2] for r in res) / (n * max_tokens),
+            "events_per_token": sum(r[3] for r in res) / (n * max_tokens)}
 
 
 def wait_first_token(url: str, model: str, t0: float, proc: subprocess.Popen, timeout_s: float = 900) -> float:
@@ -289,6 +295,67 @@ def launch(kind: str, llm: LLMServeConfig, workdir: Path, port: int, extra_env: 
         raise
 
 
+def server_pids(proc: subprocess.Popen) -> dict[str, int]:
+    """The processes a request crosses, by role: Serve's proxy and replica, vLLM's API server, the engine core."""
+    import psutil
+
+    roles = {"ProxyActor": "proxy", "ServeReplica": "replica", "EngineCore": "engine"}
+    out = {}
+    try:
+        leader = psutil.Process(proc.pid)
+        everyone = [leader, *leader.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return out
+    for p in everyone:
+        try:
+            text = " ".join(p.cmdline()) + " " + p.name()
+        except psutil.Error:
+            continue
+        for key, role in roles.items():
+            if key in text and role not in out:
+                out[role] = p.pid
+        if "api_server.entry" in text and "api" not in out:
+            out["api"] = p.pid
+    return out
+
+
+def ctx_switches(pids: dict[str, int]) -> dict[str, int]:
+    out = {}
+    for role, pid in pids.items():
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue
+        out[role] = sum(int(line.split()[1]) for line in status.splitlines()
+                        if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")))
+    return out
+
+
+def profile_top(raw: Path, top: int = 8) -> list[tuple[str, float]]:
+    """Self-time shares of the hottest leaf frames in a py-spy ``--format raw`` (collapsed) file."""
+    counts: dict[str, int] = {}
+    total = 0
+    for line in raw.read_text().splitlines():
+        stack, _, n = line.rpartition(" ")
+        if not n.isdigit():
+            continue
+        leaf = stack.split(";")[-1]
+        counts[leaf] = counts.get(leaf, 0) + int(n)
+        total += int(n)
+    return [(k, v / total) for k, v in sorted(counts.items(), key=lambda kv: -kv[1])[:top]] if total else []
+
+
+def record_profiles(pids: dict[str, int], workdir: Path, tag: str, duration_s: int) -> list[subprocess.Popen]:
+    """py-spy (ships with Ray) on each process for ``duration_s``, idle frames included, native off."""
+    procs = []
+    for role, pid in pids.items():
+        out = workdir / f"pyspy_{tag}_{role}.txt"
+        procs.append(subprocess.Popen([str(BIN / "py-spy"), "record", "--pid", str(pid), "--duration", str(duration_s),
+                                       "--rate", "100", "--format", "raw", "--idle", "--nonblocking",
+                                       "--output", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    return procs
+
+
 # Serve variants for the overhead part: the process env of `serve run` (its local Ray, controller,
 # proxy and replica inherit it). "serve-fast": Serve's own single-node knobs that cut thread hops —
 # user code and the router on the replica's main event loop, request logs buffered.
@@ -302,7 +369,7 @@ OVERHEAD_PORTS = {"vllm": 18730, "serve": 18731, "serve-fast": 18733, "serve-thr
 
 
 def run_overhead(llm: LLMServeConfig, workdir: Path, repeats: int, max_tokens: int, requests: int,
-                 variants: list[str]) -> dict:
+                 variants: list[str], profile: bool = True) -> dict:
     """Cold starts one at a time, then the load alternates bare / ours so drift in the shared
     machine's load hits both sides alike. Concurrency 1 isolates the per-request overhead
     (TTFT with nothing queued); concurrency 8 adds batching and queueing."""
@@ -314,17 +381,33 @@ def run_overhead(llm: LLMServeConfig, workdir: Path, repeats: int, max_tokens: i
             print(f"{kind} up in {out[kind]['cold_start_s']:.1f}s", flush=True)
         for kind, port in ports.items():  # warm-up
             asyncio.run(load(f"http://127.0.0.1:{port}", llm.served_model_name, 8, 8, 8))
+        pids = {kind: server_pids(procs[kind]) for kind in ports}
+        for kind in ports:
+            out[kind]["pids"] = pids[kind]
+            out[kind]["ctx_switches_per_token"] = {role: [] for role in pids[kind]}
         for r in range(repeats):
             names = list(ports)
             for kind in names[r % len(names):] + names[:r % len(names)]:
                 url = f"http://127.0.0.1:{ports[kind]}"
+                spies = record_profiles(pids[kind], workdir, kind, 8) if r == 0 and profile else []
+                before = ctx_switches(pids[kind])
                 out[kind]["runs"].append(asyncio.run(load(url, llm.served_model_name, requests, 8, max_tokens)))
+                after = ctx_switches(pids[kind])
+                for role in before:
+                    if role in after:
+                        out[kind]["ctx_switches_per_token"][role].append((after[role] - before[role])
+                                                                          / (requests * max_tokens))
+                for spy in spies:
+                    spy.wait(60)
                 out[kind]["runs_c1"].append(asyncio.run(load(url, llm.served_model_name, max(requests // 8, 4), 1,
                                                              max_tokens)))
             print(f"repeat {r + 1}/{repeats} done ({os.getloadavg()[0]:.1f} load)", flush=True)
     finally:
         for proc in procs.values():
             stop(proc)
+    for kind, res in out.items():
+        res["profile_top"] = {f.stem.removeprefix(f"pyspy_{kind}_"): profile_top(f)
+                              for f in sorted(workdir.glob(f"pyspy_{kind}_*.txt"))}
     return out
 
 
@@ -407,6 +490,19 @@ def main() -> None:
                     rows.append((f"{variant} vs bare vllm serve: {label} @conc {conc}", o, b, o / b, max(s, sb)))
             rows.append((f"{variant}: cold start to first token s (vs vllm serve)", ours["cold_start_s"],
                          bare["cold_start_s"], ours["cold_start_s"] / bare["cold_start_s"], 0.0))
+            o, s = stats([r["bytes_per_token"] for r in ours["runs"]])
+            b, sb = stats([r["bytes_per_token"] for r in bare["runs"]])
+            rows.append((f"{variant} vs bare: SSE bytes per token @conc 8", o, b, o / b, max(s, sb)))
+            o = sum(statistics.median(v) for v in ours["ctx_switches_per_token"].values() if v)
+            b = sum(statistics.median(v) for v in bare["ctx_switches_per_token"].values() if v)
+            rows.append((f"{variant} vs bare: context switches per token @conc 8, all server processes", o, b,
+                         o / b if b else float("nan"), 0.0))
+        for kind, res in overhead.items():
+            for role, top in res.get("profile_top", {}).items():
+                print(f"py-spy {kind}/{role} (conc 8, 8 s, idle included): "
+                      + ", ".join(f"{name} {share:.0%}" for name, share in top[:6]))
+            print(f"context switches per token {kind}: "
+                  + ", ".join(f"{role} {statistics.median(v):.2f}" for role, v in res["ctx_switches_per_token"].items() if v))
 
     results["load_avg_end"] = os.getloadavg()
     args.out.write_text(json.dumps(results, indent=2))
