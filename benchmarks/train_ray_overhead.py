@@ -126,6 +126,8 @@ def main() -> None:
                 print(f"rep {rep} {mode:4s}: loop {summary['loop_tokens_per_s']:.0f} tok/s (steps only "
                       f"{summary['tokens_per_s']:.0f}), wall {wall:.1f}s, to function {entered:.1f}s, "
                       f"load {os.getloadavg()[0]:.1f}", flush=True)
+                print("RUN " + json.dumps({"mode": mode, "rep": rep, **{k: round(v, 3) for k, v in runs[mode][-1].items()
+                                                                        if isinstance(v, float)}}), flush=True)
                 shutil.rmtree(out, ignore_errors=True)
             probe_runs.append(probes(work))
             print(f"rep {rep} probes: {json.dumps({k: round(v, 2) for k, v in probe_runs[-1].items()})}", flush=True)
