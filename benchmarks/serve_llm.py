@@ -1,21 +1,26 @@
-"""Serving benchmarks: speculative decoding off/ngram/draft, Ray Serve overhead vs bare `vllm serve`, cold start.
+"""Serving benchmarks through the Serve app: speculation none/ngram/data-only draft/distilled draft, the
+engine's CPU preload (Intel OpenMP + tcmalloc) on/off, Ray Serve overhead vs bare `vllm serve`, cold start.
 
-    .venv/bin/python benchmarks/serve_llm.py                       # random-init target + draft (tiny CPU run)
-    .venv/bin/python benchmarks/serve_llm.py --model ART/model --draft ART/draft   # the flow's own models
+    .venv/bin/llmflow run benchmarks/spec_models.yaml --workdir /tmp/spec-models      # target (450 steps) + draft
+    .venv/bin/python benchmarks/serve_llm.py --flow-workdir /tmp/spec-models --parts preload spec
+    .venv/bin/python benchmarks/serve_llm.py --model T --draft D --data-draft DD --parts spec overhead
 
-1. Speculative decoding: the same greedy workload through an offline engine (``python -m
-   tests.serve.offline_engine``) with speculation off, ngram and draft_model, at concurrency (batch) 1 and 8:
-   tokens/s, ratio to off, mean acceptance length (tokens per verification step).
-2. Serve overhead: the same streamed completion load (concurrency 8, then 1) against bare
-   ``vllm serve`` and against our app under ``serve run``, same engine flags
-   (``LLMServeConfig.vllm_cli_args``): throughput, TTFT p50/p99.
-3. Cold start: process launch → first streamed token, ``serve run serve_config`` vs ``vllm serve``.
+1. ``spec``: one Serve instance (own local Ray, HTTP port 18732) holds one app per mode — ``off``,
+   ``ngram``, ``draft-data`` (a draft of the same shape trained on the tokens alone) and
+   ``draft-distilled`` (KL-distilled from the target) — each under its own route and served model
+   name. Streamed OpenAI completions go through Serve's HTTP proxy at concurrency 8 and 1, the
+   modes interleaved within each repeat so load drift on a shared machine hits all alike:
+   tokens/s and TTFT p50 per mode, ratio to ``off``. Acceptance rate and mean accepted length come
+   from the engines' counters on Ray's Prometheus endpoint (serve/llm/spec_metrics.py); greedy
+   outputs of every mode are compared with ``off``'s.
+2. ``preload``: the same harness with four apps, spec off and distilled draft, each with and
+   without ``cpu_preload`` (LD_PRELOAD of libiomp5 + tcmalloc in the replica's runtime_env).
+3. ``overhead``: bare ``vllm serve`` vs our app under ``serve run`` (ports 18730/18731), same
+   engine flags (``LLMServeConfig.vllm_cli_args``) and the same preload: throughput, TTFT p50/p99.
 
 Each measurement repeats ``--repeats`` times; the table shows the median and the spread
-(max-min over median; for Serve-vs-bare rows the larger of the two sides'). The table is also
-logged as one MLflow run (experiment ``llmflow-benchmarks``). With random weights, acceptance
-numbers say nothing about a trained draft: rerun with ``--model/--draft`` pointing at the
-flow's artifacts for those.
+(max-min over median; for paired rows the larger of the two sides'). Logged as one MLflow run
+(experiment ``llmflow-benchmarks``) unless ``--no-mlflow``.
 """
 from __future__ import annotations
 
@@ -37,6 +42,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from components.cpu_preload import preload_env
 from serve.llm.config import CPU_ENGINE_ENV, LLMServeConfig, SpeculativeConfig
 
 BIN = Path(sys.executable).parent
@@ -44,26 +50,45 @@ BIN = Path(sys.executable).parent
 ENV = {**{k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}, **CPU_ENGINE_ENV, "PYTHONPATH": str(REPO)}
 
 
-def build_random_models(out: Path, depth: int, draft_depth: int) -> tuple[Path, Path]:
-    """Random-init target + draft sharing one BPE tokenizer trained on the stdlib docs."""
-    from pydoc_data.topics import topics
+def flow_models(workdir: Path, draft_steps: int = 150) -> dict:
+    """Target, distilled draft and token shards from a ``benchmarks/spec_models.yaml`` run; trains the
+    data-only draft beside them once (same shape, init, batches and steps as the distilled one, no teacher)."""
+    art = workdir / ".llmflow" / "artifacts"
 
+    def one(step: str) -> Path:
+        hits = sorted((art / step).glob("*/_COMPLETE.json"))
+        if not hits:
+            raise FileNotFoundError(f"no completed {step!r} under {art}: run "
+                                    f"`llmflow run benchmarks/spec_models.yaml --workdir {workdir}` first")
+        return hits[-1].parent
+
+    pretrain, draft, tokens = one("pretrain"), one("draft"), one("tokens")
+    summary = json.loads((pretrain / "train_summary.json").read_text())
+    data_draft = workdir / "data_only_draft"
+    if not (data_draft / "config.json").exists():
+        train_data_only_draft(pretrain / "model", tokens, data_draft, draft_steps)
+    return {"target": pretrain / "model", "draft": draft / "model", "data_draft": data_draft,
+            "target_val_loss": summary.get("val_loss"), "target_steps": summary.get("steps"),
+            "draft_report": json.loads((draft / "report.json").read_text())}
+
+
+def train_data_only_draft(target_dir: Path, tokens_dir: Path, out: Path, num_steps: int) -> None:
     import torch
-    from transformers import LlamaForCausalLM
+    from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM
 
-    from components.models.presets import build_config
-    from components.tokenize.bpe import train_bpe_tokenizer
+    from components.distill.config import DraftDistillConfig
+    from components.distill.draft import draft_config, init_from_target, train_draft
+    from components.train.data import TokenBlocks
 
-    tok = train_bpe_tokenizer([topics[k] for k in sorted(topics)], vocab_size=4096, out_dir=out / "tokenizer")
-    dirs = []
-    for name, d in (("target", depth), ("draft", draft_depth)):
-        torch.manual_seed(0)
-        cfg = build_config(depth=d, vocab_size=len(tok), max_seq_len=1024)
-        cfg.bos_token_id, cfg.eos_token_id, cfg.pad_token_id = tok.bos_token_id, tok.eos_token_id, tok.pad_token_id
-        LlamaForCausalLM(cfg).save_pretrained(out / name)
-        tok.save_pretrained(out / name)
-        dirs.append(out / name)
-    return dirs[0], dirs[1]
+    cfg = DraftDistillConfig(depth=1, init_from_target=True, num_steps=num_steps)
+    target = AutoModelForCausalLM.from_pretrained(target_dir, dtype=torch.float32)
+    torch.manual_seed(cfg.seed)
+    draft = LlamaForCausalLM(draft_config(target.config, cfg))
+    init_from_target(draft, target)
+    hist = train_draft(draft, TokenBlocks(tokens_dir, "train"), cfg, teacher=None)
+    draft.save_pretrained(out)
+    AutoTokenizer.from_pretrained(target_dir).save_pretrained(out)
+    print(f"data-only draft: {num_steps} steps, ce {hist[0]['ce']:.3f} -> {hist[-1]['ce']:.3f}, saved to {out}")
 
 
 def prompts(n: int) -> list[str]:
@@ -78,35 +103,117 @@ def stats(xs: list[float]) -> tuple[float, float]:
     return med, ((max(xs) - min(xs)) / med if med else 0.0)
 
 
-# -- 1. speculative decoding (offline engine) --------------------------------------------
-def run_spec(llm: LLMServeConfig, mode: str, draft: Path, repeats: int, max_tokens: int) -> dict:
-    spec = {"none": SpeculativeConfig(), "ngram": SpeculativeConfig(method="ngram"),
-            "draft_model": SpeculativeConfig(method="draft_model", draft_model=str(draft))}[mode]
-    cfg = llm.model_copy(update={"speculative": spec})
-    request = {"llm": cfg.model_dump(), "prompts": prompts(8), "max_tokens": max_tokens,
-               "batch_sizes": [1, 8] * repeats}
-    proc = subprocess.run([sys.executable, "-m", "tests.serve.offline_engine", json.dumps(request)],
-                          capture_output=True, check=False, text=True, env=ENV, cwd=REPO, timeout=1800)
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
-    if proc.returncode != 0 or not lines:
-        raise RuntimeError(f"offline {mode} failed:\n{proc.stderr[-3000:]}")
-    return json.loads(lines[-1].removeprefix("RESULT "))
+# -- 1./2. apps side by side in one Serve instance ------------------------------------
+APPS_PORT = 18732
+
+
+def spec_variants(base: LLMServeConfig, models: dict) -> dict[str, LLMServeConfig]:
+    def v(name, spec, **kw):
+        return base.model_copy(update={"served_model_name": name, "speculative": spec, **kw})
+
+    return {"off": v("off", SpeculativeConfig()),
+            "ngram": v("ngram", SpeculativeConfig(method="ngram")),
+            "draft-data": v("draft-data", SpeculativeConfig(method="draft_model", draft_model=str(models["data_draft"]))),
+            "draft-distilled": v("draft-distilled", SpeculativeConfig(method="draft_model",
+                                                                      draft_model=str(models["draft"])))}
+
+
+def preload_variants(base: LLMServeConfig, models: dict) -> dict[str, LLMServeConfig]:
+    draft = SpeculativeConfig(method="draft_model", draft_model=str(models["draft"]))
+    out = {}
+    for spec_name, spec in (("off", SpeculativeConfig()), ("draft", draft)):
+        for pre in (False, True):
+            name = f"{spec_name}-{'preload' if pre else 'gomp'}"
+            out[name] = base.model_copy(update={"served_model_name": name, "speculative": spec, "cpu_preload": pre})
+    return out
+
+
+def greedy_texts(url: str, model: str, max_tokens: int) -> list[str]:
+    out = []
+    with httpx.Client(timeout=300) as c:
+        for p in prompts(8):
+            r = c.post(f"{url}/v1/completions", json={"model": model, "prompt": p, "max_tokens": max_tokens,
+                                                       "temperature": 0, "ignore_eos": True})
+            r.raise_for_status()
+            out.append(r.json()["choices"][0]["text"])
+    return out
+
+
+def run_apps(variants: dict[str, LLMServeConfig], repeats: int, max_tokens: int, requests: int) -> dict:
+    """Deploy every variant as its own app (route /<name>), then interleave the load across them."""
+    import ray
+    from ray import serve
+
+    from serve.llm.app import build_llm
+    from serve.llm.spec_metrics import acceptance, scrape, spec_counts
+
+    ray.init(address="local", num_cpus=4, include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": {"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}})
+    out = {name: {"runs": [], "runs_c1": []} for name in variants}
+    try:
+        serve.start(http_options={"host": "127.0.0.1", "port": APPS_PORT})
+        for name, cfg in variants.items():
+            t0 = time.perf_counter()
+            serve.run(build_llm(cfg), name=name, route_prefix=f"/{name}")
+            out[name]["start_s"] = time.perf_counter() - t0
+            print(f"app {name} up in {out[name]['start_s']:.1f}s", flush=True)
+        urls = {name: f"http://127.0.0.1:{APPS_PORT}/{name}" for name in variants}
+        for name, url in urls.items():
+            out[name]["greedy"] = greedy_texts(url, name, max_tokens)
+            asyncio.run(load(url, name, 8, 8, 8))  # warm-up
+        names = list(variants)
+        for r in range(repeats):
+            order = names[r % len(names):] + names[:r % len(names)]  # rotate who goes first
+            for name in order:
+                out[name]["runs"].append(asyncio.run(load(urls[name], name, requests, 8, max_tokens)))
+                out[name]["runs_c1"].append(asyncio.run(load(urls[name], name, max(requests // 8, 4), 1, max_tokens)))
+            print(f"repeat {r + 1}/{repeats} done ({os.getloadavg()[0]:.1f} load)", flush=True)
+        time.sleep(15)  # Ray's metrics agent exports on an interval
+        counts = spec_counts(scrape(ray.nodes()[0]["MetricsExportPort"]))
+        for name in variants:
+            out[name]["acceptance"] = acceptance(counts.get(name, {}))
+    finally:
+        serve.shutdown()
+        ray.shutdown()
+    return out
+
+
+def apps_rows(res: dict, baseline: str, label: str) -> list[tuple]:
+    rows = []
+    ref = res[baseline]["greedy"]
+    for name, r in res.items():
+        if name == baseline:
+            continue
+        acc = r["acceptance"]
+        extra = (f"; acceptance {acc['acceptance_rate']:.2f}, mean accepted len {acc['mean_accepted_length']:.2f}"
+                 if acc["acceptance_rate"] is not None else "")
+        for runs, conc in (("runs", 8), ("runs_c1", 1)):
+            for key, what in (("tokens_per_s", "tok/s"), ("ttft_p50_ms", "TTFT p50 ms")):
+                o, so = stats([x[key] for x in r[runs]])
+                b, sb = stats([x[key] for x in res[baseline][runs]])
+                title = f"{label} {name} vs {baseline}: {what} @conc {conc} (greedy equal: {r['greedy'] == ref}{extra})"
+                rows.append((title, o, b, o / b, max(so, sb)))
+    return rows
 
 
 # -- 2./3. HTTP load and cold start ----------------------------------------------------
-async def _one(client: httpx.AsyncClient, url: str, model: str, prompt: str, max_tokens: int) -> tuple[float, float]:
+async def _one(client: httpx.AsyncClient, url: str, model: str, prompt: str, max_tokens: int
+               ) -> tuple[float, float, int, int]:
+    """TTFT s, total s, response bytes and SSE events of one streamed completion."""
     t0 = time.perf_counter()
-    ttft = None
+    ttft, num_bytes, events = None, 0, 0
     body = {"model": model, "prompt": prompt, "max_tokens": max_tokens, "temperature": 0,
             "ignore_eos": True, "stream": True}
     async with client.stream("POST", f"{url}/v1/completions", json=body) as r:
         r.raise_for_status()
         async for line in r.aiter_lines():
+            num_bytes += len(line) + 1
+            events += line.startswith("data: ")
             if ttft is None and line.startswith("data: {"):
                 chunk = json.loads(line[6:])
                 if chunk.get("choices") and chunk["choices"][0].get("text"):
                     ttft = time.perf_counter() - t0
-    return ttft if ttft is not None else float("nan"), time.perf_counter() - t0
+    return ttft if ttft is not None else float("nan"), time.perf_counter() - t0, num_bytes, events
 
 
 async def load(url: str, model: str, n: int, concurrency: int, max_tokens: int) -> dict:
@@ -123,7 +230,9 @@ async def load(url: str, model: str, n: int, concurrency: int, max_tokens: int) 
         wall = time.perf_counter() - t0
     ttfts = sorted(r[0] * 1000 for r in res)
     return {"tokens_per_s": n * max_tokens / wall, "ttft_p50_ms": ttfts[len(ttfts) // 2],
-            "ttft_p99_ms": ttfts[min(len(ttfts) - 1, int(0.99 * len(ttfts)))]}
+            "ttft_p99_ms": ttfts[min(len(ttfts) - 1, int(0.99 * len(ttfts)))],
+            "bytes_per_token": sum(r[2] for r in res) / (n * max_tokens),
+            "events_per_token": sum(r[3] for r in res) / (n * max_tokens)}
 
 
 def wait_first_token(url: str, model: str, t0: float, proc: subprocess.Popen, timeout_s: float = 900) -> float:
@@ -156,7 +265,8 @@ def stop(proc: subprocess.Popen) -> None:
         return
 
 
-def launch(kind: str, llm: LLMServeConfig, workdir: Path, port: int) -> tuple[subprocess.Popen, float]:
+def launch(kind: str, llm: LLMServeConfig, workdir: Path, port: int, extra_env: dict | None = None
+           ) -> tuple[subprocess.Popen, float]:
     """Start bare `vllm serve` or `serve run serve_config.yaml`; return it and its launch → first token seconds."""
     url = f"http://127.0.0.1:{port}"
     if kind == "vllm":
@@ -166,42 +276,145 @@ def launch(kind: str, llm: LLMServeConfig, workdir: Path, port: int) -> tuple[su
         cmd = [sys.executable, "-m", "vllm.entrypoints.launchers.api_server.entry", "--model", model, *flags,
                "--host", "127.0.0.1", "--port", str(port)]
     else:
-        cfg_path = workdir / "serve_config.yaml"
-        raw = yaml.safe_load((REPO / "serve" / "serve_config.yaml").read_text())
+        cfg_path = workdir / f"{kind}_config.yaml"
+        raw = yaml.safe_load((REPO / "serve" / "llm" / "serve_config.yaml").read_text())
         raw["http_options"]["port"] = port
         raw["applications"][0]["args"] = {"llm": llm.model_dump(exclude={"env"})}
         cfg_path.write_text(yaml.safe_dump(raw))
         cmd = [str(BIN / "serve"), "run", str(cfg_path)]
+    # The same engine setup on both sides: the replica gets the preload through its runtime_env.
+    env = {**ENV, **preload_env()} if kind == "vllm" and llm.cpu_preload else ENV
+    env = {**env, **(extra_env or {})}
     log = open(workdir / f"{kind}.log", "w")  # noqa: SIM115 (the server process writes it until stop())
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=REPO, env=ENV, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        return proc, wait_first_token(url, llm.served_model_name, t0, proc)
+        return proc, wait_first_token(url, llm.served_model_name, t0, proc, timeout_s=240)
     except BaseException:
         stop(proc)
         raise
 
 
-def run_overhead(llm: LLMServeConfig, workdir: Path, repeats: int, max_tokens: int, requests: int) -> dict:
+def server_pids(proc: subprocess.Popen) -> dict[str, int]:
+    """The processes a request crosses, by role: Serve's proxy and replica, vLLM's API server, the engine core."""
+    import psutil
+
+    roles = {"ProxyActor": "proxy", "ServeReplica": "replica", "EngineCore": "engine"}
+    out = {}
+    try:
+        leader = psutil.Process(proc.pid)
+        everyone = [leader, *leader.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return out
+    for p in everyone:
+        try:
+            text = " ".join(p.cmdline()) + " " + p.name()
+        except psutil.Error:
+            continue
+        for key, role in roles.items():
+            if key in text and role not in out:
+                out[role] = p.pid
+        if "api_server.entry" in text and "api" not in out:
+            out["api"] = p.pid
+    return out
+
+
+def ctx_switches(pids: dict[str, int]) -> dict[str, int]:
+    out = {}
+    for role, pid in pids.items():
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue
+        out[role] = sum(int(line.split()[1]) for line in status.splitlines()
+                        if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")))
+    return out
+
+
+def profile_top(raw: Path, top: int = 8) -> list[tuple[str, float]]:
+    """Self-time shares of the hottest leaf frames in a py-spy ``--format raw`` (collapsed) file."""
+    counts: dict[str, int] = {}
+    total = 0
+    for line in raw.read_text().splitlines():
+        stack, _, n = line.rpartition(" ")
+        if not n.isdigit():
+            continue
+        leaf = stack.split(";")[-1]
+        counts[leaf] = counts.get(leaf, 0) + int(n)
+        total += int(n)
+    return [(k, v / total) for k, v in sorted(counts.items(), key=lambda kv: -kv[1])[:top]] if total else []
+
+
+def record_profiles(pids: dict[str, int], workdir: Path, tag: str, duration_s: int) -> list[subprocess.Popen]:
+    """py-spy (ships with Ray) on each process for ``duration_s``, idle frames included, native off."""
+    procs = []
+    for role, pid in pids.items():
+        out = workdir / f"pyspy_{tag}_{role}.txt"
+        procs.append(subprocess.Popen([str(BIN / "py-spy"), "record", "--pid", str(pid), "--duration", str(duration_s),
+                                       "--rate", "100", "--format", "raw", "--idle", "--nonblocking",
+                                       "--output", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    return procs
+
+
+# Serve variants for the overhead part: the process env of `serve run` (its local Ray, controller,
+# proxy and replica inherit it). "serve-fast": Serve's own single-node knobs that cut thread hops —
+# user code and the router on the replica's main event loop, request logs buffered.
+SERVE_VARIANTS = {
+    "serve": {},
+    "serve-fast": {"RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0", "RAY_SERVE_RUN_ROUTER_IN_SEPARATE_LOOP": "0",
+                   "RAY_SERVE_REQUEST_PATH_LOG_BUFFER_SIZE": "1000"},
+    "serve-throughput": {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"},
+}
+OVERHEAD_PORTS = {"vllm": 18730, "serve": 18731, "serve-fast": 18733, "serve-throughput": 18734}
+
+
+def run_overhead(llm: LLMServeConfig, workdir: Path, repeats: int, max_tokens: int, requests: int,
+                 variants: list[str], profile: bool = True) -> dict:
     """Cold starts one at a time, then the load alternates bare / ours so drift in the shared
     machine's load hits both sides alike. Concurrency 1 isolates the per-request overhead
     (TTFT with nothing queued); concurrency 8 adds batching and queueing."""
-    ports = {"vllm": 18010, "serve": 18000}
+    ports = {k: OVERHEAD_PORTS[k] for k in ["vllm", *variants]}
     procs, out = {}, {k: {"runs": [], "runs_c1": []} for k in ports}
     try:
-        for kind, port in ports.items():
-            procs[kind], out[kind]["cold_start_s"] = launch(kind, llm, workdir, port)
+        for kind, port in list(ports.items()):
+            try:
+                procs[kind], out[kind]["cold_start_s"] = launch(kind, llm, workdir, port, SERVE_VARIANTS.get(kind))
+            except (TimeoutError, RuntimeError) as e:
+                if kind == "vllm":
+                    raise
+                print(f"{kind} did not start ({e}); measuring the others", flush=True)
+                del ports[kind], out[kind]
+                continue
+            print(f"{kind} up in {out[kind]['cold_start_s']:.1f}s", flush=True)
         for kind, port in ports.items():  # warm-up
             asyncio.run(load(f"http://127.0.0.1:{port}", llm.served_model_name, 8, 8, 8))
-        for _ in range(repeats):
-            for kind, port in ports.items():
-                url = f"http://127.0.0.1:{port}"
+        pids = {kind: server_pids(procs[kind]) for kind in ports}
+        for kind in ports:
+            out[kind]["pids"] = pids[kind]
+            out[kind]["ctx_switches_per_token"] = {role: [] for role in pids[kind]}
+        for r in range(repeats):
+            names = list(ports)
+            for kind in names[r % len(names):] + names[:r % len(names)]:
+                url = f"http://127.0.0.1:{ports[kind]}"
+                spies = record_profiles(pids[kind], workdir, kind, 8) if r == 0 and profile else []
+                before = ctx_switches(pids[kind])
                 out[kind]["runs"].append(asyncio.run(load(url, llm.served_model_name, requests, 8, max_tokens)))
+                after = ctx_switches(pids[kind])
+                for role in before:
+                    if role in after:
+                        out[kind]["ctx_switches_per_token"][role].append((after[role] - before[role])
+                                                                          / (requests * max_tokens))
+                for spy in spies:
+                    spy.wait(60)
                 out[kind]["runs_c1"].append(asyncio.run(load(url, llm.served_model_name, max(requests // 8, 4), 1,
                                                              max_tokens)))
+            print(f"repeat {r + 1}/{repeats} done ({os.getloadavg()[0]:.1f} load)", flush=True)
     finally:
         for proc in procs.values():
             stop(proc)
+    for kind, res in out.items():
+        res["profile_top"] = {f.stem.removeprefix(f"pyspy_{kind}_"): profile_top(f)
+                              for f in sorted(workdir.glob(f"pyspy_{kind}_*.txt"))}
     return out
 
 
@@ -210,14 +423,13 @@ def log_to_mlflow(args, rows: list[tuple], results: dict) -> None:
     import re
 
     import mlflow
-
     from components.tracking.mlflow_tracking import default_tracking_uri
 
     mlflow.set_tracking_uri(default_tracking_uri())
     mlflow.set_experiment("llmflow-benchmarks")
     with mlflow.start_run(run_name="serve_llm") as run:
-        mlflow.log_params({"model": str(args.model), "draft": str(args.draft), "repeats": args.repeats,
-                           "max_tokens": args.max_tokens, "requests": args.requests, "skip": ",".join(args.skip)})
+        mlflow.log_params({"models": json.dumps(results["models"])[:5000], "repeats": args.repeats,
+                           "max_tokens": args.max_tokens, "requests": args.requests, "parts": ",".join(args.parts)})
         for name, ours, base, ratio, spread in rows:
             key = re.sub(r"[^0-9A-Za-z_./ -]", "", name).strip().replace(" ", "_")[:200]
             mlflow.log_metrics({f"{key}/ours": ours, f"{key}/baseline": base, f"{key}/ratio": ratio,
@@ -228,61 +440,85 @@ def log_to_mlflow(args, rows: list[tuple], results: dict) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", type=Path, help="target HF dir (default: random-init preset of --depth)")
-    ap.add_argument("--draft", type=Path, help="draft HF dir, same tokenizer (default: random-init --draft-depth)")
-    ap.add_argument("--depth", type=int, default=8)
-    ap.add_argument("--draft-depth", type=int, default=2)
+    ap.add_argument("--flow-workdir", type=Path, help="workdir of a benchmarks/spec_models.yaml run (target, drafts)")
+    ap.add_argument("--model", type=Path, help="target HF dir (instead of --flow-workdir)")
+    ap.add_argument("--draft", type=Path, help="distilled draft HF dir, same tokenizer")
+    ap.add_argument("--data-draft", type=Path, help="data-only draft HF dir, same tokenizer")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--max-tokens", type=int, default=64)
-    ap.add_argument("--requests", type=int, default=128, help="requests per overhead run at concurrency 8")
-    ap.add_argument("--skip", nargs="*", default=[], choices=["spec", "overhead"])
+    ap.add_argument("--requests", type=int, default=64, help="requests per run at concurrency 8 (1/8 of it at 1)")
+    ap.add_argument("--parts", nargs="+", default=["spec"], choices=["spec", "preload", "overhead"])
+    ap.add_argument("--serve-variants", nargs="+", default=["serve"], choices=list(SERVE_VARIANTS),
+                    help="overhead part: which `serve run` environments to compare with bare vllm serve")
     ap.add_argument("--out", type=Path, default=Path("serve_llm_results.json"))
     ap.add_argument("--no-mlflow", dest="mlflow", action="store_false",
                     help="skip the summary run in MLflow (MLFLOW_TRACKING_URI, else ./mlflow.db)")
     args = ap.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="serve_bench_"))
-    model, draft = args.model, args.draft
-    if model is None or draft is None:
-        model, draft = build_random_models(work, args.depth, args.draft_depth)
-    llm = LLMServeConfig(model=str(model), served_model_name="bench", max_model_len=1024, max_num_seqs=16)
-    results: dict = {"model": str(model), "draft": str(draft)}
+    if args.flow_workdir:
+        models = flow_models(args.flow_workdir)
+    elif args.model:
+        models = {"target": args.model, "draft": args.draft, "data_draft": args.data_draft, "target_val_loss": None}
+    else:
+        ap.error("give --flow-workdir (a benchmarks/spec_models.yaml run) or --model/--draft/--data-draft")
+    llm = LLMServeConfig(model=str(models["target"]), served_model_name="bench", max_model_len=1024, max_num_seqs=16,
+                         api_key_env=None, num_cpus=0.5)
+    results: dict = {"models": {k: str(v) if isinstance(v, Path) else v for k, v in models.items()},
+                     "load_avg_start": os.getloadavg()}
+    print(f"target {models['target']} (val loss {models.get('target_val_loss')}), load {os.getloadavg()}", flush=True)
     rows = []
 
-    if "spec" not in args.skip:
-        spec = {m: run_spec(llm, m, draft, args.repeats, args.max_tokens) for m in ("none", "ngram", "draft_model")}
-        results["spec"] = spec
+    if "preload" in args.parts:
+        res = run_apps(preload_variants(llm, models), args.repeats, args.max_tokens, args.requests)
+        results["preload"] = res
         args.out.write_text(json.dumps(results, indent=2))  # keep what we have if a later part fails
-        base = {b: stats([r["tokens_per_s"] for r in spec["none"]["runs"] if r["batch"] == b])[0] for b in (1, 8)}
-        for mode in ("ngram", "draft_model"):
-            same = spec[mode]["texts"] == spec["none"]["texts"]
-            for b in (1, 8):
-                runs = [r for r in spec[mode]["runs"] if r["batch"] == b]
-                tps, spread = stats([r["tokens_per_s"] for r in runs])
-                acc = [r["acceptance_length"] for r in runs if r["acceptance_length"] is not None]
-                name = (f"spec {mode} tok/s @conc {b} (accept len {statistics.median(acc) if acc else 0:.2f}; "
-                        f"greedy equal: {same})")
-                rows.append((name, tps, base[b], tps / base[b], spread))
+        for spec in ("off", "draft"):
+            sub = {k: v for k, v in res.items() if k.startswith(spec + "-")}
+            rows += apps_rows(sub, f"{spec}-gomp", "preload")
 
-    if "overhead" not in args.skip:
-        overhead = run_overhead(llm, work, args.repeats, args.max_tokens, args.requests)
-        bare, ours = overhead["vllm"], overhead["serve"]
+    if "spec" in args.parts:
+        res = run_apps(spec_variants(llm, models), args.repeats, args.max_tokens, args.requests)
+        results["spec"] = res
+        args.out.write_text(json.dumps(results, indent=2))
+        rows += apps_rows(res, "off", "spec")
+
+    if "overhead" in args.parts:
+        overhead = run_overhead(llm, work, args.repeats, args.max_tokens, args.requests, args.serve_variants)
         results["overhead"] = overhead
-        for runs, conc in (("runs", 8), ("runs_c1", 1)):
-            for key, label in (("tokens_per_s", "throughput tok/s"), ("ttft_p50_ms", "TTFT p50 ms"),
-                               ("ttft_p99_ms", "TTFT p99 ms")):
-                o, s = stats([r[key] for r in ours[runs]])
-                b, sb = stats([r[key] for r in bare[runs]])
-                rows.append((f"Serve vs bare vllm serve: {label} @conc {conc}", o, b, o / b, max(s, sb)))
-        rows.append(("cold start to first token s (serve run vs vllm serve)", ours["cold_start_s"],
-                     bare["cold_start_s"], ours["cold_start_s"] / bare["cold_start_s"], 0.0))
+        bare = overhead["vllm"]
+        for variant in [v for v in args.serve_variants if v in overhead]:
+            ours = overhead[variant]
+            for runs, conc in (("runs", 8), ("runs_c1", 1)):
+                for key, label in (("tokens_per_s", "throughput tok/s"), ("ttft_p50_ms", "TTFT p50 ms"),
+                                   ("ttft_p99_ms", "TTFT p99 ms")):
+                    o, s = stats([r[key] for r in ours[runs]])
+                    b, sb = stats([r[key] for r in bare[runs]])
+                    rows.append((f"{variant} vs bare vllm serve: {label} @conc {conc}", o, b, o / b, max(s, sb)))
+            rows.append((f"{variant}: cold start to first token s (vs vllm serve)", ours["cold_start_s"],
+                         bare["cold_start_s"], ours["cold_start_s"] / bare["cold_start_s"], 0.0))
+            o, s = stats([r["bytes_per_token"] for r in ours["runs"]])
+            b, sb = stats([r["bytes_per_token"] for r in bare["runs"]])
+            rows.append((f"{variant} vs bare: SSE bytes per token @conc 8", o, b, o / b, max(s, sb)))
+            o = sum(statistics.median(v) for v in ours["ctx_switches_per_token"].values() if v)
+            b = sum(statistics.median(v) for v in bare["ctx_switches_per_token"].values() if v)
+            rows.append((f"{variant} vs bare: context switches per token @conc 8, all server processes", o, b,
+                         o / b if b else float("nan"), 0.0))
+        for kind, res in overhead.items():
+            for role, top in res.get("profile_top", {}).items():
+                print(f"py-spy {kind}/{role} (conc 8, 8 s, idle included): "
+                      + ", ".join(f"{name} {share:.0%}" for name, share in top[:6]))
+            print(f"context switches per token {kind}: "
+                  + ", ".join(f"{role} {statistics.median(v):.2f}" for role, v in res["ctx_switches_per_token"].items() if v))
 
+    results["load_avg_end"] = os.getloadavg()
     args.out.write_text(json.dumps(results, indent=2))
     if args.mlflow:
         log_to_mlflow(args, rows, results)
-    print(f"\n{'metric':<75} {'ours':>10} {'baseline':>10} {'ratio':>7} {'spread':>7}")
+    print(f"\nload average start {results['load_avg_start']} end {results['load_avg_end']}")
+    print(f"{'metric':<110} {'ours':>9} {'base':>9} {'ratio':>6} {'spread':>6}")
     for name, o, b, r, s in rows:
-        print(f"{name:<75} {o:>10.1f} {b:>10.1f} {r:>7.2f} {100 * s:>6.0f}%")
+        print(f"{name:<110} {o:>9.1f} {b:>9.1f} {r:>6.2f} {100 * s:>5.0f}%")
     print(f"\nraw results: {args.out}   logs: {work}")
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,12 +55,35 @@ def write_weights(state_dict: dict, config_dir: Path, out_dir: Path) -> Path:
     return out_dir
 
 
+@contextmanager
+def engine_preload(enabled: bool):
+    """Intel OpenMP + tcmalloc in LD_PRELOAD while vLLM spawns its engine-core process (vLLM's CPU guide).
+
+    Only for that child: the learner in this process keeps the OpenMP runtime it started with,
+    and LD_PRELOAD is restored afterwards so other subprocesses of this worker are unaffected."""
+    from components.cpu_preload import preload_env
+    from components.train.device import use_gpu
+
+    old = os.environ.get("LD_PRELOAD")
+    add = preload_env(old) if enabled and not use_gpu() else {}
+    os.environ.update(add)
+    try:
+        yield
+    finally:
+        if add:
+            if old is None:
+                os.environ.pop("LD_PRELOAD", None)
+            else:
+                os.environ["LD_PRELOAD"] = old
+
+
 class VLLMRollout:
     """In-process vLLM engine; CPU defaults that fit a shared 2-core machine."""
 
     backend = "vllm"
 
-    def __init__(self, model_dir: str | Path, max_model_len: int = 512, seed: int = 0, dtype: str = "float32"):
+    def __init__(self, model_dir: str | Path, max_model_len: int = 512, seed: int = 0, dtype: str = "float32",
+                 cpu_preload: bool = True):
         os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
         os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", "nobind")
         # The engine core is a child process that inherits this environment. With OpenMP's default
@@ -70,8 +94,9 @@ class VLLMRollout:
         from vllm import LLM
 
         t0 = time.perf_counter()
-        self.llm = LLM(model=str(model_dir), dtype=dtype, enforce_eager=True, gpu_memory_utilization=0.5,
-                       max_model_len=max_model_len, seed=seed)
+        with engine_preload(cpu_preload):
+            self.llm = LLM(model=str(model_dir), dtype=dtype, enforce_eager=True, gpu_memory_utilization=0.5,
+                           max_model_len=max_model_len, seed=seed)
         self.start_s = time.perf_counter() - t0
 
     def generate(self, prompts: list[str], n: int, max_new_tokens: int, temperature: float, seed: int | None = None

@@ -118,6 +118,11 @@ class LLMServeConfig(Config):
         "which is safe here because the 429 guard, not this queue, bounds the work")
     health_check_period_s: float = Field(10.0, gt=0, description="how often Serve probes the engine")
     health_check_timeout_s: float = Field(60.0, gt=0, description="a probe slower than this restarts the replica")
+    cpu_preload: bool = Field(
+        True, description="CPU replicas (num_gpus=0): start the replica and its engine with Intel OpenMP (libiomp5, "
+        "from the intel-openmp wheel) and tcmalloc (if installed) in LD_PRELOAD, as vLLM's CPU guide asks "
+        "(components/cpu_preload.py; measured in benchmarks/RESULTS.md, Serving). Paths are looked up where the "
+        "app is built, so cluster nodes need the same venv layout. false: vLLM's own default (libgomp)")
     env: dict[str, str] = Field(default_factory=lambda: dict(CPU_ENGINE_ENV),
                                 description="env vars for the replica process (CPU defaults make vLLM start on 2 cores)")
 

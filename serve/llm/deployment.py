@@ -185,6 +185,13 @@ def llm_deployment(config: LLMServeConfig, api_key: str | None = None):
     from ray.serve.config import BackpressureConfig
 
     env = dict(config.env)
+    if config.cpu_preload and config.num_gpus == 0:
+        from components.cpu_preload import preload_env
+
+        # In the runtime_env, not os.environ: a preload only takes effect when a process is exec'd
+        # with it, and Ray execs the replica's worker process with these variables (the engine-core
+        # child that vLLM spawns inherits them).
+        env.update(preload_env(env.get("LD_PRELOAD")))
     if config.api_key_env and config.api_key_env not in env:
         # The replica reads the key from its own environment; forward the caller's value so
         # a local `start()` works. On a cluster, set it in the runtime_env / pod instead.
