@@ -54,6 +54,8 @@ class ClusterState:
     temp_root: str
     base_port: int
     nodes: list[NodePlan] = field(default_factory=list)
+    num_cpus_per_node: int = 1
+    object_store_mb: int = 150
 
     @property
     def head(self) -> NodePlan:
@@ -177,7 +179,8 @@ def up(workdir: Path, *, num_workers: int = 2, num_cpus_per_node: int = 1, objec
         if all(n.pid and _alive(n.pid) for n in running.nodes):
             return running
         down(workdir)  # a half-dead cluster (a node killed, a reboot): clean it before starting another
-    state = ClusterState(str(workdir), str(temp_root(workdir)), base_port, plan_ports(base_port, num_workers))
+    state = ClusterState(str(workdir), str(temp_root(workdir)), base_port, plan_ports(base_port, num_workers),
+                         num_cpus_per_node, object_store_mb)
     env = node_env(workdir)
     try:
         for plan in state.nodes:
@@ -188,6 +191,20 @@ def up(workdir: Path, *, num_workers: int = 2, num_cpus_per_node: int = 1, objec
     return state
 
 
+def restart_node(workdir: Path, name: str) -> ClusterState:
+    """Start worker node ``name`` again after it died (a fault test killed it), on its old ports."""
+    state = read_state(Path(workdir).resolve())
+    if state is None:
+        raise RuntimeError(f"no local cluster is up in {workdir}: run `llmflow cluster up` first")
+    plan = state.node(name)
+    if plan.name == "head":
+        raise ValueError("the head holds the cluster's state (GCS): restart the whole cluster instead")
+    if plan.pid and _alive(plan.pid):
+        _kill_tree(plan.pid, grace_s=5.0)  # its `ray start` may outlive a killed raylet for a moment
+    _start_node(plan, state, node_env(Path(state.workdir)), state.num_cpus_per_node, state.object_store_mb)
+    return state
+
+
 def down(workdir: Path) -> bool:
     """End every process of this workdir's cluster (worker nodes first); False if none was up."""
     state = read_state(Path(workdir))
@@ -195,7 +212,7 @@ def down(workdir: Path) -> bool:
         return False
     for plan in reversed(state.nodes):
         if plan.pid and _alive(plan.pid):
-            _kill_tree(plan.pid, grace_s=10.0)
+            _kill_tree(plan.pid, grace_s=5.0)
     state_file(Path(workdir)).unlink(missing_ok=True)
     return True
 
@@ -204,5 +221,15 @@ def node_processes(plan: NodePlan, name: str = "raylet") -> list[int]:
     """Pids of one node's processes whose name starts with ``name`` (its raylet, for fault tests)."""
     import psutil
 
-    root = psutil.Process(plan.pid)
-    return [p.pid for p in root.children(recursive=True) if p.name().startswith(name)]
+    try:
+        children = psutil.Process(plan.pid).children(recursive=True)
+    except (psutil.NoSuchProcess, TypeError, ValueError):  # the node is gone (or never started)
+        return []
+    out = []
+    for p in children:
+        try:
+            if p.name().startswith(name):
+                out.append(p.pid)
+        except psutil.NoSuchProcess:
+            pass
+    return out
