@@ -36,7 +36,7 @@ class HoldHead:
 
 hold = HoldHead.options(name="llmflow-hold-head", lifetime="detached").remote()
 ray.get(hold.ping.remote())
-serve.start(http_options={"host": "127.0.0.1", "port": int(sys.argv[2]), "location": "HeadOnly"})
+serve.start(proxy_location="HeadOnly", http_options={"host": "127.0.0.1", "port": int(sys.argv[2])})
 
 @serve.deployment(num_replicas=1, ray_actor_options={"num_cpus": 1}, health_check_period_s=1,
                   health_check_timeout_s=3)
