@@ -49,3 +49,20 @@ def test_runtime_env_ships_the_working_dir_and_overrides_win():
     assert ".venv" in env["excludes"] and ".llmflow" in env["excludes"]
     assert env["env_vars"]["MLFLOW_TRACKING_URI"] == "http://127.0.0.1:1"
     assert env["env_vars"]["HF_HUB_OFFLINE"] == "1"
+
+
+def test_cli_without_a_cluster_says_how_to_get_one(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    runner = CliRunner()
+    status = runner.invoke(app, ["cluster", "status", "--workdir", str(tmp_path)])
+    assert status.exit_code == 1 and "no local cluster" in status.output
+    submit = runner.invoke(app, ["submit", "multinode", "--workdir", str(tmp_path)])
+    assert submit.exit_code == 2 and "llmflow cluster up" in submit.output
+    bad_env = runner.invoke(app, ["submit", "multinode", "--env", "NOVALUE", "--address", "http://127.0.0.1:1"])
+    assert bad_env.exit_code == 2 and "KEY=VALUE" in bad_env.output
+    down = runner.invoke(app, ["cluster", "down", "--workdir", str(tmp_path)])
+    assert down.exit_code == 0 and "no local cluster" in down.output
