@@ -216,11 +216,28 @@ def _train(config: PretrainConfig, tokens_dir: Path, output_dir: Path, info: dev
     return summary
 
 
+WORKERS_FILE = "train_workers.jsonl"
+
+
+def _record_worker(output_dir: Path) -> None:
+    """One line per worker start: rank and Ray node, so a run (and a restart after a node loss) shows
+    where its workers ran (the step tags them in MLflow)."""
+    import ray
+    import ray.train
+
+    ctx = ray.train.get_context()
+    output_dir.mkdir(parents=True, exist_ok=True)
+    with open(output_dir / WORKERS_FILE, "a") as f:
+        f.write(json.dumps({"rank": ctx.get_world_rank(), "node_id": ray.get_runtime_context().get_node_id(),
+                            "ts": time.time()}) + "\n")
+
+
 def train_loop_per_worker(loop_config: dict) -> None:
     """Ray Train entry: ``loop_config`` = {"config": PretrainConfig dump, "tokens_dir", "output_dir"}."""
     import ray.train
 
     config = PretrainConfig.model_validate(loop_config["config"])
+    _record_worker(Path(loop_config["output_dir"]))
     if not device.use_gpu():
         torch.set_num_threads(max(1, int(config.cpus_per_worker)))
     summary = train(config, loop_config["tokens_dir"], loop_config["output_dir"])

@@ -46,6 +46,18 @@ def read_metrics(output_dir: Path) -> dict[int, dict[str, float]]:
     return dict(sorted(by_step.items()))
 
 
+def worker_node_tags(output_dir: Path) -> dict[str, str]:
+    """``llmflow.train_worker.rank<N>.node_id`` per rank (its last start), and every node any worker used."""
+    from components.train.loop import WORKERS_FILE
+
+    path = Path(output_dir) / WORKERS_FILE
+    records = [json.loads(line) for line in path.read_text().splitlines() if line] if path.exists() else []
+    tags = {f"llmflow.train_worker.rank{r['rank']}.node_id": r["node_id"] for r in records}
+    if records:
+        tags["llmflow.train_worker.nodes"] = ",".join(sorted({r["node_id"] for r in records}))
+    return tags
+
+
 @step_kind("train.pretrain", inputs=("tokens",), effects=("val_loss",),
            description="Pretrain a Llama/Mixtral preset on packed token shards with Ray Train "
                        "(FSDP2 or DeepSpeed ZeRO), checkpointing and resuming; exports model/ as HF safetensors.",
@@ -59,6 +71,7 @@ def run_pretrain(ctx, config: PretrainConfig) -> dict[str, float]:
     ctx.set_tags({"strategy": config.strategy, "num_workers": config.num_workers,
                   "zero_stage": config.zero_stage if config.strategy == "deepspeed" else "-"})
     build_trainer(config, tokens_dir, ctx.output, run_name=f"pretrain-{ctx.name}").fit()
+    ctx.set_tags(worker_node_tags(ctx.output))
     for step, metrics in read_metrics(ctx.output).items():
         ctx.log_metrics(metrics, step=step)
     summary_path = ctx.output / "train_summary.json"

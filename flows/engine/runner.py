@@ -56,6 +56,8 @@ class StepOutcome:
     effects: list[dict[str, Any]] = field(default_factory=list)
     # Why a declared effect is absent or too small (empty when every effect is shown).
     effect_problems: list[str] = field(default_factory=list)
+    # The Ray node the step ran on (empty when cached).
+    node_id: str = ""
 
 
 @dataclass
@@ -111,6 +113,8 @@ def _execute(step: PlannedStep, root: str, workdir: str, inputs: dict[str, tuple
     ctx = StepContext(name=step.name, output=tmp, inputs=input_paths, address=step.address,
                       run_id=run_id, tracking_uri=tracking_uri, state_dir=Path(workdir) / ".llmflow" / "state",
                       logger=logger)
+    node_id = _node_id()
+    ctx.set_tags({"llmflow.node_id": node_id})  # where it ran: on a cluster, lineage names the node
     t0 = time.time()
     metrics = step.kind.run(ctx, step.config) or {}
     wall_s = time.time() - t0
@@ -121,7 +125,14 @@ def _execute(step: PlannedStep, root: str, workdir: str, inputs: dict[str, tuple
               "effects": [e.to_json() for e in ctx.effects],
               "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     uri = store.commit(tmp, step.name, step.address, record)
-    return {"metrics": metrics, "wall_s": wall_s, "uri": uri, "links": ctx.links, "effects": record["effects"]}
+    return {"metrics": metrics, "wall_s": wall_s, "uri": uri, "links": ctx.links, "effects": record["effects"],
+            "node_id": node_id}
+
+
+def _node_id() -> str:
+    import ray
+
+    return ray.get_runtime_context().get_node_id() if ray.is_initialized() else "local"
 
 
 class FlowRunner:
@@ -304,7 +315,7 @@ class FlowRunner:
                            + (f" ({head[0]}={head[1]:.4g})" if head else ""))
         return self._check_effects(step, StepOutcome(step.name, "done", out["wall_s"], out["metrics"], out["uri"],
                                                      step.address, run_id, links=out["links"],
-                                                     effects=out["effects"]))
+                                                     effects=out["effects"], node_id=out.get("node_id", "")))
 
     def _check_effects(self, step: PlannedStep, outcome: StepOutcome) -> StepOutcome:
         """A step whose declared effect is absent: a warning, or under ``strict: true`` a failed step

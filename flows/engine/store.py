@@ -2,8 +2,9 @@
 
 A step writes into a private temporary directory; only when its function returns does
 the engine write the completion marker ``_COMPLETE.json`` *into* that directory and then
-move it into place with one atomic rename (local root). For object stores (any fsspec URI)
-the files are uploaded first and the marker last. An artifact is complete iff its marker
+move it into place with one atomic rename (local root). For object stores (any fsspec URI:
+``s3://`` on a cluster, where nodes share no disk) a replaced artifact loses its marker first,
+then the files are uploaded and the marker last. An artifact is complete iff its marker
 exists; anything else under the root (a killed step's leftovers) is ignored and swept.
 """
 from __future__ import annotations
@@ -78,6 +79,10 @@ class ArtifactStore:
             data = marker.read_bytes()
             marker.unlink()
             if self.fs.exists(final):
+                # The old marker goes first: a writer killed while deleting or uploading leaves
+                # files without a marker (incomplete), never a marker over a mix of old and new files.
+                if self.fs.exists(f"{final}/{MARKER}"):
+                    self.fs.rm_file(f"{final}/{MARKER}")
                 self.fs.rm(final, recursive=True)
             self.fs.put(str(tmp) + "/", final, recursive=True)
             self.fs.pipe_file(f"{final}/{MARKER}", data)

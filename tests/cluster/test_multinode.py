@@ -1,0 +1,198 @@
+"""The cluster path end to end: `llmflow submit` of a reduced main job to a head + 2 worker nodes on
+loopback, artifacts on an S3 API (moto), MLflow server with its artifacts on the same endpoint, and one
+worker node's raylet SIGKILLed mid-pretraining.
+
+Must hold: the job succeeds; steps and Ray Train workers ran on several nodes (MLflow tags say which);
+every artifact is complete in the bucket; pretraining restarted from its last checkpoint and ended at
+exactly num_steps with every step logged once and no jump in the loss.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from flows.engine import local_cluster
+from flows.engine.cluster import ray_auth_env
+from tests.cluster.s3_server import BUCKET, s3_env
+from tests.fixtures.mlflow_store import start_mlflow_server, stop_mlflow_server
+
+pytestmark = pytest.mark.integration
+REPO = Path(__file__).resolve().parents[2]
+MLFLOW_PORT = 18796
+NUM_STEPS, CKPT_EVERY = 20, 5
+KILL_AFTER_STEP = 8  # past the step-5 checkpoint: the restart must resume from it, not from 0
+
+
+def cluster_env(state, extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = {**os.environ, **ray_auth_env(Path(state.workdir)), **(extra or {})}
+    env["PYTHONPATH"] = str(REPO)
+    env["COLUMNS"] = "250"  # rich wraps tables to 80 columns off a terminal
+    return env
+
+
+def _cli(args, env, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "flows.cli", *args], cwd=REPO, env=env, text=True,
+                          capture_output=True, check=False, **kw)
+
+
+def _nodes(state, env) -> dict[str, str]:
+    """node id -> our node name (head, node1, node2), from the cluster's state API."""
+    code = ("import json, sys; from ray.util.state import list_nodes; "
+            "print(json.dumps([[n.node_id, n.resources_total, n.state] for n in list_nodes(address=sys.argv[1])]))")
+    out = subprocess.run([sys.executable, "-c", code, state.dashboard_url], env=env, text=True, capture_output=True,
+                         check=True).stdout
+    return {nid: next(k.removeprefix("llmflow_") for k in res if k.startswith("llmflow_"))
+            for nid, res, alive in json.loads(out.strip().splitlines()[-1]) if alive == "ALIVE"}
+
+
+def _wait_for(path_glob, root: Path, predicate, timeout_s: float):
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        for p in root.glob(path_glob):
+            if predicate(p):
+                return p
+        time.sleep(0.2)
+    raise AssertionError(f"nothing matching {path_glob} under {root} within {timeout_s} s")
+
+
+def _steps_logged(metrics_file: Path) -> list[int]:
+    if not metrics_file.exists():
+        return []
+    return [json.loads(line)["step"] for line in metrics_file.read_text().splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="module")
+def mlflow_on_s3(s3_endpoint, tmp_path_factory):
+    """`mlflow server` on 127.0.0.1:18796 whose artifact store is the same S3 endpoint (s3://llmflow/mlflow)."""
+    workdir = tmp_path_factory.mktemp("mlflow_s3")
+    os.environ["MLFLOW_ARTIFACTS_DESTINATION"] = f"s3://{BUCKET}/mlflow"  # read by mlflow/start.sh
+    try:
+        proc = start_mlflow_server(workdir, MLFLOW_PORT)
+    finally:
+        del os.environ["MLFLOW_ARTIFACTS_DESTINATION"]
+    yield f"http://127.0.0.1:{MLFLOW_PORT}"
+    stop_mlflow_server(proc)
+
+
+def test_three_nodes_each_with_its_own_resource(multinode_cluster):
+    names = _nodes(multinode_cluster, cluster_env(multinode_cluster))
+    assert sorted(names.values()) == ["head", "node1", "node2"]
+
+
+@pytest.fixture(scope="module")
+def submitted_run(multinode_cluster, s3_endpoint, mlflow_on_s3, tmp_path_factory):
+    """Submit the multinode recipe; SIGKILL the raylet of a worker node hosting a Ray Train worker once
+    pretraining has passed KILL_AFTER_STEP; wait for the job. Returns what the tests check."""
+    state = multinode_cluster
+    cache = tmp_path_factory.mktemp("llmflow_cache")  # the nodes' local caches (one machine: one folder)
+    root = f"s3://{BUCKET}/multinode-{int(time.time())}"
+    env = cluster_env(state)
+    names = _nodes(state, env)
+    t0 = time.time()
+    job_env = {**s3_env(s3_endpoint), "MLFLOW_TRACKING_URI": mlflow_on_s3, "LLMFLOW_CACHE": str(cache)}
+    sub = _cli(["submit", "multinode", "--address", state.dashboard_url, "--no-wait",
+                "--set", f"artifact_root={root}", "--set", f"steps.pretrain.config.num_steps={NUM_STEPS}",
+                *(a for k, v in job_env.items() for a in ("--env", f"{k}={v}"))], env, timeout=120)
+    assert sub.returncode == 0, sub.stdout + sub.stderr
+    job_id = re.search(r"submitted job (\S+)", sub.stdout).group(1)
+
+    # Pretraining writes into its resumable temp folder in the node-local cache; watch its metrics.
+    metrics = _wait_for(".tmp/pretrain-*-resumable/train_metrics.jsonl", cache,
+                        lambda p: max(_steps_logged(p), default=0) >= KILL_AFTER_STEP, timeout_s=400)
+    workers = [json.loads(x) for x in (metrics.parent / "train_workers.jsonl").read_text().splitlines() if x]
+    victim = next(names[w["node_id"]] for w in workers if names.get(w["node_id"], "head") != "head")
+    raylets = local_cluster.node_processes(state.node(victim), "raylet")
+    assert len(raylets) == 1
+    killed_at, killed_after = time.time(), max(_steps_logged(metrics))
+    assert killed_after < NUM_STEPS - CKPT_EVERY, f"training reached step {killed_after} before the kill"
+    os.kill(raylets[0], signal.SIGKILL)
+    # Recovery: the first step logged by the restarted worker group (the log's length grows past the kill).
+    n_before = len(_steps_logged(metrics))
+    _wait_for(metrics.name, metrics.parent, lambda p: len(_steps_logged(p)) > n_before
+              and (metrics.parent / "train_workers.jsonl").read_text().count("\n") > len(workers), timeout_s=300)
+    recovered_s = time.time() - killed_at
+
+    follow = _cli(["status", "--job", job_id, "--address", state.dashboard_url], env, timeout=60)
+    deadline = time.time() + 400
+    while "SUCCEEDED" not in follow.stdout and "FAILED" not in follow.stdout and time.time() < deadline:
+        time.sleep(2)
+        follow = _cli(["status", "--job", job_id, "--address", state.dashboard_url], env, timeout=60)
+    logs_code = ("import sys; from ray.job_submission import JobSubmissionClient as C; "
+                 "print(C(sys.argv[1]).get_job_logs(sys.argv[2]))")
+    logs = subprocess.run([sys.executable, "-c", logs_code, state.dashboard_url, job_id],
+                          env=env, text=True, capture_output=True, check=False).stdout
+    print(f"job {job_id}: wall {time.time() - t0:.1f} s, killed {victim} after step {killed_after}, "
+          f"first step after the restart {recovered_s:.1f} s later")
+    return {"job_id": job_id, "status": follow.stdout, "logs": logs, "root": root, "mlflow": mlflow_on_s3,
+            "names": names, "victim": victim, "killed_after": killed_after, "recovered_s": recovered_s}
+
+
+def test_submitted_job_succeeds_after_a_node_loss(submitted_run):
+    assert "SUCCEEDED" in submitted_run["status"], submitted_run["status"] + submitted_run["logs"][-4000:]
+    assert "llmflow run multinode" in submitted_run["status"]
+
+
+def _flow_runs(uri: str):
+    from components.tracking.mlflow_tracking import search_runs
+
+    runs = search_runs(uri, "llmflow")
+    parent = max((r for r in runs if "mlflow.parentRunId" not in r.data.tags), key=lambda r: r.info.start_time)
+    children = {r.data.tags["llmflow.step"]: r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id}
+    return parent, children
+
+
+def test_steps_and_train_workers_ran_on_several_nodes(submitted_run):
+    _, children = _flow_runs(submitted_run["mlflow"])
+    assert sorted(children) == ["corpus", "pretrain", "tokenizer", "tokens"]
+    assert all(r.info.status == "FINISHED" for r in children.values())
+    step_nodes = {r.data.tags["llmflow.node_id"] for r in children.values()}
+    tags = children["pretrain"].data.tags
+    rank_nodes = {tags["llmflow.train_worker.rank0.node_id"], tags["llmflow.train_worker.rank1.node_id"]}
+    assert len(rank_nodes) == 2, "the two Ray Train workers (1 CPU each) ran on one node"
+    used = step_nodes | set(tags["llmflow.train_worker.nodes"].split(","))
+    assert set(submitted_run["names"]) <= used  # head, node1 and node2 all did work (node ids, before the kill)
+
+
+def test_artifacts_and_mlflow_artifacts_are_in_the_bucket(submitted_run, s3_endpoint):
+    import s3fs
+
+    fs = s3fs.S3FileSystem()
+    root = submitted_run["root"].removeprefix("s3://")
+    for step in ("corpus", "tokenizer", "tokens", "pretrain"):
+        (artifact,) = fs.ls(f"{root}/{step}")
+        assert fs.exists(f"{artifact}/_COMPLETE.json"), step
+    pretrain = fs.ls(f"{root}/pretrain")[0]
+    assert fs.exists(f"{pretrain}/model/config.json")
+    parent, _ = _flow_runs(submitted_run["mlflow"])
+    assert fs.glob(f"{BUCKET}/mlflow/**/{parent.info.run_id}/**"), "the flow's MLflow artifacts are not on S3"
+
+
+def test_pretraining_resumed_from_its_checkpoint_with_exact_steps(submitted_run, s3_endpoint):
+    import s3fs
+
+    fs = s3fs.S3FileSystem()
+    pretrain = fs.ls(f"{submitted_run['root'].removeprefix('s3://')}/pretrain")[0]
+    summary = json.loads(fs.cat_file(f"{pretrain}/train_summary.json"))
+    lines = [json.loads(x) for x in fs.cat_file(f"{pretrain}/train_metrics.jsonl").decode().splitlines() if x]
+    assert summary["steps"] == NUM_STEPS
+    resumed = int(summary["resumed_from_step"])
+    assert resumed == CKPT_EVERY * (submitted_run["killed_after"] // CKPT_EVERY) and resumed > 0
+    first, again = {}, {}
+    for rec in lines:  # the steps between the checkpoint and the kill were logged twice
+        (again if rec["step"] in first else first)[rec["step"]] = rec["metrics"]
+    assert sorted(first) == list(range(1, NUM_STEPS + 1))  # every step, none past the end
+    assert [first[s]["samples_consumed"] for s in sorted(first)] == [8 * s for s in range(1, NUM_STEPS + 1)]
+    # Continuous: the restarted group re-ran the steps after its checkpoint and got the same losses
+    # (same weights, optimizer state and data position; fp32 DDP differs only in summation order).
+    assert min(again) == resumed + 1 and len(again) >= submitted_run["killed_after"] - resumed
+    for step, rec in again.items():
+        assert abs(rec["loss"] - first[step]["loss"]) < 1e-3, (step, rec["loss"], first[step]["loss"])
+    assert submitted_run["recovered_s"] < 240
