@@ -50,6 +50,7 @@ class RequestRecord:
     completion_tokens: int | None = None
     arm: str = "primary"
     model: str = ""
+    model_version: str = ""
     prompt_versions: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -201,6 +202,7 @@ class OnlineEvaluator:
                  "prompt_tokens": record.prompt_tokens, "completion_tokens": record.completion_tokens,
                  "retrieved_ids": red["retrieved_ids"], **{f"score.{k}": v for k, v in scores.items()}}
         tags = {"llmflow.request_id": record.request_id, "arm": record.arm,
+                **({"model_version": record.model_version} if record.model_version else {}),
                 "pii.redactions": str(sum(counts.values())), **{f"prompt.{k}": v for k, v in prompts.items()},
                 **extra_tags}
         trace_id = self.traces.log_request(inputs=inputs, outputs={"response": red["response"]},

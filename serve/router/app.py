@@ -31,7 +31,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 from ray import serve
 from starlette.exceptions import HTTPException
 
@@ -40,6 +40,7 @@ from serve.router.config import RouterConfig
 from serve.router.core import ROUTER_MODEL, HandleLLM, RouterCore
 
 CHAT_PATH = "/v1/chat/completions"
+PAGE_PATHS = ("/", "/health")  # the chat page holds no data: it asks for the key itself
 api = FastAPI(title="llmflow RAG router")
 
 
@@ -131,6 +132,7 @@ class RAGRouter:
         self.core = RouterCore(self.config, Retriever(self.store, embedder, self.config.retrieval),
                                ShedAsRateLimit(HandleLLM(llm)))
         self._api_key_env = api_key_env
+        self._auth_required = bool(api_key_env)
         self.evaluator, self.prompt_versions = None, {}
         if self.config.online_eval is not None:
             # Imported here: Serve ships this class by value, without the module's other globals.
@@ -149,7 +151,14 @@ class RAGRouter:
                 raise ValueError(f"the router needs the API key in ${self._api_key_env} (build_router forwards the "
                                  "caller's value): export it where the router is built")
         return GuardMiddleware(self.app, api_key=key, max_inflight=self.config.max_inflight,
-                               limited_paths=(CHAT_PATH,))
+                               limited_paths=(CHAT_PATH,), open_paths=PAGE_PATHS)
+
+    @api.get("/")
+    async def chat_page(self, request: Request):
+        from serve.router.page import render_chat_page
+
+        return HTMLResponse(render_chat_page(request.scope.get("root_path", ""), self._auth_required,
+                                             self.config.model or ROUTER_MODEL, self.config.model_version))
 
     @api.post(CHAT_PATH)
     async def chat_completions(self, request: Request):
@@ -176,15 +185,20 @@ class RAGRouter:
 
     async def _observed_stream(self, body: dict, plan: dict, t0_ns: int, lines):
         """Pass the SSE stream through, keeping the text so the online loop sees the whole answer."""
-        parts, cid = [], None
+        parts, cid, observed = [], None, False
         async for line in lines:
-            yield line
             if self.evaluator is not None and line.startswith("data: {"):
                 obj = json.loads(line[6:])
                 cid = obj.get("id", cid)
                 for choice in obj.get("choices", []):
                     parts.append(choice.get("delta", {}).get("content") or "")
-        if cid is not None:
+            elif line.startswith("data: [DONE]") and cid is not None:
+                # Before the client sees the end: feedback sent the moment the answer is complete
+                # must find the request.
+                self._observe(body, cid, "".join(parts), t0_ns, plan["rag"], {})
+                observed = True
+            yield line
+        if cid is not None and not observed:
             self._observe(body, cid, "".join(parts), t0_ns, plan["rag"], {})
 
     def _observe(self, body: dict, request_id: str, text: str, t0_ns: int, rag: dict, usage: dict) -> None:
@@ -196,10 +210,10 @@ class RAGRouter:
         self.evaluator.submit(RequestRecord(
             request_id=request_id, query=rag.get("query", ""), response=text, start_time_ns=t0_ns,
             end_time_ns=time.time_ns(), messages=body.get("messages"),
-            context="\n\n".join(s.get("text", "") for s in rag.get("sources", [])),
+            context="\n\n".join(s.get("text") or s.get("snippet", "") for s in rag.get("sources", [])),
             retrieved_ids=[str(s.get("id")) for s in rag.get("sources", [])],
             prompt_tokens=usage.get("prompt_tokens"), completion_tokens=usage.get("completion_tokens"),
-            model=self.config.model or ROUTER_MODEL,
+            model=self.config.model or ROUTER_MODEL, model_version=self.config.model_version or "",
             prompt_versions=self.prompt_versions if rag.get("route") == "rag" else {}))
 
     @api.post("/feedback")

@@ -27,6 +27,9 @@ class RouterConfig(Config):
     max_query_chars: int = Field(2000, ge=1, description="Longer queries are rejected with 413.")
     max_source_chars: int = Field(1500, ge=50, description="Each source's text is cut to this in the prompt.")
     model: str | None = Field(None, description="LLM model (or adapter) name to request; None = the base model.")
+    model_version: str | None = Field(None, description=(
+        "Registry version of the served model (e.g. 'llmflow-rag v3'): shown on the chat page and recorded "
+        "on every trace as `model_version`, so feedback names the model it judged."))
     default_max_tokens: int = Field(128, ge=1, description=(
         "max_tokens when the request sets none (shrunk to what a long question leaves of the context)."))
     tokenizer: str | None = Field(None, description=(

@@ -41,7 +41,16 @@ from serve.router.config import RouterConfig
 SAMPLING_FIELDS = ("max_tokens", "max_completion_tokens", "temperature", "top_p", "top_k", "seed", "stop",
                    "presence_penalty", "frequency_penalty", "repetition_penalty", "min_tokens")
 ROUTER_MODEL = "rag-router"
+SNIPPET_CHARS = 240  # per cited source in `rag.sources[].snippet`
 log = logging.getLogger("ray.serve")
+
+
+def snippet(text: str, max_chars: int = SNIPPET_CHARS) -> str:
+    """The start of a cited source, cut at a word boundary: what a reader sees beside the answer."""
+    text = " ".join(text.split())
+    if len(text) <= max_chars:
+        return text
+    return text[:max_chars].rsplit(" ", 1)[0] + " …"
 
 
 class LLMClient(Protocol):
@@ -167,7 +176,7 @@ class RouterCore:
             budget = {"max_model_len": cfg.max_model_len, "max_tokens": max_tokens, "prompt_tokens": question_tokens,
                       "dropped": [], "trimmed": []}
         rag = {"route": route, "threshold": cfg.relevance_threshold, "query": query,
-               "sources": [{"n": n, **s.to_dict()} for n, s in enumerate(cited, 1)],
+               "sources": [{"n": n, **s.to_dict(), "snippet": snippet(s.text)} for n, s in enumerate(cited, 1)],
                "retrieved": [s.to_dict() for s in sources], "budget": budget, "timings_ms": timings}
         return {"messages": llm_messages, "sampling": sampling, "stream": stream, "rag": rag, "refusal": refusal}
 
