@@ -368,7 +368,17 @@ class OnlineEvaluator:
         return trace_id
 
     def _info_from_store(self, trace_id: str) -> dict:
-        stored = json.loads(self.traces.get_trace_json(trace_id))
+        try:
+            stored = json.loads(self.traces.get_trace_json(trace_id))
+        except Exception as e:  # noqa: BLE001 - MLflow raises its own types for a malformed or unknown id
+            raise KeyError(f"unknown trace_id {trace_id!r}: {e}") from None
+        info = stored.get("info", {})
+        tags = info.get("tags") or {}
+        experiment_id = (info.get("trace_location") or {}).get("mlflow_experiment", {}).get("experiment_id")
+        # Only traces of requests this stack served: in this loop's experiment, with a request id.
+        if "llmflow.request_id" not in tags or experiment_id != self.traces.experiment_id:
+            raise KeyError(f"trace {trace_id!r} is not a request this stack served (experiment "
+                           f"{self.config.experiment!r}, tag llmflow.request_id): feedback goes to served requests only")
         root = next(s for s in stored["data"]["spans"] if s.get("parent_span_id") in (None, ""))
         attrs = root.get("attributes", {})
         inputs = json.loads(attrs.get("mlflow.spanInputs", "{}"))

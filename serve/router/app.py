@@ -220,7 +220,7 @@ class RAGRouter:
     async def feedback(self, request: Request):
         from starlette.concurrency import run_in_threadpool
 
-        from serve.online_eval.app import FeedbackIn, do_feedback
+        from serve.online_eval.app import FeedbackIn, do_feedback, voter_of
 
         if self.evaluator is None:
             return error_response(LLMRequestError(404, "online evaluation is off for this router "
@@ -229,6 +229,8 @@ class RAGRouter:
             fb = FeedbackIn.model_validate(await request.json())
         except ValueError as e:
             return error_response(LLMRequestError(422, f"bad feedback body: {e}"))
+        # The voter is whoever the key check let in, not a name the body claims: one key, one vote per request.
+        fb = fb.model_copy(update={"user": voter_of(request.headers.get("authorization"), self._auth_required)})
         return await run_in_threadpool(do_feedback, self.evaluator, fb)
 
     @api.get("/online/metrics")

@@ -147,5 +147,6 @@ def test_ask_stream_cite_and_thumbs_down_reach_the_trace(chat_router, browser):
     assert trace.info.tags["model_version"] == "tiny v1"
     [vote] = [a for a in trace.info.assessments if a.name == "user_feedback"]
     assert vote.feedback.value is False and vote.source.source_type == "HUMAN"
+    assert vote.source.source_id.startswith("key:") and API_KEY not in vote.source.source_id  # the voter, not a claim
     assert "never names the exception" in vote.rationale and "<EMAIL>" in vote.rationale
     assert "jane.doe@example.com" not in json.dumps(trace.to_dict())
