@@ -60,6 +60,15 @@ class RouterConfig(Config):
         "at POST /feedback); None turns the loop off."))
 
     @model_validator(mode="after")
+    def _arms_need_a_candidate(self) -> RouterConfig:
+        arms = self.online_eval.experiment_arms if self.online_eval else None
+        if arms is not None and arms.mode != "off" and not arms.candidate_model:
+            raise ValueError(f"router.online_eval.experiment_arms.mode={arms.mode!r} needs "
+                             "experiment_arms.candidate_model (the candidate's model or adapter name on the LLM "
+                             "app); set it, or mode: off")
+        return self
+
+    @model_validator(mode="after")
     def _budget_needs_both(self) -> RouterConfig:
         if (self.tokenizer is None) != (self.max_model_len is None):
             raise ValueError(

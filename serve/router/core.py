@@ -182,7 +182,10 @@ class RouterCore:
 
     # -- responses -------------------------------------------------------------------
     async def complete(self, body: Any) -> dict:
-        plan = await self.plan(body)
+        return await self.answer(await self.plan(body))
+
+    async def answer(self, plan: dict) -> dict:
+        """The whole answer to a planned request, from ``plan["model"]`` when set (an experiment arm)."""
         rag = plan["rag"]
         t0 = time.perf_counter()
         if rag["route"] == "refuse":
@@ -190,7 +193,8 @@ class RouterCore:
                    "prompt_tokens": 0, "completion_tokens": 0}
         else:
             try:
-                out = await self.llm.generate(messages=plan["messages"], model=self.config.model, sampling=plan["sampling"])
+                out = await self.llm.generate(messages=plan["messages"], model=plan.get("model", self.config.model),
+                                              sampling=plan["sampling"])
             except Exception as e:  # noqa: BLE001 — LLM rejections arrive wrapped by Ray; others re-raise
                 raise (llm_error(e) or e) from None
         rag["timings_ms"]["generate_ms"] = (time.perf_counter() - t0) * 1e3
@@ -224,7 +228,8 @@ class RouterCore:
             yield chunk({"content": plan["refusal"]})
         else:
             try:
-                async for delta in self.llm.generate_stream(messages=plan["messages"], model=self.config.model,
+                async for delta in self.llm.generate_stream(messages=plan["messages"],
+                                                            model=plan.get("model", self.config.model),
                                                             sampling=plan["sampling"]):
                     yield chunk({"content": delta})
             except Exception as e:  # noqa: BLE001 — headers are sent: report in-band, as OpenAI's servers do

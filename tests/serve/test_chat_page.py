@@ -89,14 +89,15 @@ def shot(driver, name: str) -> Path:
 
 
 def test_ask_stream_cite_and_thumbs_down_reach_the_trace(chat_router, browser):
-    import mlflow
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import WebDriverWait
 
+    import mlflow
+
     wait = WebDriverWait(browser, 90)
     browser.get(chat_router["url"])
-    find = lambda css: browser.find_element(By.CSS_SELECTOR, css)  # noqa: E731
+    find = lambda css: browser.find_element(By.CSS_SELECTOR, css)
     # Labelled controls, the served model and its version on the page.
     for control in ("api-key", "question", "comment"):
         assert find(f"label[for={control}]").get_attribute("textContent").strip(), control

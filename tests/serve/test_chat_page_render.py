@@ -9,7 +9,7 @@ from serve.router.page import render_chat_page
 
 
 def config_of(html: str) -> dict:
-    block = re.search(r'<script id="llmflow-config" type="application/json">(.*?)</script>', html, re.S)
+    block = re.search(r'<script id="llmflow-config" type="application/json">(.*?)</script>', html, re.DOTALL)
     return json.loads(block.group(1))
 
 
