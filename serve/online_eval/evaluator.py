@@ -190,24 +190,34 @@ class OnlineEvaluator:
             self.arms.setdefault(record.arm, ArmStats()).served += 1
         sampled = unit_hash(record.request_id, "sample") < self.config.sample_rate
         if not sampled and shadow_response is None:
-            with self._lock:
-                self._recent[record.request_id] = record
-                if len(self._recent) > self.config.recent_size:
-                    self._recent.popitem(last=False)
+            self._keep_recent(record)
             return False
-        fut: Future = Future()
         with self._lock:
-            self._pending[record.request_id] = fut
+            self._pending.setdefault(record.request_id, Future())  # expect() may have made it already
         try:
             self._queue.put_nowait(("request", record, shadow_response))
             self.counters["sampled"] += 1
         except queue.Full:
             self.counters["dropped"] += 1
-            with self._lock:
-                self._pending.pop(record.request_id, None)
-                self._recent[record.request_id] = record
+            self._keep_recent(record)
             return False
         return True
+
+    def expect(self, request_id: str) -> None:
+        """The request is answered but its record comes later (a shadow copy still running): feedback on
+        it waits for the record instead of answering 404, so a quick vote is not lost."""
+        with self._lock:
+            self._pending.setdefault(request_id, Future())
+
+    def _keep_recent(self, record: RequestRecord) -> None:
+        """Unsampled: keep the raw record for a later vote, and wake a vote already waiting for it."""
+        with self._lock:
+            self._recent[record.request_id] = record
+            if len(self._recent) > self.config.recent_size:
+                self._recent.popitem(last=False)
+            fut = self._pending.pop(record.request_id, None)
+        if fut is not None and not fut.done():
+            fut.set_result(None)
 
     def count_error(self, arm: str) -> None:
         """A request on ``arm`` failed (its error rate); cheap, on the request path."""
@@ -385,10 +395,11 @@ class OnlineEvaluator:
         if request_id is not None:
             with self._lock:
                 fut = self._pending.get(request_id)
-                recent = self._recent.pop(request_id, None)
             if fut is not None:
                 fut.result(timeout=timeout_s)
-            elif recent is not None:
+            with self._lock:
+                recent = None if request_id in self._traced else self._recent.pop(request_id, None)
+            if recent is not None:
                 self._trace(recent, heuristics.heuristic_scores(recent.query, recent.response, recent.context),
                             {"judge": "skipped", "sampled": "feedback"})
             with self._lock:

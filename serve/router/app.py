@@ -248,6 +248,7 @@ class RAGRouter:
         arms = self.arms
         if (arms is not None and arms.mode == "shadow" and rag.get("route") != "refuse"
                 and unit_hash(request_id, "shadow") < arms.candidate_share):
+            self.evaluator.expect(request_id)  # a vote before the shadow copy returns waits for it
             task = asyncio.get_running_loop().create_task(self._shadow(record, plan))
             self._shadow_tasks.add(task)  # held until done: the loop keeps only weak references
             task.add_done_callback(self._shadow_tasks.discard)

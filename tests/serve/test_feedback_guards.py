@@ -80,3 +80,20 @@ def test_the_voter_is_the_key_holder_never_the_key():
     assert a.startswith("key:") and a != b and "key-one" not in a
     assert voter_of("Bearer key-one", True) == a
     assert voter_of(None, False) == "anonymous"
+
+
+def test_a_vote_before_the_record_arrives_waits_for_it(evaluator):
+    """Shadow mode: the user has the answer while the candidate's copy still runs; the vote must not 404."""
+    import threading
+
+    evaluator.expect("r-late")
+    got = {}
+    voter = threading.Thread(target=lambda: got.update(trace=evaluator.feedback(1, request_id="r-late", user="key:a")))
+    voter.start()
+    time.sleep(0.5)
+    assert voter.is_alive()  # waiting, not failed
+    now = time.time_ns()
+    evaluator.submit(RequestRecord(request_id="r-late", query="q?", response="a.", start_time_ns=now - 1,
+                                   end_time_ns=now), shadow_response="b.")
+    voter.join(30)
+    assert got["trace"].startswith("tr-")
