@@ -74,9 +74,32 @@ def run_export(ctx, config: FlywheelExportConfig) -> dict[str, float]:
     return metrics
 
 
-@step_kind("flywheel.decide", inputs=("rag", "prefs?"), num_cpus=0, cacheable=False,
+def move_aliases(tracking_uri: str, gate: dict, action: str, trace_ids: list[str], alias: str = "champion") -> dict:
+    """The registry side of a decision on the candidate an ``eval.offline`` gate registered (its gate.json):
+    promote gives it the champion alias; rollback gives the alias back to the version that held it before
+    the turn (the offline gate may have moved it already). The candidate's version is tagged with the
+    decision and the trace ids of the feedback it was trained on: its lineage reaches the votes."""
+    from components.tracking import registry
+
+    name, candidate = gate["registered_model"], gate["candidate"]["version"]
+    before = (gate.get("champion") or {}).get("version")
+    registry.set_version_tags(tracking_uri, name, candidate, {
+        "flywheel.decision": action, "flywheel.num_trace_ids": len(trace_ids),
+        "flywheel.trace_ids": ",".join(trace_ids)[:5000]})
+    if action == "promote":
+        registry.set_alias(tracking_uri, name, alias, candidate)
+        return {"champion": candidate, "was": before}
+    if before is not None:
+        registry.set_alias(tracking_uri, name, alias, before)
+    elif registry.version_by_alias(tracking_uri, name, alias) is not None:
+        registry.delete_alias(tracking_uri, name, alias)  # there was no champion before this turn
+    return {"champion": before, "was": before}
+
+
+@step_kind("flywheel.decide", inputs=("rag", "prefs?", "gate?"), num_cpus=0, cacheable=False,
            description="Apply the promotion rules (min samples, win-rate CI, thumbs-up, error-rate and drift guards) "
-                       "to the live router's A/B and shadow metrics: promote, roll back or wait, with the evidence.")
+                       "to the live router's A/B and shadow metrics: promote, roll back or wait, with the evidence; "
+                       "with a `gate` input (eval.offline) the registry's champion alias follows the decision.")
 def run_decide(ctx, config: FlywheelDecideConfig) -> dict[str, float]:
     import httpx
 
@@ -97,6 +120,17 @@ def run_decide(ctx, config: FlywheelDecideConfig) -> dict[str, float]:
     ctx.log_metrics(decision.evidence)
     ctx.set_tags({"flywheel.decision": decision.action, "flywheel.reasons": " | ".join(decision.reasons)[:4000]})
     ctx.add_link("flywheel", f"{decision.action}: {'; '.join(decision.reasons)}")
+    if decision.action != "wait" and "gate" in ctx.inputs:
+        from components.artifacts import read_preferences
+
+        trace_ids = sorted({t for row in read_preferences(ctx.input("prefs")) for t in row.trace_ids}) \
+            if "prefs" in ctx.inputs else []
+        gate = json.loads((ctx.input("gate") / "gate.json").read_text())
+        from components.tracking.mlflow_tracking import default_tracking_uri
+
+        aliases = move_aliases(ctx.tracking_uri or default_tracking_uri(), gate, decision.action, trace_ids)
+        (ctx.output / "registry.json").write_text(json.dumps(aliases))
+        ctx.set_tags({"flywheel.champion_version": aliases["champion"]})
     if decision.action != "wait" and "prefs" in ctx.inputs:
         # The evidence is in: the votes this turn trained on are used up.
         commit_watermark(log_paths(rag), json.loads((ctx.input("prefs") / RANGE_FILE).read_text()))

@@ -111,3 +111,22 @@ def test_decide_commits_the_turns_votes_only_once_the_evidence_is_in(tmp_path, r
         append(log, votes(2, start=10))  # the next turn sees only what came after
         _, report = export(tmp_path, rag_endpoint, "next", min_pairs=1)
         assert report["num_feedback"] == 4 and report["num_pairs"] == 2
+
+
+def test_rollback_gives_the_alias_back_and_promote_keeps_lineage_to_the_votes(mlflow_uri):
+    from components.eval.config import GateConfig
+    from components.eval.gate import run_gate
+    from components.tracking import registry
+    from serve.steps.flywheel import move_aliases
+
+    gate_config = GateConfig(metric="rag_f1", registered_model="flywheel-test")
+    run_gate(mlflow_uri, gate_config, {"rag_f1": 0.2}, "/models/v1")  # v1 becomes champion
+    # The offline gate promotes v2 at once; the live evidence then says no: rollback restores v1.
+    gate = run_gate(mlflow_uri, gate_config, {"rag_f1": 0.3}, "/models/v2")
+    assert gate["promoted"] and registry.version_by_alias(mlflow_uri, "flywheel-test", "champion").version == "2"
+    assert move_aliases(mlflow_uri, gate, "rollback", ["tr-1"]) == {"champion": "1", "was": "1"}
+    assert registry.version_by_alias(mlflow_uri, "flywheel-test", "champion").version == "1"
+    move_aliases(mlflow_uri, gate, "promote", ["tr-1", "tr-2"])
+    v2 = registry.version_by_alias(mlflow_uri, "flywheel-test", "champion")
+    assert v2.version == "2" and v2.tags["flywheel.trace_ids"] == "tr-1,tr-2"
+    assert v2.tags["flywheel.decision"] == "promote"
