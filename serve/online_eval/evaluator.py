@@ -70,7 +70,9 @@ def wilson_ci(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
         return 0.0, 1.0
     p = successes / n
     centre, half = p + z * z / (2 * n), z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    return float((centre - half) / (1 + z * z / n)), float((centre + half) / (1 + z * z / n))
+    low, high = float((centre - half) / (1 + z * z / n)), float((centre + half) / (1 + z * z / n))
+    # exact at the edges (float rounding left 1 - 2e-16 at p = 1, an interval that excluded its own rate)
+    return (0.0 if successes == 0 else low), (1.0 if successes == n else high)
 
 
 def mean_ci(total: float, total_sq: float, n: int, z: float = 1.96) -> tuple[float, float]:

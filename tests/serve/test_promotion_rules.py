@@ -36,3 +36,12 @@ def test_guards_block_a_winner_that_errs_loses_users_or_drifted():
     assert decide(arms(30, 10, up=(9, 5)), RULES).action == "rollback"
     d = decide(arms(30, 10), RULES, drifted=["query_embedding"])
     assert d.action == "rollback" and "drift" in d.reasons[0]
+
+
+def test_wilson_interval_holds_its_rate_even_at_0_and_1():
+    from serve.online_eval.evaluator import wilson_ci
+
+    for k, n in ((0, 8), (8, 8), (3, 8), (1, 1)):
+        low, high = wilson_ci(k, n)
+        assert 0.0 <= low <= k / n <= high <= 1.0, (k, n, low, high)
+    assert wilson_ci(8, 8)[1] == 1.0 and wilson_ci(0, 8)[0] == 0.0
