@@ -65,6 +65,10 @@ def set_alias(tracking_uri: str, name: str, alias: str, version: str) -> None:
     _client(tracking_uri).set_registered_model_alias(name, alias, version)
 
 
+def delete_alias(tracking_uri: str, name: str, alias: str) -> None:
+    _client(tracking_uri).delete_registered_model_alias(name, alias)
+
+
 def set_version_tags(tracking_uri: str, name: str, version: str, tags: dict[str, str]) -> None:
     client = _client(tracking_uri)
     for k, v in tags.items():

@@ -23,11 +23,24 @@ class FeedbackIn(BaseModel):
     trace_id: str | None = Field(None, description="an MLflow trace id (alternative to request_id)")
     thumb: Literal["up", "down", 1, -1] = Field(description="thumbs up or down")
     comment: str = Field("", max_length=4000, description="free text; PII is redacted before storage")
-    user: str = Field("user", description="who gave the feedback (stored as the assessment source)")
+    user: str = Field("user", max_length=200, description=(
+        "who gave the feedback (the assessment's source; one vote per request and user, a repeat replaces it). "
+        "The RAG router ignores it and records the authenticated caller instead (`voter_of`)."))
 
 
 class ExportIn(BaseModel):
     out_dir: str = Field(description="folder to write preferences.jsonl, failures.jsonl, report.json into")
+
+
+def voter_of(authorization: str | None, auth_required: bool) -> str:
+    """Who votes: the holder of the bearer key that passed the router's check, as a short digest of it
+    (never the key); ``anonymous`` only where the operator turned auth off (a local demo)."""
+    import hashlib
+
+    if not auth_required:
+        return "anonymous"
+    token = (authorization or "").partition(" ")[2].strip()
+    return "key:" + hashlib.sha256(token.encode()).hexdigest()[:12]
 
 
 def do_feedback(evaluator: OnlineEvaluator, body: FeedbackIn):

@@ -18,6 +18,10 @@ class ExperimentConfig(Config):
     candidate_share: float = Field(0.1, ge=0, le=1, description="A/B: share of requests the candidate answers; "
                                    "shadow: share of requests mirrored to the candidate")
     judge_shadow: bool = Field(True, description="shadow: judge primary vs candidate (both orders) when a judge is set")
+    candidate_model: str | None = Field(None, description=(
+        "RAG router: the model (or LoRA adapter) name the candidate arm asks the LLM app for, beside the "
+        "champion's `router.model`; required when mode is shadow or ab. A/B assignment is sticky per the "
+        "request's OpenAI `user` field (the chat page sends one per browser session)."))
 
 
 class OnlineEvalConfig(Config):

@@ -50,6 +50,7 @@ class RequestRecord:
     completion_tokens: int | None = None
     arm: str = "primary"
     model: str = ""
+    model_version: str = ""
     prompt_versions: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -63,32 +64,76 @@ def unit_hash(key: str, salt: str) -> float:
     return int.from_bytes(h, "big") / 2**64
 
 
+def wilson_ci(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval of a rate: sane at small n and at 0 or 1, unlike the normal one."""
+    if n == 0:
+        return 0.0, 1.0
+    p = successes / n
+    centre, half = p + z * z / (2 * n), z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    low, high = float((centre - half) / (1 + z * z / n)), float((centre + half) / (1 + z * z / n))
+    # exact at the edges (float rounding left 1 - 2e-16 at p = 1, an interval that excluded its own rate)
+    return (0.0 if successes == 0 else low), (1.0 if successes == n else high)
+
+
+def mean_ci(total: float, total_sq: float, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Normal-approximation 95% interval of a mean from its running sums."""
+    mean = total / n
+    var = max(0.0, total_sq / n - mean * mean) * n / max(1, n - 1)
+    half = z * np.sqrt(var / n)
+    return float(mean - half), float(mean + half)
+
+
 class ArmStats:
     def __init__(self):
-        self.n = 0
+        self.n = 0            # sampled requests (traced and scored)
+        self.served = 0       # every request answered on this arm
+        self.errors = 0       # requests on this arm that failed (5xx or an LLM error)
         self.latency_ms: deque[float] = deque(maxlen=2000)
         self.sums: dict[str, float] = {}
+        self.squares: dict[str, float] = {}
         self.counts: dict[str, int] = {}
         self.thumbs = {"up": 0, "down": 0}
         self.shadow = {"a": 0, "b": 0, "tie": 0, "invalid": 0}  # a = primary wins, b = candidate wins
 
     def add(self, name: str, value: float) -> None:
         self.sums[name] = self.sums.get(name, 0.0) + value
+        self.squares[name] = self.squares.get(name, 0.0) + value * value
         self.counts[name] = self.counts.get(name, 0) + 1
 
     def summary(self) -> dict[str, float]:
-        out = {"n": float(self.n)}
+        """Counts, rates and means, each rate and the latency / judge means with a 95% CI (``*_ci_low/high``)."""
+        out = {"n": float(self.n), "served": float(self.served), "errors": float(self.errors)}
+        if self.served or self.errors:
+            attempts = self.served + self.errors
+            out["error_rate"] = self.errors / attempts
+            out["error_rate_ci_low"], out["error_rate_ci_high"] = wilson_ci(self.errors, attempts)
         if self.latency_ms:
             lat = np.array(self.latency_ms)
             out["latency_p50_ms"], out["latency_p99_ms"] = float(np.percentile(lat, 50)), float(np.percentile(lat, 99))
-        out.update({f"mean_{k}": self.sums[k] / self.counts[k] for k in self.sums})
+            out["latency_mean_ms"] = float(lat.mean())
+            out["latency_mean_ms_ci_low"], out["latency_mean_ms_ci_high"] = mean_ci(
+                float(lat.sum()), float((lat * lat).sum()), len(lat))
+        for k in self.sums:
+            out[f"mean_{k}"] = self.sums[k] / self.counts[k]
+        if "judge_overall" in self.counts:
+            out["mean_judge_overall_ci_low"], out["mean_judge_overall_ci_high"] = mean_ci(
+                self.sums["judge_overall"], self.squares["judge_overall"], self.counts["judge_overall"])
         votes = self.thumbs["up"] + self.thumbs["down"]
         if votes:
+            out["votes"] = float(votes)
             out["thumbs_up_rate"] = self.thumbs["up"] / votes
+            out["thumbs_up_rate_ci_low"], out["thumbs_up_rate_ci_high"] = wilson_ci(self.thumbs["up"], votes)
         judged = self.shadow["a"] + self.shadow["b"] + self.shadow["tie"]
         if judged:
+            # ties count half a win: the rate the promotion rule compares with 0.5
+            wins = self.shadow["b"] + 0.5 * self.shadow["tie"]
+            out["shadow_judged"] = float(judged)
             out["shadow_candidate_win_rate"] = self.shadow["b"] / judged
             out["shadow_tie_rate"] = self.shadow["tie"] / judged
+            out["shadow_candidate_score"] = wins / judged
+            out["shadow_candidate_score_ci_low"], out["shadow_candidate_score_ci_high"] = wilson_ci(round(wins), judged)
+        if self.shadow["invalid"]:
+            out["shadow_invalid"] = float(self.shadow["invalid"])
         return out
 
 
@@ -143,26 +188,43 @@ class OnlineEvaluator:
     def submit(self, record: RequestRecord, shadow_response: str | None = None) -> bool:
         """Cheap and non-blocking. Returns whether the request was sampled for tracing."""
         self.counters["submitted"] += 1
+        with self._lock:
+            self.arms.setdefault(record.arm, ArmStats()).served += 1
         sampled = unit_hash(record.request_id, "sample") < self.config.sample_rate
         if not sampled and shadow_response is None:
-            with self._lock:
-                self._recent[record.request_id] = record
-                if len(self._recent) > self.config.recent_size:
-                    self._recent.popitem(last=False)
+            self._keep_recent(record)
             return False
-        fut: Future = Future()
         with self._lock:
-            self._pending[record.request_id] = fut
+            self._pending.setdefault(record.request_id, Future())  # expect() may have made it already
         try:
             self._queue.put_nowait(("request", record, shadow_response))
             self.counters["sampled"] += 1
         except queue.Full:
             self.counters["dropped"] += 1
-            with self._lock:
-                self._pending.pop(record.request_id, None)
-                self._recent[record.request_id] = record
+            self._keep_recent(record)
             return False
         return True
+
+    def expect(self, request_id: str) -> None:
+        """The request is answered but its record comes later (a shadow copy still running): feedback on
+        it waits for the record instead of answering 404, so a quick vote is not lost."""
+        with self._lock:
+            self._pending.setdefault(request_id, Future())
+
+    def _keep_recent(self, record: RequestRecord) -> None:
+        """Unsampled: keep the raw record for a later vote, and wake a vote already waiting for it."""
+        with self._lock:
+            self._recent[record.request_id] = record
+            if len(self._recent) > self.config.recent_size:
+                self._recent.popitem(last=False)
+            fut = self._pending.pop(record.request_id, None)
+        if fut is not None and not fut.done():
+            fut.set_result(None)
+
+    def count_error(self, arm: str) -> None:
+        """A request on ``arm`` failed (its error rate); cheap, on the request path."""
+        with self._lock:
+            self.arms.setdefault(arm, ArmStats()).errors += 1
 
     # -- background worker ------------------------------------------------------------
     def _run(self) -> None:
@@ -201,6 +263,7 @@ class OnlineEvaluator:
                  "prompt_tokens": record.prompt_tokens, "completion_tokens": record.completion_tokens,
                  "retrieved_ids": red["retrieved_ids"], **{f"score.{k}": v for k, v in scores.items()}}
         tags = {"llmflow.request_id": record.request_id, "arm": record.arm,
+                **({"model_version": record.model_version} if record.model_version else {}),
                 "pii.redactions": str(sum(counts.values())), **{f"prompt.{k}": v for k, v in prompts.items()},
                 **extra_tags}
         trace_id = self.traces.log_request(inputs=inputs, outputs={"response": red["response"]},
@@ -334,10 +397,11 @@ class OnlineEvaluator:
         if request_id is not None:
             with self._lock:
                 fut = self._pending.get(request_id)
-                recent = self._recent.pop(request_id, None)
             if fut is not None:
                 fut.result(timeout=timeout_s)
-            elif recent is not None:
+            with self._lock:
+                recent = None if request_id in self._traced else self._recent.pop(request_id, None)
+            if recent is not None:
                 self._trace(recent, heuristics.heuristic_scores(recent.query, recent.response, recent.context),
                             {"judge": "skipped", "sampled": "feedback"})
             with self._lock:
@@ -366,7 +430,17 @@ class OnlineEvaluator:
         return trace_id
 
     def _info_from_store(self, trace_id: str) -> dict:
-        stored = json.loads(self.traces.get_trace_json(trace_id))
+        try:
+            stored = json.loads(self.traces.get_trace_json(trace_id))
+        except Exception as e:  # noqa: BLE001 - MLflow raises its own types for a malformed or unknown id
+            raise KeyError(f"unknown trace_id {trace_id!r}: {e}") from None
+        info = stored.get("info", {})
+        tags = info.get("tags") or {}
+        experiment_id = (info.get("trace_location") or {}).get("mlflow_experiment", {}).get("experiment_id")
+        # Only traces of requests this stack served: in this loop's experiment, with a request id.
+        if "llmflow.request_id" not in tags or experiment_id != self.traces.experiment_id:
+            raise KeyError(f"trace {trace_id!r} is not a request this stack served (experiment "
+                           f"{self.config.experiment!r}, tag llmflow.request_id): feedback goes to served requests only")
         root = next(s for s in stored["data"]["spans"] if s.get("parent_span_id") in (None, ""))
         attrs = root.get("attributes", {})
         inputs = json.loads(attrs.get("mlflow.spanInputs", "{}"))

@@ -24,14 +24,17 @@ snapshot of the (immutable) index artifact, taken under the path's lock — see
 """
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import os
 import time
+import uuid
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 from ray import serve
 from starlette.exceptions import HTTPException
 
@@ -40,6 +43,8 @@ from serve.router.config import RouterConfig
 from serve.router.core import ROUTER_MODEL, HandleLLM, RouterCore
 
 CHAT_PATH = "/v1/chat/completions"
+log = logging.getLogger("ray.serve")
+PAGE_PATHS = ("/", "/health")  # the chat page holds no data: it asks for the key itself
 api = FastAPI(title="llmflow RAG router")
 
 
@@ -131,12 +136,15 @@ class RAGRouter:
         self.core = RouterCore(self.config, Retriever(self.store, embedder, self.config.retrieval),
                                ShedAsRateLimit(HandleLLM(llm)))
         self._api_key_env = api_key_env
-        self.evaluator, self.prompt_versions = None, {}
+        self._auth_required = bool(api_key_env)
+        self.evaluator, self.prompt_versions, self.arms = None, {}, None
+        self._shadow_tasks: set = set()
         if self.config.online_eval is not None:
             # Imported here: Serve ships this class by value, without the module's other globals.
             from serve.router.app import _start_online_eval
 
             self.evaluator, self.prompt_versions = _start_online_eval(self.config.online_eval, embedder)
+            self.arms = self.config.online_eval.experiment_arms
 
     async def __serve_build_asgi_app__(self):
         """Serve calls this after __init__: the FastAPI app behind the key check and the in-flight guard."""
@@ -149,7 +157,14 @@ class RAGRouter:
                 raise ValueError(f"the router needs the API key in ${self._api_key_env} (build_router forwards the "
                                  "caller's value): export it where the router is built")
         return GuardMiddleware(self.app, api_key=key, max_inflight=self.config.max_inflight,
-                               limited_paths=(CHAT_PATH,))
+                               limited_paths=(CHAT_PATH,), open_paths=PAGE_PATHS)
+
+    @api.get("/")
+    async def chat_page(self, request: Request):
+        from serve.router.page import render_chat_page
+
+        return HTMLResponse(render_chat_page(request.scope.get("root_path", ""), self._auth_required,
+                                             self.config.model or ROUTER_MODEL, self.config.model_version))
 
     @api.post(CHAT_PATH)
     async def chat_completions(self, request: Request):
@@ -158,55 +173,106 @@ class RAGRouter:
         except ValueError as e:
             return error_response(LLMRequestError(400, f"request body is not valid JSON: {e}"))
         t0_ns = time.time_ns()
+        arm, model = self._arm_of(body)
         try:
-            if isinstance(body, dict) and body.get("stream"):
-                plan = await self.core.plan(body)
+            plan = await self.core.plan(body)
+            plan["model"], plan["rag"]["arm"] = model, arm
+            if plan["stream"]:
                 lines = self.core.stream(plan)
                 head = await _head_or_error(lines)
                 if isinstance(head, LLMRequestError):
-                    return error_response(head)
+                    raise head
                 return StreamingResponse(self._observed_stream(body, plan, t0_ns, _chain(head, lines)),
                                          media_type="text/event-stream")
-            result = await self.core.complete(body)
+            result = await self.core.answer(plan)
         except LLMRequestError as e:
+            if e.status_code >= 500 and self.evaluator is not None:  # the arm failed, not the client
+                self.evaluator.count_error(arm)
             return error_response(e)
-        self._observe(body, result["id"], result["choices"][0]["message"]["content"], t0_ns, result["rag"],
+        self._observe(body, result["id"], result["choices"][0]["message"]["content"], t0_ns, plan,
                       result.get("usage") or {})
         return JSONResponse(result)
 
+    def _arm_of(self, body) -> tuple[str, str | None]:
+        """(arm, model to ask for): A/B sends a sticky share of users (the OpenAI `user` field; a request
+        without one is its own unit) to the candidate; otherwise everyone gets the champion."""
+        arms = self.arms
+        if arms is None or arms.mode != "ab":
+            return "primary", self.config.model
+        from serve.online_eval.evaluator import unit_hash
+
+        user = body.get("user") if isinstance(body, dict) else None
+        unit = user if isinstance(user, str) and user else uuid.uuid4().hex
+        if unit_hash(unit, "ab") < arms.candidate_share:
+            return "candidate", arms.candidate_model
+        return "primary", self.config.model
+
     async def _observed_stream(self, body: dict, plan: dict, t0_ns: int, lines):
         """Pass the SSE stream through, keeping the text so the online loop sees the whole answer."""
-        parts, cid = [], None
+        parts, cid, done = [], None, False  # done: observed, or broken by an in-band error
         async for line in lines:
-            yield line
-            if self.evaluator is not None and line.startswith("data: {"):
+            if self.evaluator is not None and not done and line.startswith("data: {"):
                 obj = json.loads(line[6:])
+                if "error" in obj:  # a broken answer counts against its arm and is not traced as an answer
+                    self.evaluator.count_error(plan["rag"]["arm"])
+                    done = True
                 cid = obj.get("id", cid)
                 for choice in obj.get("choices", []):
                     parts.append(choice.get("delta", {}).get("content") or "")
-        if cid is not None:
-            self._observe(body, cid, "".join(parts), t0_ns, plan["rag"], {})
+            elif line.startswith("data: [DONE]") and cid is not None and not done:
+                # Before the client sees the end: feedback sent the moment the answer is complete
+                # must find the request.
+                self._observe(body, cid, "".join(parts), t0_ns, plan, {})
+                done = True
+            yield line
+        if cid is not None and not done:
+            self._observe(body, cid, "".join(parts), t0_ns, plan, {})
 
-    def _observe(self, body: dict, request_id: str, text: str, t0_ns: int, rag: dict, usage: dict) -> None:
-        """Hand the finished request to the online loop: a queue put, nothing more on the request path."""
+    def _observe(self, body: dict, request_id: str, text: str, t0_ns: int, plan: dict, usage: dict) -> None:
+        """Hand the finished request to the online loop: a queue put, nothing more on the request path.
+        In shadow mode a sampled share is first answered by the candidate too, in a background task."""
         if self.evaluator is None:
             return
-        from serve.online_eval.evaluator import RequestRecord
+        from serve.online_eval.evaluator import RequestRecord, unit_hash
 
-        self.evaluator.submit(RequestRecord(
+        rag = plan["rag"]
+        record = RequestRecord(
             request_id=request_id, query=rag.get("query", ""), response=text, start_time_ns=t0_ns,
             end_time_ns=time.time_ns(), messages=body.get("messages"),
-            context="\n\n".join(s.get("text", "") for s in rag.get("sources", [])),
+            context="\n\n".join(s.get("text") or s.get("snippet", "") for s in rag.get("sources", [])),
             retrieved_ids=[str(s.get("id")) for s in rag.get("sources", [])],
             prompt_tokens=usage.get("prompt_tokens"), completion_tokens=usage.get("completion_tokens"),
-            model=self.config.model or ROUTER_MODEL,
-            prompt_versions=self.prompt_versions if rag.get("route") == "rag" else {}))
+            arm=rag.get("arm", "primary"), model=plan.get("model") or self.config.model or ROUTER_MODEL,
+            model_version=(self.config.model_version or "") if rag.get("arm") != "candidate" else "",
+            prompt_versions=self.prompt_versions if rag.get("route") == "rag" else {})
+        arms = self.arms
+        if (arms is not None and arms.mode == "shadow" and rag.get("route") != "refuse"
+                and unit_hash(request_id, "shadow") < arms.candidate_share):
+            self.evaluator.expect(request_id)  # a vote before the shadow copy returns waits for it
+            task = asyncio.get_running_loop().create_task(self._shadow(record, plan))
+            self._shadow_tasks.add(task)  # held until done: the loop keeps only weak references
+            task.add_done_callback(self._shadow_tasks.discard)
+            return
+        self.evaluator.submit(record)
+
+    async def _shadow(self, record, plan: dict) -> None:
+        """The candidate answers the same prompt off the request path; the loop judges the pair (both
+        orders) onto the champion's trace. A failing candidate never reaches the user."""
+        try:
+            out = await self.core.llm.generate(messages=plan["messages"], model=self.arms.candidate_model,
+                                               sampling=plan["sampling"])
+        except Exception as e:  # noqa: BLE001 - counted as the candidate's error, the champion's answer stands
+            log.warning("shadow candidate %s failed on %s: %s", self.arms.candidate_model, record.request_id, e)
+            self.evaluator.count_error("shadow")
+            self.evaluator.submit(record)
+            return
+        self.evaluator.submit(record, shadow_response=out["text"])
 
     @api.post("/feedback")
     async def feedback(self, request: Request):
         from starlette.concurrency import run_in_threadpool
 
-        from serve.online_eval.app import FeedbackIn, do_feedback
+        from serve.online_eval.app import FeedbackIn, do_feedback, voter_of
 
         if self.evaluator is None:
             return error_response(LLMRequestError(404, "online evaluation is off for this router "
@@ -215,6 +281,8 @@ class RAGRouter:
             fb = FeedbackIn.model_validate(await request.json())
         except ValueError as e:
             return error_response(LLMRequestError(422, f"bad feedback body: {e}"))
+        # The voter is whoever the key check let in, not a name the body claims: one key, one vote per request.
+        fb = fb.model_copy(update={"user": voter_of(request.headers.get("authorization"), self._auth_required)})
         return await run_in_threadpool(do_feedback, self.evaluator, fb)
 
     @api.get("/online/metrics")

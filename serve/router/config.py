@@ -27,6 +27,9 @@ class RouterConfig(Config):
     max_query_chars: int = Field(2000, ge=1, description="Longer queries are rejected with 413.")
     max_source_chars: int = Field(1500, ge=50, description="Each source's text is cut to this in the prompt.")
     model: str | None = Field(None, description="LLM model (or adapter) name to request; None = the base model.")
+    model_version: str | None = Field(None, description=(
+        "Registry version of the served model (e.g. 'llmflow-rag v3'): shown on the chat page and recorded "
+        "on every trace as `model_version`, so feedback names the model it judged."))
     default_max_tokens: int = Field(128, ge=1, description=(
         "max_tokens when the request sets none (shrunk to what a long question leaves of the context)."))
     tokenizer: str | None = Field(None, description=(
@@ -55,6 +58,15 @@ class RouterConfig(Config):
     online_eval: OnlineEvalConfig | None = Field(None, description=(
         "Evaluate live traffic off the request path (sampled traces, heuristics, judge, drift, feedback "
         "at POST /feedback); None turns the loop off."))
+
+    @model_validator(mode="after")
+    def _arms_need_a_candidate(self) -> RouterConfig:
+        arms = self.online_eval.experiment_arms if self.online_eval else None
+        if arms is not None and arms.mode != "off" and not arms.candidate_model:
+            raise ValueError(f"router.online_eval.experiment_arms.mode={arms.mode!r} needs "
+                             "experiment_arms.candidate_model (the candidate's model or adapter name on the LLM "
+                             "app); set it, or mode: off")
+        return self
 
     @model_validator(mode="after")
     def _budget_needs_both(self) -> RouterConfig:

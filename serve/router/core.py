@@ -41,7 +41,16 @@ from serve.router.config import RouterConfig
 SAMPLING_FIELDS = ("max_tokens", "max_completion_tokens", "temperature", "top_p", "top_k", "seed", "stop",
                    "presence_penalty", "frequency_penalty", "repetition_penalty", "min_tokens")
 ROUTER_MODEL = "rag-router"
+SNIPPET_CHARS = 240  # per cited source in `rag.sources[].snippet`
 log = logging.getLogger("ray.serve")
+
+
+def snippet(text: str, max_chars: int = SNIPPET_CHARS) -> str:
+    """The start of a cited source, cut at a word boundary: what a reader sees beside the answer."""
+    text = " ".join(text.split())
+    if len(text) <= max_chars:
+        return text
+    return text[:max_chars].rsplit(" ", 1)[0] + " …"
 
 
 class LLMClient(Protocol):
@@ -167,13 +176,16 @@ class RouterCore:
             budget = {"max_model_len": cfg.max_model_len, "max_tokens": max_tokens, "prompt_tokens": question_tokens,
                       "dropped": [], "trimmed": []}
         rag = {"route": route, "threshold": cfg.relevance_threshold, "query": query,
-               "sources": [{"n": n, **s.to_dict()} for n, s in enumerate(cited, 1)],
+               "sources": [{"n": n, **s.to_dict(), "snippet": snippet(s.text)} for n, s in enumerate(cited, 1)],
                "retrieved": [s.to_dict() for s in sources], "budget": budget, "timings_ms": timings}
         return {"messages": llm_messages, "sampling": sampling, "stream": stream, "rag": rag, "refusal": refusal}
 
     # -- responses -------------------------------------------------------------------
     async def complete(self, body: Any) -> dict:
-        plan = await self.plan(body)
+        return await self.answer(await self.plan(body))
+
+    async def answer(self, plan: dict) -> dict:
+        """The whole answer to a planned request, from ``plan["model"]`` when set (an experiment arm)."""
         rag = plan["rag"]
         t0 = time.perf_counter()
         if rag["route"] == "refuse":
@@ -181,7 +193,8 @@ class RouterCore:
                    "prompt_tokens": 0, "completion_tokens": 0}
         else:
             try:
-                out = await self.llm.generate(messages=plan["messages"], model=self.config.model, sampling=plan["sampling"])
+                out = await self.llm.generate(messages=plan["messages"], model=plan.get("model", self.config.model),
+                                              sampling=plan["sampling"])
             except Exception as e:  # noqa: BLE001 — LLM rejections arrive wrapped by Ray; others re-raise
                 raise (llm_error(e) or e) from None
         rag["timings_ms"]["generate_ms"] = (time.perf_counter() - t0) * 1e3
@@ -215,7 +228,8 @@ class RouterCore:
             yield chunk({"content": plan["refusal"]})
         else:
             try:
-                async for delta in self.llm.generate_stream(messages=plan["messages"], model=self.config.model,
+                async for delta in self.llm.generate_stream(messages=plan["messages"],
+                                                            model=plan.get("model", self.config.model),
                                                             sampling=plan["sampling"]):
                     yield chunk({"content": delta})
             except Exception as e:  # noqa: BLE001 — headers are sent: report in-band, as OpenAI's servers do

@@ -99,8 +99,8 @@ def gate_decision(gate_artifact: Path | None) -> dict:
            num_cpus=0,  # the step only drives Serve; the replica it starts needs the CPU
            cacheable=False, long_lived=True)
 def run_deploy(ctx, config: ServeDeployConfig) -> dict[str, float]:
-    from serve.steps.auth import flow_api_key
     from serve.llm import app as serve_app
+    from serve.steps.auth import flow_api_key
 
     inputs = {k: Path(v) for k, v in ctx.inputs.items()}
     decision = gate_decision(inputs.pop("gate", None))

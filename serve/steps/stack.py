@@ -14,8 +14,8 @@ from typing import Any
 from components.artifacts import Endpoint
 from flows.engine.registry import step_kind
 from serve.steps.auth import endpoint_api_key
-from serve.steps.stack_config import RagServeConfig, SmokeConfig
 from serve.steps.deploy import add_endpoint_links
+from serve.steps.stack_config import RagServeConfig, SmokeConfig
 
 
 def _host_url(url: str) -> str:
