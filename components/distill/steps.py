@@ -12,7 +12,7 @@ from flows.engine.registry import step_kind
 
 
 @step_kind("distill.draft", inputs=("model", "tokens"), num_cpus=0, effects=("acceptance_rate",),
-           description="Distil a small draft Llama (same tokenizer) from the target by forward KL on Ray Train; "
+           description="Distil a small draft (a Llama preset or the target's own architecture, same tokenizer) from the target by forward KL on Ray Train; "
                        "reports greedy acceptance vs a data-only draft; writes model/.")
 def run_draft(ctx, config: DraftDistillConfig) -> dict[str, float]:
     from transformers import AutoConfig
