@@ -37,8 +37,9 @@ CHATML = ("{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}<|end_o
 
 def build(tmp: Path) -> dict[str, Path]:
     """{'llama preset': dir, arch: imported dir}."""
-    import torch
     from pydoc_data.topics import topics
+
+    import torch
     from transformers import AutoConfig, AutoModelForCausalLM, LlamaForCausalLM
 
     from components.models.import_config import ImportConfig

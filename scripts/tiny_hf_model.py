@@ -23,9 +23,9 @@ def main() -> None:
     args = parser.parse_args()
 
     import tempfile
+    from pydoc_data.topics import topics
 
     import torch
-    from pydoc_data.topics import topics
     from transformers import AutoConfig, AutoModelForCausalLM
 
     from components.tokenize.bpe import train_bpe_tokenizer

@@ -19,7 +19,12 @@ def distill_worker(loop_config: dict) -> dict:
 
     from components.distill.acceptance import measure, target_greedy
     from components.distill.config import DraftDistillConfig
-    from components.distill.draft import draft_config, init_from_target, new_draft, train_draft
+    from components.distill.draft import (
+        draft_config,
+        init_from_target,
+        new_draft,
+        train_draft,
+    )
     from components.train.data import TokenBlocks
     from components.train.fit import distribute, progress, rank_world, report_final
 

@@ -18,7 +18,12 @@ from flows.engine.registry import step_kind
                        "safetensors, remote code, tokenizer and chat template; writes model/ as train.pretrain does.")
 def run_import(ctx, config: ImportConfig) -> dict[str, float]:
     from components.models import hub
-    from components.models.importer import ImportRefused, content_revision, inspect_model, write_model
+    from components.models.importer import (
+        ImportRefused,
+        content_revision,
+        inspect_model,
+        write_model,
+    )
 
     if hub.is_local(config.source):
         model_dir = Path(config.source).expanduser().resolve()

@@ -44,6 +44,19 @@ def test_transformers_builds_it_and_lora_finds_every_default_target(name):
     assert peft(torch.tensor([[3, 4, 5]])).logits.shape == (1, 3, 256)
 
 
+def test_recipe_target_modules_override_the_architecture_default(hf_model_dirs):
+    from transformers import AutoModelForCausalLM
+
+    from components.sft.config import LoRASettings
+    from components.sft.lora import add_lora
+
+    model = AutoModelForCausalLM.from_pretrained(hf_model_dirs["qwen2"])
+    peft = add_lora(model, LoRASettings(target_modules=["q_proj", "v_proj"]))
+    assert sorted(peft.peft_config["default"].target_modules) == ["q_proj", "v_proj"]
+    wrapped = {n.split(".lora_A")[0].rsplit(".", 1)[-1] for n, _ in peft.named_parameters() if ".lora_A" in n}
+    assert wrapped == {"q_proj", "v_proj"}
+
+
 def test_an_unknown_architecture_names_every_supported_one():
     with pytest.raises(architectures.UnsupportedArchitectureError) as e:
         architectures.get("BloomForCausalLM")
@@ -59,7 +72,7 @@ def test_the_pinned_vllm_implements_every_supported_architecture():
 
 def test_the_readme_lists_exactly_the_supported_architectures():
     text = README.read_text()
-    match = re.search(r"<!-- supported-architectures:start -->\n(.*?)\n<!-- supported-architectures:end -->", text, re.S)
+    match = re.search(r"<!-- supported-architectures:start -->\n(.*?)\n<!-- supported-architectures:end -->", text, re.DOTALL)
     assert match, "README.md lost its supported-architectures block"
     assert match.group(1).strip() == architectures.supported_markdown(), (
         "README.md's architecture table is stale: paste components.models.architectures.supported_markdown()")

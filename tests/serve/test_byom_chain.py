@@ -4,6 +4,8 @@ draft-model speculative decoding → an answer through the official OpenAI clien
 on its Serve instance when one is running (another app on its own route prefix)."""
 from __future__ import annotations
 
+import json
+
 import pytest
 
 pytestmark = pytest.mark.integration
@@ -16,10 +18,13 @@ def test_imported_qwen2_to_an_openai_answer_with_a_distilled_draft(tmp_path, mon
     from openai import OpenAI
     from ray import serve
     from ray.serve.context import _get_global_client
+    from transformers import AutoConfig
 
     from components.artifacts import Endpoint
     from components.distill.config import DraftDistillConfig
     from components.distill.steps import run_draft
+    from components.models.architectures import SUPPORTED
+    from components.models.compat import check_draft
     from components.models.import_config import ImportConfig
     from components.models.steps import run_import
     from components.sft.config import SFTConfig, SFTDatasetConfig
@@ -41,6 +46,12 @@ def test_imported_qwen2_to_an_openai_answer_with_a_distilled_draft(tmp_path, mon
     run_draft(ctx("draft", model=tmp_path / "base", tokens=tmp_path / "tokens"),
               DraftDistillConfig(depth=1, architecture="target", init_from_target=True, num_steps=5, batch_size=4,
                                  compare_data_only=False, num_eval_prompts=2, eval_prefix_len=8, eval_new_tokens=8))
+
+    adapter = json.loads((tmp_path / "sft" / "adapter" / "adapter_config.json").read_text())
+    assert sorted(adapter["target_modules"]) == sorted(SUPPORTED["Qwen2ForCausalLM"].lora_targets)
+    draft = AutoConfig.from_pretrained(tmp_path / "draft" / "model")
+    assert draft.model_type == "qwen2" and draft.num_hidden_layers == 1  # layer-drop of the target's own kind
+    check_draft(tmp_path / "base" / "model", tmp_path / "draft" / "model")  # the target's tokenizer went with it
 
     running = _get_global_client(raise_if_no_controller_running=False)
     port = running.http_config.port if running is not None else HTTP_PORT
