@@ -25,6 +25,9 @@ PICKLE_PATTERNS = ("pytorch_model*.bin", "*.pt", "*.pth")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "tokenizer_config.json")
 # Copied beside the weights as they are: generation defaults and the model's terms of use.
 KEPT_FILES = ("generation_config.json", "LICENSE", "LICENSE.md", "LICENSE.txt", "README.md", "NOTICE")
+# The tokenizer's files, copied byte for byte (re-saving through a tokenizer class could add tokens of its own).
+TOKENIZER_COPIED = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json", "merges.txt",
+                    "special_tokens_map.json", "added_tokens.json", "chat_template.jinja", "chat_template.json")
 PROBE_CHAT = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello."}]
 
 
@@ -196,7 +199,7 @@ def write_model(found: Found, config: ImportConfig, out: Path, revision: str) ->
     for name in KEPT_FILES:
         if (found.dir / name).is_file():
             shutil.copy2(found.dir / name, model_out / name)
-    found.tokenizer.save_pretrained(model_out)
+    _copy_tokenizer(found, model_out)
     record = {"source": config.source, "source_dir": str(found.dir), "source_revision": revision,
               "architecture": found.architecture, "model_type": found.config.get("model_type"),
               "dtype": found.dtype, "num_params": found.num_params, "dtypes": found.dtypes,
@@ -206,6 +209,21 @@ def write_model(found: Found, config: ImportConfig, out: Path, revision: str) ->
               "tokenizer_size": len(found.tokenizer)}
     (out / "import.json").write_text(json.dumps(record, indent=2))
     return record
+
+
+def _copy_tokenizer(found: Found, model_out: Path) -> None:
+    """The tokenizer files as they are; a template the recipe assigned replaces the model's own."""
+    for name in TOKENIZER_COPIED:
+        if (found.dir / name).is_file():
+            shutil.copy2(found.dir / name, model_out / name)
+    if found.chat_template_source == "recipe":
+        (model_out / "chat_template.json").unlink(missing_ok=True)
+        (model_out / "chat_template.jinja").write_text(found.tokenizer.chat_template)
+        config_path = model_out / "tokenizer_config.json"
+        if config_path.is_file():
+            tokenizer_config = json.loads(config_path.read_text())
+            tokenizer_config.pop("chat_template", None)
+            config_path.write_text(json.dumps(tokenizer_config, indent=2))
 
 
 def _convert_pickled(found: Found, model_out: Path) -> tuple[int, dict[str, int]]:

@@ -50,6 +50,8 @@ def test_each_architecture_imports_as_a_model_artifact(tmp_path, hf_model_dirs, 
     tok = AutoTokenizer.from_pretrained(model_dir)
     original = AutoTokenizer.from_pretrained(hf_model_dirs[arch])
     assert tok.get_vocab() == original.get_vocab() and tok.chat_template == original.chat_template
+    for name in ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja"):  # byte for byte
+        assert (model_dir / name).read_bytes() == (hf_model_dirs[arch] / name).read_bytes(), name
     with torch.no_grad():
         assert model(torch.tensor([[1, 2, 3]])).logits.shape == (1, 3, model.config.vocab_size)
 
