@@ -144,3 +144,21 @@ def test_a_hub_id_that_cannot_be_fetched_says_how_to_get_it(tmp_path, monkeypatc
     with pytest.raises(ValueError, match="hf download llmflow-test/absent --local-dir"):
         _import(tmp_path / "a", "llmflow-test/absent")
     assert not (tmp_path / "a" / "model").exists()
+
+
+def test_a_hub_id_resolves_through_the_hugging_face_cache(tmp_path, monkeypatch, hf_model_dirs):
+    """A hub id offline: the standard cache layout (models--org--name/refs/main → snapshots/<commit>) is what
+    snapshot_download reads; the commit becomes the recorded source revision."""
+    import huggingface_hub.constants
+
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "hub" / "models--llmflow-test--tiny-qwen2"
+    shutil.copytree(hf_model_dirs["qwen2"], repo / "snapshots" / commit)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    _import(tmp_path / "a", "llmflow-test/tiny-qwen2")
+    record = json.loads((tmp_path / "a" / "import.json").read_text())
+    assert record["source"] == "llmflow-test/tiny-qwen2" and record["source_revision"] == commit
+    assert record["architecture"] == "Qwen2ForCausalLM" and (tmp_path / "a" / "model" / "model.safetensors").is_file()
