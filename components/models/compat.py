@@ -9,6 +9,21 @@ import json
 from pathlib import Path
 
 
+# The files that define a tokenizer, copied byte for byte from a target to its draft.
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json", "merges.txt",
+                   "special_tokens_map.json", "added_tokens.json", "chat_template.jinja", "chat_template.json")
+
+
+def copy_tokenizer_files(source_dir: str | Path, target_dir: str | Path) -> None:
+    """Give ``target_dir`` exactly the tokenizer of ``source_dir`` (re-saving through the tokenizer class
+    transformers picks by model_type may add tokens of its own, e.g. Qwen2's <|endoftext|>)."""
+    import shutil
+
+    for name in TOKENIZER_FILES:
+        if (Path(source_dir) / name).is_file():
+            shutil.copy2(Path(source_dir) / name, Path(target_dir) / name)
+
+
 class DraftMismatchError(ValueError):
     """A draft model whose tokenizer or vocabulary differs from its target's."""
 

@@ -19,15 +19,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from components.models import architectures
+from components.models.compat import copy_tokenizer_files
 from components.models.import_config import LLMFLOW_TEMPLATE, ImportConfig
 
 PICKLE_PATTERNS = ("pytorch_model*.bin", "*.pt", "*.pth")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "tokenizer_config.json")
 # Copied beside the weights as they are: generation defaults and the model's terms of use.
 KEPT_FILES = ("generation_config.json", "LICENSE", "LICENSE.md", "LICENSE.txt", "README.md", "NOTICE")
-# The tokenizer's files, copied byte for byte (re-saving through a tokenizer class could add tokens of its own).
-TOKENIZER_COPIED = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json", "merges.txt",
-                    "special_tokens_map.json", "added_tokens.json", "chat_template.jinja", "chat_template.json")
 PROBE_CHAT = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello."}]
 
 
@@ -213,9 +211,7 @@ def write_model(found: Found, config: ImportConfig, out: Path, revision: str) ->
 
 def _copy_tokenizer(found: Found, model_out: Path) -> None:
     """The tokenizer files as they are; a template the recipe assigned replaces the model's own."""
-    for name in TOKENIZER_COPIED:
-        if (found.dir / name).is_file():
-            shutil.copy2(found.dir / name, model_out / name)
+    copy_tokenizer_files(found.dir, model_out)
     if found.chat_template_source == "recipe":
         (model_out / "chat_template.json").unlink(missing_ok=True)
         (model_out / "chat_template.jinja").write_text(found.tokenizer.chat_template)
