@@ -100,7 +100,7 @@ class WrongArtifactError(FileNotFoundError):
 MADE_BY = {
     "docs": "data.corpus, data.clean or data.dedup",
     "tokens": "tokenize.pack",
-    "model": "train.pretrain or distill.draft",
+    "model": "train.pretrain, models.import or distill.draft",
     "adapter": "sft.lora, rl.grpo or rl.dpo",
     "prefs": PREFERENCES_MADE_BY,
     "endpoint": "serve.deploy (the LLM) or serve.rag (the RAG router)",

@@ -21,6 +21,7 @@ os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), os.envi
 pytest_plugins = [
     "tests.fixtures.ray_cluster",
     "tests.fixtures.tiny_models",
+    "tests.fixtures.hf_models",
     "tests.fixtures.rag_index",
     "tests.fixtures.mlflow_store",
 ]

@@ -167,7 +167,7 @@ def test_readers_refuse_another_artifact_and_name_the_kind_that_makes_theirs(tmp
     cases = [
         (lambda: Model.of(ctx), (r"input 'model' of step 'X' \(.*\) is not a model artifact \(no model/config.json\); "
                                 r"it looks like a docs artifact \(made by data.corpus, data.clean or data.dedup\)\. "
-                                r"A model artifact comes from train.pretrain or distill.draft")),
+                                r"A model artifact comes from train.pretrain, models.import or distill.draft")),
         (lambda: Docs.of(ctx), (r"input 'docs' of step 'X' .* not a docs artifact \(no docs/part-\*\.parquet\); it "
                                r"looks like a tokens artifact .* comes from data.corpus, data.clean or data.dedup")),
         (lambda: Tokens.of(ctx), (r"input 'tokens' .* not a tokens artifact \(no manifest.json\); it looks like a "
@@ -203,22 +203,22 @@ WRONG_INPUTS = [
     ("tokenize.train", {"docs": "model"}, "docs", "data.corpus"),
     ("tokenize.pack", {"docs": "tokens", "tokenizer": "tokens"}, "docs", "data.corpus"),
     ("train.pretrain", {"tokens": "docs"}, "tokens", "tokenize.pack"),
-    ("distill.draft", {"model": "docs", "tokens": "tokens"}, "model", "train.pretrain or distill.draft"),
+    ("distill.draft", {"model": "docs", "tokens": "tokens"}, "model", "train.pretrain, models.import or distill.draft"),
     ("distill.draft", {"model": "model", "tokens": "docs"}, "tokens", "tokenize.pack"),
     ("sft.dataset", {"docs": "tokens"}, "docs", "data.corpus"),
-    ("sft.lora", {"model": "tokens", "data": "data"}, "model", "train.pretrain or distill.draft"),
-    ("rl.grpo", {"model": "docs", "data": "data"}, "model", "train.pretrain or distill.draft"),
+    ("sft.lora", {"model": "tokens", "data": "data"}, "model", "train.pretrain, models.import or distill.draft"),
+    ("rl.grpo", {"model": "docs", "data": "data"}, "model", "train.pretrain, models.import or distill.draft"),
     ("rl.grpo", {"model": "model", "data": "data", "adapter": "model"}, "adapter", "sft.lora, rl.grpo or rl.dpo"),
     ("rl.dpo", {"model": "model", "prefs": "docs"}, "prefs", "eval.feedback_prefs"),
-    ("rl.reward_model", {"model": "docs", "prefs": "prefs"}, "model", "train.pretrain or distill.draft"),
+    ("rl.reward_model", {"model": "docs", "prefs": "prefs"}, "model", "train.pretrain, models.import or distill.draft"),
     ("tune.sweep", {"tokens": "model"}, "tokens", "tokenize.pack"),
     ("rag.index", {"docs": "tokens"}, "docs", "data.corpus"),
     ("rag.evaluate", {"docs": "model", "index": "model"}, "docs", "data.corpus"),
-    ("eval.offline", {"model": "docs", "data": "data"}, "model", "train.pretrain or distill.draft"),
+    ("eval.offline", {"model": "docs", "data": "data"}, "model", "train.pretrain, models.import or distill.draft"),
     ("eval.offline", {"model": "model", "data": "data", "adapter": "model"}, "adapter", "sft.lora"),
     ("eval.offline", {"model": "model", "data": "data", "tokens": "docs"}, "tokens", "tokenize.pack"),
-    ("serve.deploy", {"model": "docs"}, "model", "train.pretrain or distill.draft"),
-    ("serve.deploy", {"model": "model", "draft": "tokens"}, "draft", "train.pretrain or distill.draft"),
+    ("serve.deploy", {"model": "docs"}, "model", "train.pretrain, models.import or distill.draft"),
+    ("serve.deploy", {"model": "model", "draft": "tokens"}, "draft", "train.pretrain, models.import or distill.draft"),
     ("serve.deploy", {"model": "model", "adapter": "model"}, "adapter", "sft.lora"),
     ("serve.rag", {"endpoint": "rag_endpoint", "index": "model"}, "endpoint", "serve.deploy"),
     ("serve.smoke", {"endpoint": "llm_endpoint", "rag": "llm_endpoint"}, "rag", "serve.rag"),

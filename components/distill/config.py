@@ -1,6 +1,8 @@
 """Config of draft-model distillation."""
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, field_validator, model_validator
 
 from components.config import Config
@@ -12,6 +14,11 @@ class DraftDistillConfig(Config):
     depth: int = Field(1, ge=1, description="Draft layers.")
     width: int | None = Field(None, ge=64, description="Draft hidden size (None: the target's with init_from_target, else half of it, at least 64). "
                                                          "Heads are 32 or 64 wide: vLLM's CPU attention rejects head_dim 16.")
+    architecture: Literal["llama_preset", "target"] = Field("llama_preset", description=(
+        "llama_preset: a Llama from llmflow's presets at `depth` (and `width`); target: the target's own "
+        "architecture and config with `depth` layers (an imported Qwen2, Mistral or MoE model gets a draft of its "
+        "kind, and with init_from_target every tensor of its first `depth` layers is copied: a true layer-drop "
+        "init). Either way the draft keeps the target's vocabulary and tokenizer."))
     init_from_target: bool = Field(False, description=(
         "Start the draft from the target's embeddings, LM head, final norm and first `depth` layers "
         "(layer-drop init; needs width equal to the target's). Both drafts start from the same init."))
@@ -36,6 +43,13 @@ class DraftDistillConfig(Config):
         if v is not None and v % 32:
             raise ValueError(f"width={v} is not a multiple of 32; vLLM's CPU attention needs head_dim >= 32")
         return v
+
+    @model_validator(mode="after")
+    def _target_keeps_width(self) -> DraftDistillConfig:
+        if self.architecture == "target" and self.width is not None:
+            raise ValueError(f"width={self.width} with architecture: target: the draft takes the target's width; "
+                             "drop width or set architecture: llama_preset")
+        return self
 
     @model_validator(mode="after")
     def _batch_splits(self) -> DraftDistillConfig:

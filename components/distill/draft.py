@@ -18,6 +18,8 @@ from components.distill.config import DraftDistillConfig
 def draft_config(target_config, cfg: DraftDistillConfig):
     from components.models.presets import build_config
 
+    if cfg.architecture == "target":
+        return truncated_config(target_config, cfg.depth)
     if cfg.width:
         width = cfg.width
     elif cfg.init_from_target:  # layer-drop init copies tensors: same width as the target
@@ -32,6 +34,30 @@ def draft_config(target_config, cfg: DraftDistillConfig):
     if dc.head_dim < 32:
         raise ValueError(f"draft head_dim {dc.head_dim} < 32: vLLM's CPU attention rejects it; raise width")
     return dc
+
+
+def truncated_config(target_config, depth: int):
+    """The target's config with its first ``depth`` layers (per-layer lists, such as layer_types, cut too)."""
+    if depth > target_config.num_hidden_layers:
+        raise ValueError(f"depth={depth} exceeds the target's {target_config.num_hidden_layers} layers; a draft "
+                         "must be smaller than its target: lower depth")
+    values = target_config.to_dict()
+    values["num_hidden_layers"] = depth
+    for key, value in list(values.items()):
+        if isinstance(value, list) and len(value) == target_config.num_hidden_layers and key != "architectures":
+            values[key] = value[:depth]
+    values.pop("auto_map", None)
+    dc = type(target_config).from_dict(values)
+    if getattr(dc, "head_dim", None) and dc.head_dim < 32:
+        raise ValueError(f"the target's head_dim {dc.head_dim} < 32: vLLM's CPU attention rejects it")
+    return dc
+
+
+def new_draft(dc):
+    """A fresh draft model for config ``dc`` (a Llama preset, or the target's own architecture)."""
+    from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
+
+    return LlamaForCausalLM(dc) if type(dc) is LlamaConfig else AutoModelForCausalLM.from_config(dc)
 
 
 def init_from_target(draft, target) -> None:

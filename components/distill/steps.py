@@ -8,11 +8,12 @@ import numpy as np
 
 from components.artifacts import Model, Tokens
 from components.distill.config import DraftDistillConfig
+from components.models.compat import copy_tokenizer_files
 from flows.engine.registry import step_kind
 
 
 @step_kind("distill.draft", inputs=("model", "tokens"), num_cpus=0, effects=("acceptance_rate",),
-           description="Distil a small draft Llama (same tokenizer) from the target by forward KL on Ray Train; "
+           description="Distil a small draft (a Llama preset or the target's own architecture, same tokenizer) from the target by forward KL on Ray Train; "
                        "reports greedy acceptance vs a data-only draft; writes model/.")
 def run_draft(ctx, config: DraftDistillConfig) -> dict[str, float]:
     from transformers import AutoConfig
@@ -45,6 +46,7 @@ def run_draft(ctx, config: DraftDistillConfig) -> dict[str, float]:
                   "continuations (HF); vLLM draft_model serving is measured by the serving benchmark",
                   "distill.eval_split": eval_split, "distill.num_workers": config.num_workers})
     (ctx.output / "report.json").write_text(json.dumps(result, indent=2))
+    copy_tokenizer_files(target_dir, ctx.output / "model")  # the target's tokenizer, byte for byte
     if "data_only_acceptance_rate" in result:
         ctx.report_effect("acceptance_rate", result["distilled_acceptance_rate"], result["data_only_acceptance_rate"],
                           higher_is_better=True, baseline_name="data-only draft")

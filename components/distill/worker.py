@@ -15,11 +15,16 @@ def distill_worker(loop_config: dict) -> dict:
     """
     import numpy as np
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from components.distill.acceptance import measure, target_greedy
     from components.distill.config import DraftDistillConfig
-    from components.distill.draft import draft_config, init_from_target, train_draft
+    from components.distill.draft import (
+        draft_config,
+        init_from_target,
+        new_draft,
+        train_draft,
+    )
     from components.train.data import TokenBlocks
     from components.train.fit import distribute, progress, rank_world, report_final
 
@@ -36,14 +41,14 @@ def distill_worker(loop_config: dict) -> dict:
                            log=progress(f"distill:{prefix}", every=20))
 
     torch.manual_seed(cfg.seed)
-    draft = LlamaForCausalLM(dc)
+    draft = new_draft(dc)
     if cfg.init_from_target:
         init_from_target(draft, target)
     init = {k: v.clone() for k, v in draft.state_dict().items()}  # the baseline starts from the same weights
     out = {"distill": train(draft, target, "distill"), "data_only": [], "result": {}}
     baseline = None
     if cfg.compare_data_only:
-        baseline = LlamaForCausalLM(dc)
+        baseline = new_draft(dc)
         baseline.load_state_dict(init)
         out["data_only"] = train(baseline, None, "data_only")
 

@@ -16,11 +16,33 @@ def encode_chat(tokenizer, messages: list[dict], max_len: int) -> dict[str, list
                                         return_assistant_tokens_mask=True)
     ids, mask = list(out["input_ids"]), list(out["assistant_masks"])
     if not any(mask) and any(m["role"] == "assistant" for m in messages):
-        raise ValueError("the tokenizer's chat template does not mark assistant turns with "
-                         "{% generation %}...{% endgeneration %}, so a response-only loss cannot be "
-                         "computed; use components.tokenize.bpe.CHAT_TEMPLATE or add the markers")
+        # Most published templates (Qwen, Mistral, Llama 3) have no {% generation %} markers: find each
+        # assistant turn as the tokens its message adds after the generation prompt, as TRL's
+        # prompt/completion split does.
+        ids, mask = _mask_by_prefix(tokenizer, messages)
     ids, mask = ids[:max_len], mask[:max_len]
     return {"input_ids": ids, "labels": [t if m else IGNORE for t, m in zip(ids, mask)]}
+
+
+def _mask_by_prefix(tokenizer, messages: list[dict]) -> tuple[list[int], list[int]]:
+    def render(turns: list[dict], generation_prompt: bool = False) -> list[int]:
+        return list(tokenizer.apply_chat_template(turns, tokenize=True, return_dict=True,
+                                                  add_generation_prompt=generation_prompt)["input_ids"])
+
+    ids = render(messages)
+    mask = [0] * len(ids)
+    for i, message in enumerate(messages):
+        if message["role"] != "assistant":
+            continue
+        prompt, upto = render(messages[:i], generation_prompt=True), render(messages[:i + 1])
+        if ids[:len(prompt)] != prompt or ids[:len(upto)] != upto or len(upto) <= len(prompt):
+            raise ValueError("the tokenizer's chat template neither marks assistant turns with "
+                             "{% generation %}...{% endgeneration %} nor renders each turn as a prefix of the "
+                             "whole chat, so a response-only loss cannot be computed; add the markers, or assign "
+                             "llmflow's template (models.import chat_template: llmflow, or "
+                             "components.tokenize.bpe.CHAT_TEMPLATE)")
+        mask[len(prompt):len(upto)] = [1] * (len(upto) - len(prompt))
+    return ids, mask
 
 
 def prompt_text(tokenizer, prompt: str, system: str | None = None) -> str:

@@ -60,16 +60,17 @@ class LoRASettings(Config):
     rank: int = Field(8, ge=1, description="LoRA rank r.")
     alpha: float = Field(16.0, gt=0, description="LoRA alpha; the update is scaled by alpha / rank.")
     dropout: float = Field(0.0, ge=0.0, lt=1.0, description="Dropout on the LoRA input.")
-    target_modules: list[str] = Field(
-        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
-        description="Module names (Llama naming) that get LoRA adapters.")
+    target_modules: list[str] | None = Field(None, description=(
+        "Module names that get LoRA adapters (PEFT's target_modules). None: chosen by the base model's "
+        "architecture (components/models/architectures.py: every attention and dense MLP projection; attention "
+        "(and a shared expert) on MoE models)."))
     quantize_4bit: bool = Field(False, description=(
         "QLoRA: load the base in 4-bit NF4 via bitsandbytes. GPU only; on CPU the step fails with an error."))
 
     @field_validator("target_modules")
     @classmethod
-    def _non_empty(cls, v: list[str]) -> list[str]:
-        if not v:
+    def _non_empty(cls, v: list[str] | None) -> list[str] | None:
+        if v is not None and not v:
             raise ValueError("target_modules is empty; list at least one module name such as 'q_proj'")
         return v
 

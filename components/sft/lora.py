@@ -39,8 +39,18 @@ def add_lora(model, lora: LoRASettings, adapter_dir: str | Path | None = None):
     if adapter_dir is not None:
         return PeftModel.from_pretrained(model, adapter_dir, is_trainable=True)
     cfg = LoraConfig(r=lora.rank, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
-                     target_modules=list(lora.target_modules), task_type="CAUSAL_LM", bias="none")
+                     target_modules=target_modules(model, lora), task_type="CAUSAL_LM", bias="none")
     return get_peft_model(model, cfg)
+
+
+def target_modules(model, lora: LoRASettings) -> list[str]:
+    """The recipe's target modules, else the defaults of the model's architecture (its class when a
+    model built in memory has no ``config.architectures`` yet)."""
+    from components.models.architectures import get
+
+    if lora.target_modules is not None:
+        return list(lora.target_modules)
+    return list(get((model.config.architectures or [type(model).__name__])[0]).lora_targets)
 
 
 def export_merged(peft_model, tokenizer, out_dir: str | Path) -> Path:

@@ -7,6 +7,7 @@ import tempfile
 from pathlib import Path
 
 from components.artifacts import Docs, Model
+from components.models.compat import copy_tokenizer_files
 from components.sft.config import SFTConfig, SFTDatasetConfig
 from flows.engine.registry import PII_SCRUBBED, step_kind
 
@@ -102,6 +103,9 @@ def run_lora(ctx, config: SFTConfig) -> dict[str, float]:
                                   "settings": config.model_dump()},
                       num_workers=config.num_workers, cpus_per_worker=1.0, name="sft", output=ctx.output,
                       subdir="adapter")
+    # The base's own tokenizer files, not a re-save through the class transformers picks by model_type
+    # (which may add tokens): the adapter is served, and merged, with exactly the base's tokenizer.
+    copy_tokenizer_files(base, ctx.output / "adapter")
     for rec in history:
         ctx.log_metrics({k: v for k, v in rec.items() if k != "step"}, step=rec["step"])
     ctx.set_tags({"sft.base_model": str(base), "sft.num_workers": config.num_workers,

@@ -40,6 +40,10 @@ def app_config_from_inputs(config: ServeDeployConfig, inputs: dict[str, Path], s
                                             draft_model=str(Model.read(inputs["draft"], input="draft",
                                                                        step=step).dir),
                                             num_speculative_tokens=llm.speculative.num_speculative_tokens)
+    if llm.speculative.method == "draft_model":
+        from components.models.compat import check_draft
+
+        check_draft(llm.model, llm.speculative.draft_model)  # before any replica starts: vLLM would fail late
     return config.app.model_copy(update={"llm": LLMServeConfig.model_validate(llm.model_dump())})
 
 

@@ -24,10 +24,14 @@ def test_kind_is_registered_uncached_and_light():
     assert kind.config is ServeDeployConfig
 
 
-def test_inputs_fill_model_adapter_and_draft(tmp_path):
-    inputs = {"model": _artifact(tmp_path / "m", "model", "config.json"),
-              "adapter": _artifact(tmp_path / "a", "adapter", "adapter_config.json"),
-              "draft": _artifact(tmp_path / "d", "model", "config.json")}
+def test_inputs_fill_model_adapter_and_draft(tmp_path, tiny_model_dir):
+    import shutil
+
+    # Real (tiny) model directories: a draft is checked against its target's tokenizer before serving.
+    inputs = {"model": tmp_path / "m", "adapter": _artifact(tmp_path / "a", "adapter", "adapter_config.json"),
+              "draft": tmp_path / "d"}
+    for name in ("model", "draft"):
+        shutil.copytree(tiny_model_dir, inputs[name] / "model")
     cfg = ServeDeployConfig(adapter_name="chat")
     app = app_config_from_inputs(cfg, inputs)
     assert app.llm.model == str(tmp_path / "m" / "model")
@@ -43,7 +47,7 @@ def test_input_errors_say_what_to_do(tmp_path):
     (docs / "docs" / "part-00000.parquet").write_bytes(b"")
     with pytest.raises(WrongArtifactError, match=r"input 'model' of step 'serve' .* is not a model artifact "
                                                  r"\(no model/config.json\); it looks like a docs artifact.*"
-                                                 r"comes from train.pretrain or distill.draft"):
+                                                 r"comes from train.pretrain, models.import or distill.draft"):
         app_config_from_inputs(ServeDeployConfig(), {"model": docs}, "serve")
     model = _artifact(tmp_path / "m", "model", "config.json")
     with pytest.raises(WrongArtifactError, match=r"input 'adapter' .* not an adapter artifact.*it looks like a model "

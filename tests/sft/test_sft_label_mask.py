@@ -31,18 +31,25 @@ def test_multi_turn_labels_every_assistant_turn(tok):
     assert text == "one" + tok.eos_token + "two" + tok.eos_token
 
 
-def test_template_without_generation_markers_is_an_error(tok):
+def test_template_without_generation_markers_masks_by_prefix(tok):
+    """A published-style template with no {% generation %} markers: each assistant turn is the tokens its
+    message adds after the generation prompt (the end-of-turn token included, so the model learns to stop)."""
     import copy
 
-    plain = copy.deepcopy(tok)
-    plain.chat_template = "{% for m in messages %}{{ m['content'] }}{% endfor %}"
+    chatml = copy.deepcopy(tok)
+    chatml.chat_template = ("{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}<|end_of_text|>\n{% endfor %}"
+                            "{% if add_generation_prompt %}<|assistant|>\n{% endif %}")
+    msgs = [{"role": "user", "content": "a"}, {"role": "assistant", "content": "one"},
+            {"role": "user", "content": "b"}, {"role": "assistant", "content": "two"}]
+    enc = encode_chat(chatml, msgs, 512)
+    assert chatml.decode([t for t in enc["labels"] if t != IGNORE]) == "one<|end_of_text|>\ntwo<|end_of_text|>\n"
+
+
+def test_template_that_is_neither_marked_nor_prefix_consistent_is_an_error(tok):
+    import copy
+
+    odd = copy.deepcopy(tok)
+    # The last message is rendered differently from the same message followed by more turns.
+    odd.chat_template = "{% for m in messages %}{% if loop.last %}LAST:{% endif %}{{ m['content'] }}|{% endfor %}"
     with pytest.raises(ValueError, match="generation"):
-        encode_chat(plain, [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}], 64)
-
-
-def test_collate_pads_labels_with_ignore(tok):
-    a = encode_chat(tok, [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}], 64)
-    b = encode_chat(tok, [{"role": "user", "content": "a longer question"}, {"role": "assistant", "content": "c"}], 64)
-    batch = collate([a, b], tok.pad_token_id)
-    short = len(a["input_ids"])
-    assert (batch["labels"][0, short:] == IGNORE).all() and (batch["attention_mask"][0, short:] == 0).all()
+        encode_chat(odd, [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}], 64)
