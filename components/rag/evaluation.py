@@ -116,10 +116,10 @@ def search_doc_ids(store, query: str, vector, mode: str, depth: int) -> list[str
     if mode == "dense":
         hits = store.search_dense(vector, depth)
     elif mode == "sparse":
-        sparse = query_vector(query)
+        sparse = query_vector(query, getattr(store, "sparse_config", None))
         hits = store.search_sparse(sparse, depth) if sparse[0] else []  # no indexable word: nothing matches
     elif mode == "hybrid":
-        hits = store.search_hybrid(vector, query_vector(query), depth, depth)
+        hits = store.search_hybrid(vector, query_vector(query, getattr(store, "sparse_config", None)), depth, depth)
     else:
         raise AssertionError(f"unknown mode {mode!r}")
     return [str(h.payload.get("doc_id", "")) for h in hits]

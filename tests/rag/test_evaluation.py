@@ -175,6 +175,7 @@ def corpus_docs(keys):
 def index_subset(path, docs):
     """One point per document (its first 2,000 chars), payloads as rag.index writes them."""
     store = QdrantStore.open(path, "c")
+    store.sparse_config = SparseConfig()  # what open_index sets from index.json
     store.ensure_collection(64)
     texts = [d["text"][:2000] for d in docs]
     store.upsert([f"00000000-0000-0000-0000-{i:012d}" for i in range(len(docs))], BagOfWordsEmbedder().embed(texts),
