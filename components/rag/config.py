@@ -122,7 +122,7 @@ class EvaluateConfig(Config):
     prefetch_k: int = Field(50, ge=10, description="Candidates per branch before fusion (hybrid).")
     labelled_questions: str | None = Field(BUILTIN, description=(
         'Hand-written questions, a JSONL file with one {"question": "...", "doc_ids": ["topics/break", ...]} '
-        "per line, each labelled with every document that answers it. 'builtin' = the ~40 Python questions "
+        "per line, each labelled with every document that answers it. 'builtin' = the 50 Python questions "
         "shipped with llmflow (components/rag/labelled_questions.jsonl, labelled with stdlib pydoc topic ids, "
         "so they fit the built-in corpus); a path = your own file in that format (a relative path is taken "
         "from the directory the flow runs in); null = skip them (a corpus they do not cover). Only the "
