@@ -39,13 +39,32 @@ def fill_shard(path: Path, n: int, seed: int = 0, prefix: str = "doc", hnsw: Hns
     return ids, vecs, texts
 
 
+def write_meta(out: Path, dims: int, hnsw: HnswConfig) -> None:
+    """index.json as rag.index writes it for an Edge shard (a fresh build_id each time)."""
+    write_snapshot(out / "shard", out / "shard.snapshot")
+    (out / "index.json").write_text(json.dumps({
+        "collection": "c", "dims": dims, "backend": "edge", "location": "shard", "snapshot": "shard.snapshot",
+        "sparse": SparseConfig().model_dump(), "hnsw": hnsw.model_dump(), "build_id": uuid.uuid4().hex}))
+
+
 def write_artifact(out: Path, n: int, seed: int = 0, prefix: str = "doc", hnsw: HnswConfig | None = None):
     """A rag.index-shaped artifact (index.json, shard/, shard.snapshot) at ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     hnsw = hnsw or HnswConfig()
     corpus_ = fill_shard(out / "shard", n, seed, prefix, hnsw)
-    write_snapshot(out / "shard", out / "shard.snapshot")
-    (out / "index.json").write_text(json.dumps({
-        "collection": "c", "dims": DIMS, "backend": "edge", "location": "shard", "snapshot": "shard.snapshot",
-        "sparse": SparseConfig().model_dump(), "hnsw": hnsw.model_dump(), "build_id": uuid.uuid4().hex}))
+    write_meta(out, DIMS, hnsw)
     return corpus_
+
+
+def write_docs_artifact(out: Path, docs: dict[str, str], vecs) -> None:
+    """A rag.index-shaped artifact holding one chunk per document (``doc_id -> text``) with the given
+    dense vectors (e.g. real MiniLM embeddings of the texts)."""
+    out.mkdir(parents=True, exist_ok=True)
+    sparse, hnsw = SparseConfig(), HnswConfig()
+    with EdgeStore.open(out / "shard", hnsw=hnsw) as store:
+        store.ensure_collection(vecs.shape[1])
+        store.upsert([str(uuid.uuid4()) for _ in docs], vecs, [doc_vector(t, sparse) for t in docs.values()],
+                     [{"doc_id": d, "title": d, "source": "test", "text": t, "hash": "", "chunk_index": 0}
+                      for d, t in docs.items()])
+        store.finish()
+    write_meta(out, vecs.shape[1], hnsw)
