@@ -91,6 +91,15 @@ class IndexConfig(Config):
     max_docs: int | None = Field(None, ge=1, description="Index only the first N documents (None = all).")
 
 
+class PushConfig(Config):
+    """``rag.push``: serve a rag.index artifact (Qdrant Edge) from a Qdrant server."""
+
+    url: str | None = Field(None, description=(
+        "Qdrant server URL; None = QDRANT_URL from the environment (the API key always comes from QDRANT_API_KEY)."))
+    collection: str | None = Field(None, description="Target collection; None = the index's own collection name.")
+    timeout_s: float = Field(300.0, gt=0, description="Bound on the snapshot upload and the server's recovery.")
+
+
 class RetrievalConfig(Config):
     """Query-time search: used by the router and by ``rag.evaluate``."""
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 
 from components.artifacts import Docs
-from components.rag.config import EvaluateConfig, IndexConfig
+from components.rag.config import EvaluateConfig, IndexConfig, PushConfig
 from flows.engine.registry import PII_SCRUBBED, step_kind
 
 
@@ -54,6 +54,35 @@ def run_index(ctx, config: IndexConfig) -> dict[str, float]:
                "chunks_per_s": counts["num_upserted"] / max(counts["embed_upsert_s"], 1e-9)}
     ctx.log_metrics(metrics)
     ctx.set_tags({"rag.backend": meta["backend"], "rag.collection": meta["collection"], "rag.model": MODEL_NAME})
+    return metrics
+
+
+@step_kind("rag.push", inputs=("index",), cacheable=False,
+           description="Load a rag.index artifact into a Qdrant server: create the collection with the index's "
+                       "schema and recover its shard from the artifact's Edge snapshot; the output is a "
+                       "server-backed index artifact the router serves with QDRANT_URL set.")
+def run_push(ctx, config: PushConfig) -> dict[str, float]:
+    from components.rag.config import HnswConfig
+    from components.rag.qdrant_store import push_snapshot, server_url
+    from components.rag.retriever import read_index_meta
+
+    index_dir = ctx.input("index")
+    meta = read_index_meta(index_dir)
+    if meta["backend"] != "edge" or not meta.get("snapshot"):
+        raise ValueError(f"rag.push needs an index built with store.embedded: edge (it ships the shard's snapshot); "
+                         f"{index_dir} is a {meta['backend']!r} index")
+    url = config.url or server_url()
+    if not url:
+        raise ValueError("rag.push needs a Qdrant server: set the step's url, or QDRANT_URL in the environment")
+    collection = config.collection or meta["collection"]
+    out = push_snapshot(index_dir / meta["snapshot"], url, collection, meta["dims"], hnsw=HnswConfig(**meta["hnsw"]),
+                        timeout_s=config.timeout_s)
+    pushed = {**meta, "backend": "server", "location": url, "collection": collection, "pushed_from": str(index_dir)}
+    for key in ("snapshot", "shard"):
+        pushed.pop(key, None)
+    (ctx.output / "index.json").write_text(json.dumps(pushed, indent=2))
+    metrics = {"snapshot_bytes": float(out["snapshot_bytes"]), "collection_created": float(out["collection_created"])}
+    ctx.log_metrics(metrics)
     return metrics
 
 

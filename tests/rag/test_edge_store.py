@@ -145,3 +145,31 @@ def test_push_snapshot_sends_the_schema_and_a_snapshot_that_loads_identically(tm
 def test_push_refuses_a_missing_snapshot(tmp_path):
     with pytest.raises(FileNotFoundError, match="store.embedded: edge"):
         push_snapshot(tmp_path / "none", "http://127.0.0.1:1", "docs", DIMS)
+
+
+def test_rag_push_step_loads_an_index_artifact_into_a_server_and_describes_it(tmp_path, monkeypatch):
+    from components.rag.config import PushConfig
+    from components.rag.steps import run_push
+    from flows.engine.context import StepContext
+    from tests.rag.edge_index import write_artifact
+
+    write_artifact(tmp_path / "index", 50)
+    server = ThreadingHTTPServer(("127.0.0.1", STUB_PORT + 1), StubQdrant)
+    server.calls = []
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("QDRANT_URL", f"http://127.0.0.1:{STUB_PORT + 1}")
+    monkeypatch.delenv("QDRANT_API_KEY", raising=False)
+    try:
+        ctx = StepContext.for_test(tmp_path / "pushed", {"index": tmp_path / "index"})
+        metrics = run_push(ctx, PushConfig(collection="served"))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert [c[0] for c in server.calls] == ["GET", "PUT", "POST"]
+    assert server.calls[2][2]["snapshot"] == (tmp_path / "index" / "shard.snapshot").read_bytes()
+    assert metrics["collection_created"] == 1.0
+    meta = json.loads((tmp_path / "pushed" / "index.json").read_text())
+    assert meta["backend"] == "server" and meta["collection"] == "served" and "snapshot" not in meta
+    with pytest.raises(ValueError, match="QDRANT_URL"):
+        monkeypatch.delenv("QDRANT_URL")
+        run_push(StepContext.for_test(tmp_path / "again", {"index": tmp_path / "index"}), PushConfig())
