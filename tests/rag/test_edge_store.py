@@ -20,7 +20,8 @@ from components.rag.qdrant_store import IndexLockedError, push_snapshot
 from components.rag.sparse import query_vector
 from tests.rag.edge_index import DIMS, fill_shard
 
-STUB_PORT = 18720
+# The stub binds an ephemeral port: a fixed one in this range collides with Ray's worker ports
+# (10002-19999 by default) whenever a Ray cluster runs beside the tests.
 # a graph is built for segments over 1 KB, searched above 1 KB: the tiny test shard gets a real HNSW
 SMALL_HNSW = HnswConfig(m=8, ef_construct=32, ef=64, full_scan_threshold_kb=1, indexing_threshold_kb=1)
 
@@ -114,17 +115,23 @@ class StubQdrant(BaseHTTPRequestHandler):
         pass
 
 
+def stub_server() -> ThreadingHTTPServer:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), StubQdrant)
+    server.calls = []
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
 def test_push_snapshot_sends_the_schema_and_a_snapshot_that_loads_identically(tmp_path, monkeypatch):
     _, vecs, texts = fill_shard(tmp_path / "s", 300, hnsw=SMALL_HNSW)
     snap = write_snapshot(tmp_path / "s", tmp_path / "shard.snapshot")
     with EdgeStore.open(tmp_path / "s", hnsw=SMALL_HNSW) as store:
         expected = answers(store, vecs, texts)
-    server = ThreadingHTTPServer(("127.0.0.1", STUB_PORT), StubQdrant)
-    server.calls = []
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server = stub_server()
     monkeypatch.setenv("QDRANT_API_KEY", "k3y")
     try:
-        out = push_snapshot(snap, f"http://127.0.0.1:{STUB_PORT}", "docs", DIMS, hnsw=SMALL_HNSW, timeout_s=30)
+        out = push_snapshot(snap, f"http://127.0.0.1:{server.server_port}", "docs", DIMS, hnsw=SMALL_HNSW,
+                            timeout_s=30)
     finally:
         server.shutdown()
         server.server_close()
@@ -154,10 +161,8 @@ def test_rag_push_step_loads_an_index_artifact_into_a_server_and_describes_it(tm
     from tests.rag.edge_index import write_artifact
 
     write_artifact(tmp_path / "index", 50)
-    server = ThreadingHTTPServer(("127.0.0.1", STUB_PORT + 1), StubQdrant)
-    server.calls = []
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    monkeypatch.setenv("QDRANT_URL", f"http://127.0.0.1:{STUB_PORT + 1}")
+    server = stub_server()
+    monkeypatch.setenv("QDRANT_URL", f"http://127.0.0.1:{server.server_port}")
     monkeypatch.delenv("QDRANT_API_KEY", raising=False)
     try:
         ctx = StepContext.for_test(tmp_path / "pushed", {"index": tmp_path / "index"})
