@@ -19,6 +19,7 @@ it (``push_snapshot`` in :mod:`components.rag.qdrant_store`).
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -157,8 +158,7 @@ class EdgeStore:
         return True
 
     def shard_config(self) -> dict:
-        import json
-
+        """The shard's ``edge_config.json`` (vectors, sparse vectors, HNSW, optimizers)."""
         return json.loads((self.path if self._owned_dir is None else self._owned_dir).joinpath(
             "edge_config.json").read_text())
 
