@@ -1,21 +1,23 @@
-"""Qdrant local-mode search vs exact numpy brute force: latency p50/p99 and recall@10.
+"""Dense/hybrid search at 10k-1M chunks: Qdrant Edge (HNSW) vs qdrant-client local mode vs exact numpy.
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/rag_search.py --sizes 10000 100000 --queries 100 --repeats 3
+    flock /tmp/llmflow-heavy.lock .venv/bin/python benchmarks/rag_search.py --real 10000 --synthetic 100000
 
-About 5 minutes on 2 cores (most of it the 100k upsert); more queries only narrow the spread.
-
-The stdlib corpus gives ~1.5k real chunks, too few for 10k/100k, so the points are synthetic:
-random-but-clustered 384-d unit vectors (200 Gaussian clusters, like topic clusters of real
-embeddings) with BM25-style sparse vectors drawn from per-cluster vocabularies. Everything goes
-through ``components.rag.qdrant_store`` on an on-disk local-mode path (the default backend).
-Baseline: exact top-10 by ``vectors @ query`` + ``argpartition`` in numpy on the same matrix
-(it is also the ground truth for recall). Reports upsert throughput too, as measured.
+``--real N``: real all-MiniLM-L6-v2 embeddings of this machine's documentation, cached by
+benchmarks/rag_corpus.py (run that first; the last ``--queries`` cached chunks are the queries and
+are not indexed). ``--synthetic N``: clustered 384-d unit vectors (200 Gaussian clusters) with
+per-cluster vocabularies for the sparse side. For each size, in one process and on the same
+points: Edge (``components.rag.edge_store``: upsert, HNSW build, reload from disk as a reader
+does, then search with each ``--ef``), local mode (only up to ``--local-max`` points: it is
+brute force in Python) and the baseline, exact top-10 by ``vectors @ query`` in numpy, which is
+also the ground truth of recall@10. Reports build time, p50/p99 latency (dense; hybrid RRF with
+Qdrant BM25), recall@10 and the resident memory the loaded index added (VmRSS delta).
 """
 from __future__ import annotations
 
 import argparse
+import gc
 import shutil
-import statistics
+import sys
 import tempfile
 import time
 import uuid
@@ -23,104 +25,144 @@ from pathlib import Path
 
 import numpy as np
 
-from components.rag.config import SparseConfig
-from components.rag.qdrant_store import QdrantStore
+# This tree's code, whichever checkout the venv was installed from.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from components.rag.config import HnswConfig, SparseConfig
+from components.rag.qdrant_store import open_store
 from components.rag.sparse import doc_vector, query_vector
 
-DIMS, NUM_CLUSTERS, VOCAB_PER_CLUSTER = 384, 200, 50
+DIMS, NUM_CLUSTERS, VOCAB_PER_CLUSTER, BATCH = 384, 200, 50, 1000
 
 
-def make_points(n: int, rng):
-    centers = rng.normal(size=(NUM_CLUSTERS, DIMS)).astype(np.float32)
-    labels = rng.integers(0, NUM_CLUSTERS, size=n)
-    vecs = centers[labels] + rng.normal(scale=0.9, size=(n, DIMS)).astype(np.float32)
-    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
-    texts = [" ".join(f"c{lab}w{w}" for w in rng.integers(0, VOCAB_PER_CLUSTER, size=12)) for lab in labels]
-    return centers, labels, vecs, texts
+def rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
 
 
-def make_queries(centers, num: int, rng):
-    labels = rng.integers(0, NUM_CLUSTERS, size=num)
-    q = centers[labels] + rng.normal(scale=0.9, size=(num, DIMS)).astype(np.float32)
-    q /= np.linalg.norm(q, axis=1, keepdims=True)
-    texts = [" ".join(f"c{lab}w{w}" for w in rng.integers(0, VOCAB_PER_CLUSTER, size=3)) for lab in labels]
-    return q, texts
-
-
-def pct(xs, p):
-    return float(np.percentile(np.asarray(xs), p))
-
-
-def run_size(n: int, num_queries: int, repeats: int, seed: int) -> dict:
+def synthetic(n: int, num_queries: int, seed: int):
     rng = np.random.default_rng(seed)
-    centers, _, vecs, texts = make_points(n, rng)
-    queries, qtexts = make_queries(centers, num_queries, rng)
-    root = Path(tempfile.mkdtemp(prefix="rag-bench-"))
-    sparse_cfg = SparseConfig(avg_doc_tokens=12)
-    ids = [str(uuid.UUID(int=i + 1)) for i in range(n)]
+    centers = rng.normal(size=(NUM_CLUSTERS, DIMS)).astype(np.float32)
+
+    def draw(m, words):
+        labels = rng.integers(0, NUM_CLUSTERS, size=m)
+        v = centers[labels] + rng.normal(scale=0.9, size=(m, DIMS)).astype(np.float32)
+        v /= np.linalg.norm(v, axis=1, keepdims=True)
+        return v, [" ".join(f"c{lab}w{w}" for w in rng.integers(0, VOCAB_PER_CLUSTER, size=words)) for lab in labels]
+
+    vecs, texts = draw(n, 12)
+    queries, qtexts = draw(num_queries, 3)
+    return vecs, texts, queries, qtexts
+
+
+def real(n: int, num_queries: int, cache: Path):
+    from rag_corpus import load  # beside this script
+
+    texts, vecs = load(cache, n)
+    if n <= num_queries:
+        raise SystemExit(f"--real {n} must exceed --queries {num_queries}")
+    # held-out chunks are the queries: near, never equal, to indexed ones
+    return vecs[:-num_queries], texts[:-num_queries], vecs[-num_queries:], texts[-num_queries:]
+
+
+def build(kind: str, path: Path, vecs, texts, hnsw: HnswConfig, sparse: SparseConfig) -> float:
     t0 = time.perf_counter()
-    with QdrantStore.open(root / "q", "bench") as store:
+    with open_store(path, "bench", embedded=kind, hnsw=hnsw) as store:
         store.ensure_collection(DIMS)
-        for i in range(0, n, 1000):
-            store.upsert(ids[i:i + 1000], vecs[i:i + 1000], [doc_vector(t, sparse_cfg) for t in texts[i:i + 1000]],
-                         [{"i": j} for j in range(i, min(i + 1000, n))])
-    upsert_s = time.perf_counter() - t0
+        for i in range(0, len(vecs), BATCH):
+            j = min(i + BATCH, len(vecs))
+            store.upsert([str(uuid.UUID(int=k + 1)) for k in range(i, j)], vecs[i:j],
+                         [doc_vector(t, sparse) for t in texts[i:j]], [{"i": k} for k in range(i, j)])
+        store.finish()
+    return time.perf_counter() - t0
+
+
+def timed(fn, queries) -> tuple[list[float], list]:
+    lat, out = [], []
+    for q in queries:
+        t = time.perf_counter()
+        out.append(fn(q))
+        lat.append((time.perf_counter() - t) * 1e3)
+    return lat, out
+
+
+def pcts(lat) -> tuple[float, float]:
+    return float(np.percentile(lat, 50)), float(np.percentile(lat, 99))
+
+
+def measure(kind: str, root: Path, vecs, texts, queries, qtexts, truth, hnsw: HnswConfig, efs: list[int],
+            sparse: SparseConfig) -> list[dict]:
+    path = root / kind
+    build_s = build(kind, path, vecs, texts, hnsw, sparse)
+    gc.collect()
+    rss0 = rss_mb()
     t0 = time.perf_counter()
-    store = QdrantStore.open(root / "q", "bench")  # reload from disk, as a router replica would
+    store = open_store(path, "bench", embedded=kind, hnsw=hnsw)  # reload from disk, as a reader does
     load_s = time.perf_counter() - t0
-    truth = [set(np.argpartition(-(vecs @ q), 10)[:10].tolist()) for q in queries]
-    res = {"n": n, "upsert_s": upsert_s, "load_s": load_s, "qdrant_ms": [], "numpy_ms": [], "hybrid_ms": [],
-           "recall": None}
-    recalls = []
-    for _ in range(repeats):
-        lat_q, lat_np, lat_h = [], [], []
-        for qi, q in enumerate(queries):
-            t = time.perf_counter()
-            hits = store.search_dense(q, 10)
-            lat_q.append((time.perf_counter() - t) * 1e3)
-            recalls.append(len({int(h.payload["i"]) for h in hits} & truth[qi]) / 10)
-            t = time.perf_counter()
-            np.argpartition(-(vecs @ q), 10)[:10]
-            lat_np.append((time.perf_counter() - t) * 1e3)
-            if qi % 4 == 0:  # hybrid is slower; sample a quarter of the queries
-                t = time.perf_counter()
-                store.search_hybrid(q, query_vector(qtexts[qi]), 10, 50)
-                lat_h.append((time.perf_counter() - t) * 1e3)
-        res["qdrant_ms"].append((pct(lat_q, 50), pct(lat_q, 99)))
-        res["numpy_ms"].append((pct(lat_np, 50), pct(lat_np, 99)))
-        res["hybrid_ms"].append((pct(lat_h, 50), pct(lat_h, 99)))
-    res["recall"] = float(np.mean(recalls))
+    rows = []
+    for ef in efs if kind == "edge" else [None]:
+        if ef is not None:
+            store.hnsw = hnsw.model_copy(update={"ef": ef})
+        store.search_dense(queries[0], 10)  # warm-up
+        lat, hits = timed(lambda q: store.search_dense(q, 10), queries)
+        recall = np.mean([len({h.payload["i"] for h in hs} & t) / 10 for hs, t in zip(hits, truth)])
+        pairs = list(zip(queries, (query_vector(t, sparse) for t in qtexts)))
+        hlat, _ = timed(lambda p: store.search_hybrid(p[0], p[1], 10, 50), pairs)
+        rows.append({"backend": kind, "ef": ef, "build_s": build_s, "load_s": load_s, "dense_ms": pcts(lat),
+                     "hybrid_ms": pcts(hlat), "recall": float(recall), "rss_mb": rss_mb() - rss0})
     store.close()
+    shutil.rmtree(path, ignore_errors=True)
+    return rows
+
+
+def run(label: str, vecs, texts, queries, qtexts, args) -> None:
+    n = len(vecs)
+    hnsw = HnswConfig(m=args.m, ef_construct=args.ef_construct, full_scan_threshold_kb=args.full_scan_kb,
+                      indexing_threshold_kb=args.indexing_kb)
+    sparse = SparseConfig(avg_doc_tokens=float(np.mean([len(t.split()) for t in texts[:2000]])))
+    t0 = time.perf_counter()
+    matrix = np.ascontiguousarray(vecs, dtype=np.float32)
+    np_lat, truth = timed(lambda q: set(np.argpartition(-(matrix @ q), 10)[:10].tolist()), queries)
+    np50, np99 = pcts(np_lat)
+    print(f"| {label} {n:,}: exact numpy top-10 | p50 {np50:.2f} ms / p99 {np99:.2f} ms | recall 1.0 | "
+          f"matrix {matrix.nbytes / 2**20:.0f} MB | {time.perf_counter() - t0:.1f} s for {len(queries)} queries |",
+          flush=True)
+    root = Path(tempfile.mkdtemp(prefix="rag-search-", dir=args.workdir))
+    kinds = ["edge"] + (["local"] if n <= args.local_max else [])
+    for kind in kinds:
+        for r in measure(kind, root, vecs, texts, queries, qtexts, truth, hnsw, args.ef, sparse):
+            d50, d99 = r["dense_ms"]
+            h50, h99 = r["hybrid_ms"]
+            name = f"Edge m={args.m} ef_construct={args.ef_construct} ef={r['ef']}" if kind == "edge" else "local mode"
+            print(f"| {label} {n:,}: {name} | dense p50 {d50:.2f} ms ({d50 / np50:.2f}x numpy) / p99 {d99:.2f} ms | "
+                  f"recall@10 {r['recall']:.4f} | hybrid p50 {h50:.2f} / p99 {h99:.2f} ms | build {r['build_s']:.1f} s, "
+                  f"load {r['load_s']:.2f} s, RSS +{r['rss_mb']:.0f} MB |", flush=True)
     shutil.rmtree(root, ignore_errors=True)
-    return res
-
-
-def summary(pairs, idx):
-    xs = [p[idx] for p in pairs]
-    return statistics.median(xs), (max(xs) - min(xs))
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    ap.add_argument("--real", type=int, nargs="*", default=[], help="sizes on cached real MiniLM chunks")
+    ap.add_argument("--synthetic", type=int, nargs="*", default=[], help="sizes on clustered synthetic vectors")
     ap.add_argument("--queries", type=int, default=200)
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--m", type=int, default=HnswConfig().m)
+    ap.add_argument("--ef-construct", type=int, default=HnswConfig().ef_construct)
+    ap.add_argument("--ef", type=int, nargs="+", default=[HnswConfig().ef])
+    ap.add_argument("--full-scan-kb", type=int, default=HnswConfig().full_scan_threshold_kb)
+    ap.add_argument("--indexing-kb", type=int, default=HnswConfig().indexing_threshold_kb)
+    ap.add_argument("--local-max", type=int, default=10_000, help="largest size local mode runs at")
+    ap.add_argument("--cache", type=Path, default=Path("/work/cache-edge/corpus"))
+    ap.add_argument("--workdir", type=Path, default=None, help="where the indexes are written (default: /tmp)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
-    print(f"| metric | ours (qdrant local) | baseline (numpy exact) | ratio | spread (ours, over {args.repeats} repeats) |")
+    print("| size: backend | dense top-10 latency | recall@10 vs exact | hybrid latency / memory | build, load, RSS |")
     print("|---|---|---|---|---|")
-    for n in args.sizes:
-        r = run_size(n, args.queries, args.repeats, args.seed)
-        for label, idx in (("p50", 0), ("p99", 1)):
-            ours, spread = summary(r["qdrant_ms"], idx)
-            base, _ = summary(r["numpy_ms"], idx)
-            print(f"| dense top-10 latency {label} @ {n:,} | {ours:.2f} ms | {base:.2f} ms | {ours / base:.1f}x | ±{spread / 2:.2f} ms |")
-        h50, hs = summary(r["hybrid_ms"], 0)
-        h99, _ = summary(r["hybrid_ms"], 1)
-        print(f"| hybrid (RRF) top-10 latency p50/p99 @ {n:,} | {h50:.2f} / {h99:.2f} ms | – | – | ±{hs / 2:.2f} ms |")
-        print(f"| dense recall@10 @ {n:,} | {r['recall']:.4f} | 1.0 (exact) | {r['recall']:.4f} | – |")
-        print(f"| upsert (on-disk local mode) @ {n:,} | {n / r['upsert_s']:.0f} points/s ({r['upsert_s']:.1f} s) | – | – | 1 run |")
-        print(f"| reopen (load from disk) @ {n:,} | {r['load_s']:.1f} s | – | – | 1 run |", flush=True)
+    for n in args.real:
+        run("real MiniLM", *real(n, args.queries, args.cache), args)
+    for n in args.synthetic:
+        run("synthetic", *synthetic(n, args.queries, args.seed), args)
 
 
 if __name__ == "__main__":

@@ -33,9 +33,13 @@ class ChunkingConfig(Config):
 
 
 class SparseConfig(Config):
-    """BM25-style sparse vectors: the document side stores saturated term frequencies,
-    Qdrant multiplies by IDF at query time (``Modifier.IDF``)."""
+    """BM25 sparse vectors: the document side stores saturated term frequencies, Qdrant multiplies
+    each query term by its IDF over the live collection at query time (``Modifier.IDF``)."""
 
+    encoder: Literal["qdrant_bm25", "hashed"] = Field("qdrant_bm25", description=(
+        "Who turns text into sparse vectors. 'qdrant_bm25': Qdrant's own BM25 (qdrant-edge's Bm25: "
+        "English stopwords and Snowball stemming, the same indices as a Qdrant server's qdrant/bm25). "
+        "'hashed': llmflow's older tokenizer (lowercase words, no stemming, blake2b term ids)."))
     k1: float = Field(1.2, gt=0, description="BM25 term-frequency saturation.")
     b: float = Field(0.75, ge=0, le=1, description="BM25 length normalisation (0 = none, 1 = full).")
     avg_doc_tokens: float = Field(100.0, gt=0, description=(
@@ -43,11 +47,32 @@ class SparseConfig(Config):
         "so that a chunk's vector does not change when other documents are added."))
 
 
+class HnswConfig(Config):
+    """Qdrant's HNSW index of the dense vectors (Edge and server alike). Chosen by
+    benchmarks/rag_search.py on real MiniLM chunks; see benchmarks/RESULTS.md."""
+
+    m: int = Field(16, ge=4, le=128, description="Edges per node of the graph; more = better recall, more memory.")
+    ef_construct: int = Field(100, ge=8, le=2048, description="Candidates kept while building; more = better graph, slower build.")
+    ef: int = Field(128, ge=1, le=4096, description=(
+        "Candidates kept while searching (Qdrant's hnsw_ef); more = better recall, slower search. Must be >= "
+        "the number of results asked for to have any effect."))
+    full_scan_threshold_kb: int = Field(10_000, ge=0, description=(
+        "Below this many KB of dense vectors a search scans exactly instead of using the graph "
+        "(Qdrant's default 10000 KB = ~6.5k 384-d vectors)."))
+    indexing_threshold_kb: int = Field(10_000, ge=0, description=(
+        "Segments larger than this get an HNSW graph when the shard is optimized (Qdrant's default)."))
+
+
 class StoreConfig(Config):
     """Where the index lives. ``QDRANT_URL`` (+ ``QDRANT_API_KEY``) in the environment selects a
-    Qdrant server; otherwise embedded local mode at a path."""
+    Qdrant server; otherwise an embedded engine inside the artifact."""
 
-    collection: str = Field("llmflow_docs", description="Qdrant collection name.")
+    collection: str = Field("llmflow_docs", description="Qdrant collection name (on a server).")
+    embedded: Literal["edge", "local"] = Field("edge", description=(
+        "Embedded engine when QDRANT_URL is unset. 'edge': Qdrant Edge, the Qdrant engine in-process "
+        "(HNSW, WAL, snapshots a server can load). 'local': qdrant-client's local mode, pure-Python "
+        "brute force that Qdrant documents for tests and prototypes."))
+    hnsw: HnswConfig = Field(default_factory=HnswConfig, description="HNSW parameters (Edge and server).")
     timeout_s: float = Field(5.0, gt=0, description="Per-request timeout against a Qdrant server.")
 
 
@@ -64,6 +89,15 @@ class IndexConfig(Config):
         "GPUs per embedding actor (0 on CPU machines; e.g. 0.25 to pack four actors on one GPU)."))
     upsert_batch_size: int = Field(256, ge=1, description="Points per Qdrant upsert call.")
     max_docs: int | None = Field(None, ge=1, description="Index only the first N documents (None = all).")
+
+
+class PushConfig(Config):
+    """``rag.push``: serve a rag.index artifact (Qdrant Edge) from a Qdrant server."""
+
+    url: str | None = Field(None, description=(
+        "Qdrant server URL; None = QDRANT_URL from the environment (the API key always comes from QDRANT_API_KEY)."))
+    collection: str | None = Field(None, description="Target collection; None = the index's own collection name.")
+    timeout_s: float = Field(300.0, gt=0, description="Bound on the snapshot upload and the server's recovery.")
 
 
 class RetrievalConfig(Config):
@@ -97,7 +131,7 @@ class EvaluateConfig(Config):
     prefetch_k: int = Field(50, ge=10, description="Candidates per branch before fusion (hybrid).")
     labelled_questions: str | None = Field(BUILTIN, description=(
         'Hand-written questions, a JSONL file with one {"question": "...", "doc_ids": ["topics/break", ...]} '
-        "per line, each labelled with every document that answers it. 'builtin' = the ~40 Python questions "
+        "per line, each labelled with every document that answers it. 'builtin' = the 50 Python questions "
         "shipped with llmflow (components/rag/labelled_questions.jsonl, labelled with stdlib pydoc topic ids, "
         "so they fit the built-in corpus); a path = your own file in that format (a relative path is taken "
         "from the directory the flow runs in); null = skip them (a corpus they do not cover). Only the "

@@ -1,8 +1,10 @@
-"""The one module that talks to Qdrant (qdrant-client).
+"""The module that talks to Qdrant: :func:`open_store` picks the backend, never a test switch.
 
-Two backends, chosen by the environment, never by a test switch:
-- ``QDRANT_URL`` (+ ``QDRANT_API_KEY``): a Qdrant server; any number of processes read and write.
-- otherwise embedded local mode at a directory. Local mode loads the collection into the
+- ``QDRANT_URL`` (+ ``QDRANT_API_KEY``): a Qdrant server via qdrant-client; any number of
+  processes read and write. :func:`push_snapshot` loads an Edge index into a server collection.
+- otherwise embedded, at a directory: Qdrant Edge by default (:mod:`components.rag.edge_store`,
+  the Qdrant engine in-process: HNSW, WAL, snapshots), or qdrant-client's local mode
+  (``StoreConfig.embedded: local``), described here. Local mode loads the collection into the
   process and holds an exclusive, non-blocking file lock on ``<path>/.lock`` for the client's
   lifetime, so two writers on one path cannot both proceed. The second writer gets
   :class:`IndexLockedError` at once (no hang, no corruption). Readers (router replicas,
@@ -10,8 +12,8 @@ Two backends, chosen by the environment, never by a test switch:
   waiting a bounded time if a writer holds it) into a temporary directory that the reader then
   owns, so any number of replicas can serve one published index.
 
-One collection holds two named vectors per point: ``dense`` (cosine) and ``sparse`` (BM25-style
-term weights, ``Modifier.IDF``), so hybrid search is a single ``query_points`` with two
+Every backend holds one schema: two named vectors per point, ``dense`` (cosine, HNSW) and
+``sparse`` (BM25 term weights, ``Modifier.IDF``), so hybrid search is a single query with two
 prefetches fused by reciprocal-rank fusion.
 """
 from __future__ import annotations
@@ -21,27 +23,16 @@ import shutil
 import tempfile
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-DENSE, SPARSE = "dense", "sparse"
-
-
-class IndexLockedError(RuntimeError):
-    """A local-mode index is open for writing by another process."""
-
-
-class StoreUnavailableError(RuntimeError):
-    """The Qdrant server did not answer (down, unreachable, or slower than the timeout)."""
-
-
-@dataclass
-class Hit:
-    id: str
-    score: float                 # the ranking score of the query (cosine, or RRF when fused)
-    payload: dict[str, Any]
-    dense: list[float] | None = field(default=None, repr=False)
+# re-exported: callers import them from here
+from components.rag.store_types import (
+    DENSE,
+    SPARSE,
+    Hit,
+    IndexLockedError,
+    StoreUnavailableError,
+)
 
 
 def server_url() -> str | None:
@@ -90,19 +81,54 @@ def snapshot_local(path: str | Path, wait_s: float = 10.0) -> Path:
             fh.close()
 
 
-class QdrantStore:
-    """A Qdrant collection with ``dense`` + ``sparse`` named vectors. Open with :meth:`open`."""
+def open_store(path: str | Path | None, collection: str, *, embedded: str = "edge", url: str | None = None,
+               hnsw=None, read_only: bool = False, snapshot: str | Path | None = None, timeout_s: float = 5.0,
+               lock_wait_s: float = 10.0):
+    """The store of an index: the server at ``url`` if given, else the ``embedded`` engine at ``path``
+    (``edge`` or ``local``). ``hnsw`` is a :class:`components.rag.config.HnswConfig` (None = defaults);
+    ``snapshot`` lets a read-only Edge open unpack a snapshot instead of copying the shard."""
+    if url or embedded == "local":
+        return QdrantStore.open(path, collection, url=url, read_only=read_only, timeout_s=timeout_s,
+                                lock_wait_s=lock_wait_s, hnsw=hnsw)
+    if embedded != "edge":
+        raise ValueError(f"store.embedded must be 'edge' or 'local', got {embedded!r}")
+    if path is None:
+        raise ValueError("an embedded Qdrant index needs a path (or set QDRANT_URL for a server)")
+    from components.rag.edge_store import EdgeStore
 
-    def __init__(self, client, collection: str, location: str, owned_dir: Path | None = None):
+    return EdgeStore.open(path, hnsw=hnsw, read_only=read_only, snapshot=snapshot)
+
+
+def collection_schema(dims: int, hnsw=None) -> dict:
+    """``create_collection`` arguments of the one schema every backend holds (Edge's shard config too)."""
+    from qdrant_client import models
+
+    schema = {"vectors_config": {DENSE: models.VectorParams(size=dims, distance=models.Distance.COSINE)},
+              "sparse_vectors_config": {SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF)}}
+    if hnsw is not None:
+        schema["hnsw_config"] = models.HnswConfigDiff(m=hnsw.m, ef_construct=hnsw.ef_construct,
+                                                      full_scan_threshold=hnsw.full_scan_threshold_kb)
+    return schema
+
+
+class QdrantStore:
+    """A Qdrant collection with ``dense`` + ``sparse`` named vectors via qdrant-client (server or
+    local mode). Open with :meth:`open`."""
+
+    def __init__(self, client, collection: str, location: str, owned_dir: Path | None = None, hnsw=None,
+                 backend: str = "local"):
         self.client = client
         self.collection = collection
         self.location = location        # human-readable, for messages and index.json
+        self.hnsw = hnsw                # HnswConfig: the server's graph and search ef (local mode has none)
+        self.backend = backend
+        self.sparse_config = None       # the index's SparseConfig, set by open_index for query encoding
         self._owned_dir = owned_dir     # a private snapshot to delete on close
 
     # -- opening -------------------------------------------------------------------
     @classmethod
     def open(cls, path: str | Path | None, collection: str, *, url: str | None = None, read_only: bool = False,
-             timeout_s: float = 5.0, lock_wait_s: float = 10.0) -> QdrantStore:
+             timeout_s: float = 5.0, lock_wait_s: float = 10.0, hnsw=None) -> QdrantStore:
         """The server at ``url`` (API key from ``QDRANT_API_KEY``) if given, else local mode at ``path``.
 
         ``read_only`` local opens go through :func:`snapshot_local`; writable local opens take
@@ -115,7 +141,7 @@ class QdrantStore:
             # checked by the first real call, which honours the timeout.
             client = QdrantClient(url=url, api_key=os.environ.get("QDRANT_API_KEY") or None,
                                   timeout=max(1, round(timeout_s)), check_compatibility=False)
-            return cls(client, collection, location=url)
+            return cls(client, collection, location=url, hnsw=hnsw, backend="server")
         if path is None:
             raise ValueError("a local Qdrant index needs a path (or set QDRANT_URL for a server)")
         path = Path(path)
@@ -148,8 +174,6 @@ class QdrantStore:
     # -- schema --------------------------------------------------------------------
     def ensure_collection(self, dims: int) -> bool:
         """Create the collection if missing (or recreate it if its dense size differs). True if created."""
-        from qdrant_client import models
-
         with self._guard():
             if self.client.collection_exists(self.collection):
                 params = self.client.get_collection(self.collection).config.params
@@ -157,37 +181,29 @@ class QdrantStore:
                 if DENSE in vectors and vectors[DENSE].size == dims and SPARSE in (params.sparse_vectors or {}):
                     return False
                 self.client.delete_collection(self.collection)
-            self.client.create_collection(
-                self.collection,
-                vectors_config={DENSE: models.VectorParams(size=dims, distance=models.Distance.COSINE)},
-                sparse_vectors_config={SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF)},
-            )
+            self.client.create_collection(self.collection, **collection_schema(dims, self.hnsw))
             return True
 
     # -- writing -------------------------------------------------------------------
+    def payloads(self, fields: list[str] | bool = True):
+        """``(id, payload)`` of every point (payload cut to ``fields``; False = none), page by page."""
+        offset = None
+        while True:
+            with self._guard():
+                points, offset = self.client.scroll(self.collection, limit=1024, offset=offset,
+                                                    with_payload=fields, with_vectors=False)
+            for p in points:
+                yield str(p.id), dict(p.payload or {})
+            if offset is None:
+                return
+
     def point_ids(self) -> set[str]:
         """Every point id in the collection (a scroll without payloads or vectors)."""
-        ids: set[str] = set()
-        offset = None
-        with self._guard():
-            while True:
-                points, offset = self.client.scroll(self.collection, limit=1024, offset=offset,
-                                                    with_payload=False, with_vectors=False)
-                ids.update(str(p.id) for p in points)
-                if offset is None:
-                    return ids
+        return {i for i, _ in self.payloads(False)}
 
     def doc_hashes(self) -> dict[str, str]:
         """``doc_id → hash`` (the indexed text's content hash) of every document with a point in the collection."""
-        docs: dict[str, str] = {}
-        offset = None
-        with self._guard():
-            while True:
-                points, offset = self.client.scroll(self.collection, limit=1024, offset=offset,
-                                                    with_payload=["doc_id", "hash"], with_vectors=False)
-                docs.update((str(p.payload["doc_id"]), str(p.payload.get("hash", ""))) for p in points)
-                if offset is None:
-                    return docs
+        return {str(p["doc_id"]): str(p.get("hash", "")) for _, p in self.payloads(["doc_id", "hash"])}
 
     def upsert(self, ids: list[str], dense: Iterable, sparse: Iterable[tuple[list[int], list[float]]],
                payloads: list[dict]) -> None:
@@ -215,11 +231,20 @@ class QdrantStore:
         with self._guard():
             return self.client.count(self.collection, exact=True).count
 
+    def finish(self) -> dict:
+        """Nothing to do: a server optimizes in the background, local mode has no index."""
+        return {}
+
+    def _search_params(self):
+        from qdrant_client import models
+
+        return models.SearchParams(hnsw_ef=self.hnsw.ef) if self.hnsw is not None else None
+
     # -- searching -----------------------------------------------------------------
     def search_dense(self, vector, k: int, with_vectors: bool = False) -> list[Hit]:
         with self._guard():
             res = self.client.query_points(self.collection, query=[float(x) for x in vector], using=DENSE,
-                                           limit=k, with_payload=True, with_vectors=[DENSE] if with_vectors else False)
+                                           limit=k, with_payload=True, search_params=self._search_params(), with_vectors=[DENSE] if with_vectors else False)
         return [self._hit(p) for p in res.points]
 
     def search_sparse(self, sparse: tuple[list[int], list[float]], k: int) -> list[Hit]:
@@ -235,7 +260,8 @@ class QdrantStore:
         """Dense and sparse candidates (``prefetch_k`` each) fused by reciprocal-rank fusion."""
         from qdrant_client import models
 
-        prefetch = [models.Prefetch(query=[float(x) for x in vector], using=DENSE, limit=prefetch_k)]
+        prefetch = [models.Prefetch(query=[float(x) for x in vector], using=DENSE, limit=prefetch_k,
+                                    params=self._search_params())]
         if sparse[0]:  # a query with no indexable word has no sparse branch
             prefetch.append(models.Prefetch(query=models.SparseVector(indices=sparse[0], values=sparse[1]),
                                             using=SPARSE, limit=prefetch_k))
@@ -252,6 +278,32 @@ class QdrantStore:
 
     def _guard(self):
         return _ServerErrors(self.location)
+
+
+def push_snapshot(snapshot: str | Path, url: str, collection: str, dims: int, hnsw=None,
+                  timeout_s: float = 300.0) -> dict:
+    """Serve an Edge index from a Qdrant server: create ``collection`` with the index's schema if
+    missing (one shard), then recover its shard 0 from the Edge snapshot, uploaded (Qdrant's
+    ``POST /collections/{name}/shards/0/snapshots/upload``). API key from ``QDRANT_API_KEY``."""
+    import httpx
+
+    snapshot = Path(snapshot)
+    if not snapshot.is_file():
+        raise FileNotFoundError(f"no snapshot at {snapshot}: push a rag.index artifact built with store.embedded: edge")
+    store = QdrantStore.open(None, collection, url=url, timeout_s=timeout_s, hnsw=hnsw)
+    try:
+        created = store.ensure_collection(dims)
+    finally:
+        store.close()
+    key = os.environ.get("QDRANT_API_KEY")
+    with _ServerErrors(url), snapshot.open("rb") as fh:
+        r = httpx.post(f"{url.rstrip('/')}/collections/{collection}/shards/0/snapshots/upload",
+                       params={"wait": "true", "priority": "snapshot"}, headers={"api-key": key} if key else {},
+                       files={"snapshot": (snapshot.name, fh, "application/octet-stream")}, timeout=timeout_s)
+    if r.status_code >= 400:
+        raise RuntimeError(f"Qdrant at {url} refused the snapshot of {collection!r}: HTTP {r.status_code}: {r.text[:500]}")
+    return {"collection": collection, "collection_created": created, "snapshot_bytes": snapshot.stat().st_size,
+            "response": r.json()}
 
 
 class _ServerErrors:

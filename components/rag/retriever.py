@@ -41,20 +41,39 @@ def read_index_meta(index_dir: str | Path) -> dict:
     return json.loads(path.read_text())
 
 
-def open_index(index_dir: str | Path, *, read_only: bool = True, timeout_s: float = 5.0, lock_wait_s: float = 10.0):
-    """Open the Qdrant collection a ``rag.index`` artifact describes (a private snapshot if local)."""
-    from components.rag.qdrant_store import QdrantStore, server_url
+def open_index(index_dir: str | Path, *, read_only: bool = True, timeout_s: float = 5.0, lock_wait_s: float = 10.0,
+               reload_s: float | None = None):
+    """Open the store a ``rag.index`` artifact describes. Embedded indexes open read-only as a private
+    copy (Edge: its snapshot unpacked). ``reload_s``: check the artifact that often for a rebuilt
+    index and swap to it atomically (:class:`components.rag.live_index.LiveIndex`; Edge only)."""
+    from components.rag.config import HnswConfig, SparseConfig
+    from components.rag.qdrant_store import QdrantStore, open_store, server_url
 
+    index_dir = Path(index_dir)
     meta = read_index_meta(index_dir)
-    if meta["backend"] == "local":
-        return QdrantStore.open(Path(index_dir) / "qdrant", meta["collection"], read_only=read_only,
-                                timeout_s=timeout_s, lock_wait_s=lock_wait_s)
-    # A server index: the artifact records where it was built; QDRANT_URL says where to reach it now.
-    url = server_url()
-    if not url:
-        raise RuntimeError(f"index {index_dir} lives on a Qdrant server ({meta['location']}); set QDRANT_URL "
-                           "(and QDRANT_API_KEY) to reach it")
-    return QdrantStore.open(None, meta["collection"], url=url, timeout_s=timeout_s)
+    backend = meta["backend"]
+    if backend == "edge" and read_only and reload_s:
+        from components.rag.live_index import LiveIndex
+
+        return LiveIndex(index_dir, lambda: open_index(index_dir, read_only=True), check_every_s=reload_s)
+    hnsw = HnswConfig(**meta["hnsw"]) if "hnsw" in meta else None
+    if backend == "edge":
+        snapshot = index_dir / meta["snapshot"] if read_only and meta.get("snapshot") else None
+        store = open_store(index_dir / meta["location"], meta["collection"], embedded="edge", hnsw=hnsw,
+                           read_only=read_only, snapshot=snapshot)
+    elif backend == "local":
+        store = QdrantStore.open(index_dir / "qdrant", meta["collection"], read_only=read_only,
+                                 timeout_s=timeout_s, lock_wait_s=lock_wait_s)
+    else:
+        # A server index: the artifact records where it was built; QDRANT_URL says where to reach it now.
+        url = server_url()
+        if not url:
+            raise RuntimeError(f"index {index_dir} lives on a Qdrant server ({meta['location']}); set QDRANT_URL "
+                               "(and QDRANT_API_KEY) to reach it")
+        store = QdrantStore.open(None, meta["collection"], url=url, timeout_s=timeout_s, hnsw=hnsw)
+    # artifacts from before the Qdrant BM25 encoder carry no 'encoder': theirs was the hashed one
+    store.sparse_config = SparseConfig(**{"encoder": "hashed", **meta.get("sparse", {})})
+    return store
 
 
 class Retriever:
@@ -77,7 +96,8 @@ class Retriever:
         if mode == "dense":
             hits = self.store.search_dense(vector, k, with_vectors=True)
         else:
-            hits = self.store.search_hybrid(vector, query_vector(query), k, prefetch_k, with_vectors=True)
+            sparse = query_vector(query, getattr(self.store, "sparse_config", None))  # the index's encoder
+            hits = self.store.search_hybrid(vector, sparse, k, prefetch_k, with_vectors=True)
         sources = [Source(id=h.id, doc_id=str(h.payload.get("doc_id", "")), title=str(h.payload.get("title", "")),
                           source=str(h.payload.get("source", "")), text=str(h.payload.get("text", "")),
                           chunk_index=int(h.payload.get("chunk_index", 0)), score=h.score,

@@ -4,39 +4,85 @@ from __future__ import annotations
 import json
 
 from components.artifacts import Docs
-from components.rag.config import EvaluateConfig, IndexConfig
+from components.rag.config import EvaluateConfig, IndexConfig, PushConfig
 from flows.engine.registry import PII_SCRUBBED, step_kind
 
 
 @step_kind("rag.index", inputs=("docs",), requires_traits=(("docs", PII_SCRUBBED),),
-           description="Chunk documents by tokens, embed (all-MiniLM-L6-v2, Ray Data) + BM25-style sparse "
-                       "vectors, upsert into Qdrant (local mode in the artifact, or QDRANT_URL) idempotently.")
+           description="Chunk documents by tokens, embed (all-MiniLM-L6-v2, Ray Data) + BM25 sparse vectors, "
+                       "upsert into Qdrant idempotently: a Qdrant Edge shard + its snapshot in the artifact "
+                       "(or local mode, or the server at QDRANT_URL).")
 def run_index(ctx, config: IndexConfig) -> dict[str, float]:
+    import time
+    import uuid
+
+    from components.rag.edge_store import write_snapshot
     from components.rag.embed import DIMS, MODEL_NAME
     from components.rag.indexing import index_documents
-    from components.rag.qdrant_store import QdrantStore, server_url
+    from components.rag.qdrant_store import open_store, server_url
 
     docs = Docs.of(ctx)
     url = server_url()
-    path = None if url else ctx.output / "qdrant"
-    with QdrantStore.open(path, config.store.collection, url=url, timeout_s=config.store.timeout_s) as store:
+    backend = "server" if url else config.store.embedded
+    location = {"server": url, "edge": "shard", "local": "qdrant"}[backend]
+    path = None if url else ctx.output / location
+    with open_store(path, config.store.collection, embedded=config.store.embedded, url=url,
+                    hnsw=config.store.hnsw, timeout_s=config.store.timeout_s) as store:
         counts = index_documents(docs, store, config, log=ctx.log_metrics, progress=ctx.progress)
+        t0 = time.perf_counter()
+        shard_info = store.finish()  # Edge: build the HNSW graph now, not on the first query
+        optimize_s = time.perf_counter() - t0
     meta = {
         "collection": config.store.collection, "model": MODEL_NAME, "dims": DIMS,
-        "backend": "server" if url else "local", "location": url or "qdrant",
-        "vectors": {"dense": "cosine", "sparse": "bm25-tf, idf modifier"},
+        "backend": backend, "location": location,
+        "vectors": {"dense": "cosine", "sparse": f"bm25 ({config.sparse.encoder}), idf modifier"},
         "chunking": config.chunking.model_dump(), "sparse": config.sparse.model_dump(),
+        "hnsw": config.store.hnsw.model_dump(),
         "counts": {k: counts[k] for k in ("num_docs", "num_chunks", "num_points", "num_upserted",
                                           "num_deleted", "num_unchanged")},
         "fingerprint": counts["fingerprint"],
+        # readers (router replicas) compare this to notice a rebuilt index and swap to it
+        "build_id": uuid.uuid4().hex,
     }
+    if backend == "edge":
+        meta["snapshot"] = write_snapshot(path, ctx.output / "shard.snapshot").name
+        meta["shard"] = shard_info
     (ctx.output / "index.json").write_text(json.dumps(meta, indent=2))
     metrics = {"num_points": counts["num_points"], "num_docs": counts["num_docs"],
                "num_upserted": counts["num_upserted"], "num_deleted": counts["num_deleted"],
-               "index_s": counts["total_s"],
+               "index_s": counts["total_s"] + optimize_s, "optimize_s": optimize_s,
                "chunks_per_s": counts["num_upserted"] / max(counts["embed_upsert_s"], 1e-9)}
     ctx.log_metrics(metrics)
     ctx.set_tags({"rag.backend": meta["backend"], "rag.collection": meta["collection"], "rag.model": MODEL_NAME})
+    return metrics
+
+
+@step_kind("rag.push", inputs=("index",), cacheable=False,
+           description="Load a rag.index artifact into a Qdrant server: create the collection with the index's "
+                       "schema and recover its shard from the artifact's Edge snapshot; the output is a "
+                       "server-backed index artifact the router serves with QDRANT_URL set.")
+def run_push(ctx, config: PushConfig) -> dict[str, float]:
+    from components.rag.config import HnswConfig
+    from components.rag.qdrant_store import push_snapshot, server_url
+    from components.rag.retriever import read_index_meta
+
+    index_dir = ctx.input("index")
+    meta = read_index_meta(index_dir)
+    if meta["backend"] != "edge" or not meta.get("snapshot"):
+        raise ValueError(f"rag.push needs an index built with store.embedded: edge (it ships the shard's snapshot); "
+                         f"{index_dir} is a {meta['backend']!r} index")
+    url = config.url or server_url()
+    if not url:
+        raise ValueError("rag.push needs a Qdrant server: set the step's url, or QDRANT_URL in the environment")
+    collection = config.collection or meta["collection"]
+    out = push_snapshot(index_dir / meta["snapshot"], url, collection, meta["dims"], hnsw=HnswConfig(**meta["hnsw"]),
+                        timeout_s=config.timeout_s)
+    pushed = {**meta, "backend": "server", "location": url, "collection": collection, "pushed_from": str(index_dir)}
+    for key in ("snapshot", "shard"):
+        pushed.pop(key, None)
+    (ctx.output / "index.json").write_text(json.dumps(pushed, indent=2))
+    metrics = {"snapshot_bytes": float(out["snapshot_bytes"]), "collection_created": float(out["collection_created"])}
+    ctx.log_metrics(metrics)
     return metrics
 
 

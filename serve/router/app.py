@@ -18,9 +18,10 @@ Run it next to the LLM app::
 or from Python: ``serve.run(build_router(RouterConfig(...), llm), ...)`` where ``llm`` is the
 bound LLM deployment (``serve.llm.app.build_llm``) or a ``DeploymentHandle`` to a running one.
 
-Local-mode Qdrant allows one process per index path; each replica therefore serves a private
-snapshot of the (immutable) index artifact, taken under the path's lock — see
-``components.rag.qdrant_store``. A Qdrant server (``QDRANT_URL``) needs no snapshot.
+Embedded Qdrant (Edge, or local mode) allows one process per index path; each replica therefore
+serves a private copy of the index artifact (Edge: its snapshot unpacked) and, for Edge, swaps to
+a rebuilt artifact atomically while serving (``index_reload_s``; ``components.rag.live_index``).
+A Qdrant server (``QDRANT_URL``) needs no copy.
 """
 from __future__ import annotations
 
@@ -130,7 +131,7 @@ class RAGRouter:
         if not self.config.index_dir:
             raise ValueError("router.index_dir is not set: point it at a rag.index artifact directory")
         self.store = open_index(self.config.index_dir, read_only=True, timeout_s=self.config.search_timeout_s,
-                                lock_wait_s=self.config.lock_wait_s)
+                                lock_wait_s=self.config.lock_wait_s, reload_s=self.config.index_reload_s)
         embedder = shared_embedder()
         embedder.embed(["warm up"])  # the first encode is several times slower; pay it at start
         self.core = RouterCore(self.config, Retriever(self.store, embedder, self.config.retrieval),

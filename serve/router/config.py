@@ -13,8 +13,12 @@ from serve.online_eval.config import OnlineEvalConfig
 class RouterConfig(Config):
     """How the router retrieves, routes and calls the LLM."""
 
-    index_dir: str | None = Field(None, description="A rag.index artifact directory (index.json + qdrant/ for "
-                                  "local mode); in a flow the serve.rag step fills it from its `index` input.")
+    index_dir: str | None = Field(None, description="A rag.index artifact directory (index.json + the Edge shard "
+                                  "and its snapshot, or qdrant/ for local mode); in a flow the serve.rag step fills "
+                                  "it from its `index` input.")
+    index_reload_s: float = Field(2.0, ge=0, description=(
+        "Edge index: how often each replica checks the artifact for a rebuild (a new build_id in index.json) "
+        "and swaps to it atomically while serving; 0 = never."))
     retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig, description="Search settings.")
     relevance_threshold: float = Field(0.35, ge=-1, le=1, description=(
         "Cosine similarity (query vs chunk, all-MiniLM-L6-v2) the best source must reach for a grounded "

@@ -16,6 +16,7 @@ from components.rag.config import EvaluateConfig, SparseConfig
 from components.rag.evaluation import (
     answerable,
     derive_queries,
+    doc_ndcg,
     doc_rank,
     evaluate_index,
     headline_metrics,
@@ -45,6 +46,14 @@ def test_scores_match_hand_computation():
     assert s["recall_at_1"] == 0.25 and s["recall_at_10"] == 0.5
     assert math.isclose(s["mrr"], (1 + 0.5 + 1 / 11) / 4)
     assert math.isclose(s["ndcg_at_10"], (1 + 1 / math.log2(3)) / 4)
+
+
+def test_ndcg_counts_every_relevant_document_once():
+    assert doc_ndcg(["a", "a", "b"], {"a"}) == 1.0  # one relevant, first: ideal
+    assert math.isclose(doc_ndcg(["x", "a"], {"a"}), 1 / math.log2(3))  # = the single-relevant formula
+    both = doc_ndcg(["a", "x", "b"], {"a", "b"})
+    assert math.isclose(both, (1 + 1 / math.log2(4)) / (1 + 1 / math.log2(3)))
+    assert doc_ndcg(["x"] * 3, {"a", "b"}) == 0.0
 
 
 def test_random_baseline_is_the_exact_expectation_over_orderings():
@@ -175,6 +184,7 @@ def corpus_docs(keys):
 def index_subset(path, docs):
     """One point per document (its first 2,000 chars), payloads as rag.index writes them."""
     store = QdrantStore.open(path, "c")
+    store.sparse_config = SparseConfig()  # what open_index sets from index.json
     store.ensure_collection(64)
     texts = [d["text"][:2000] for d in docs]
     store.upsert([f"00000000-0000-0000-0000-{i:012d}" for i in range(len(docs))], BagOfWordsEmbedder().embed(texts),
@@ -211,7 +221,7 @@ def test_an_index_holding_part_of_the_corpus_is_asked_only_about_that_part(tmp_p
     assert lab["num_questions"] == len(expected) and lab["num_questions_total"] == len(questions)
     assert all(set(q["doc_ids"]) <= indexed for q in lab["questions"])
     assert len(lab["skipped"]) == len(questions) - len(expected)
-    assert "ndcg_at_10" not in lab["hybrid"]  # several relevant docs per question: not computed
+    assert 0 <= lab["hybrid"]["ndcg_at_10"] <= 1  # several relevant docs per question: all of them count
     for mode in ("dense", "sparse", "hybrid"):
         assert 0 <= lab[mode]["recall_at_1"] <= lab[mode]["recall_at_5"] <= lab[mode]["recall_at_10"] <= 1
         assert report[mode]["recall_at_1"] > report["random"]["recall_at_1"]  # keyword queries, word-hash vectors

@@ -8,21 +8,27 @@ from components.artifacts import Docs
 from components.rag.config import EvaluateConfig, IndexConfig, RetrievalConfig
 from components.rag.embed import shared_embedder
 from components.rag.indexing import index_documents
-from components.rag.qdrant_store import QdrantStore
+from components.rag.qdrant_store import open_store
 from components.rag.retriever import Retriever, open_index
 from flows.engine.context import StepContext
 
 pytestmark = pytest.mark.integration
 
+# The 50 hand-written questions over the full built-in corpus: issue 19's goal for hybrid recall@5,
+# and the floor below which it is a regression (measured 0.74 on 2026-12-02: the goal is missed).
+HYBRID_RECALL_AT_5_GOAL, HYBRID_RECALL_AT_5_FLOOR = 0.8, 0.7
+
 
 def all_points(store):
-    pts, _ = store.client.scroll(store.collection, limit=10_000, with_payload=["doc_id", "hash"])
-    return {str(p.id): p.payload["doc_id"] for p in pts}
+    return {i: p["doc_id"] for i, p in store.payloads(["doc_id"])}
 
 
 def test_index_artifact_describes_the_collection(rag_index_dir, rag_docs):
     meta = json.loads((rag_index_dir / "index.json").read_text())
-    assert meta["backend"] == "local" and meta["dims"] == 384 and meta["model"].endswith("all-MiniLM-L6-v2")
+    assert meta["backend"] == "edge" and meta["dims"] == 384 and meta["model"].endswith("all-MiniLM-L6-v2")
+    assert (rag_index_dir / meta["location"] / "edge_config.json").exists()
+    assert (rag_index_dir / meta["snapshot"]).stat().st_size > 0 and meta["build_id"]
+    assert meta["hnsw"] == IndexConfig().store.hnsw.model_dump() and meta["sparse"]["encoder"] == "qdrant_bm25"
     assert meta["counts"]["num_docs"] == len(rag_docs)
     assert meta["counts"]["num_points"] == meta["counts"]["num_chunks"] > len(rag_docs)
     with open_index(rag_index_dir) as store:
@@ -31,10 +37,10 @@ def test_index_artifact_describes_the_collection(rag_index_dir, rag_docs):
 
 
 def test_reindex_is_idempotent_and_follows_changes(tmp_path, ray_local, rag_index_dir, rag_docs, docs_writer):
-    path = tmp_path / "qdrant"
-    shutil.copytree(rag_index_dir / "qdrant", path)
+    path = tmp_path / "shard"
+    shutil.copytree(rag_index_dir / "shard", path)
     config = IndexConfig()
-    with QdrantStore.open(path, config.store.collection) as store:
+    with open_store(path, config.store.collection, hnsw=config.store.hnsw) as store:
         before = all_points(store)
         same = index_documents(Docs.read(docs_writer(tmp_path / "same", rag_docs)), store, config)
         assert same["num_upserted"] == 0 and same["num_deleted"] == 0
@@ -53,6 +59,24 @@ def test_reindex_is_idempotent_and_follows_changes(tmp_path, ray_local, rag_inde
     assert untouched <= set(after)  # the rest kept its ids, not re-embedded
     assert counts["num_upserted"] == len(new_pass)
     assert counts["num_deleted"] == len(old_pass) + sum(d == "yield" for d in before.values())
+
+
+def test_snapshot_of_the_artifact_loads_into_a_fresh_shard_with_identical_results(tmp_path, rag_index_dir):
+    import qdrant_edge
+
+    from components.rag.edge_store import EdgeStore
+
+    qdrant_edge.EdgeShard.unpack_snapshot(str(rag_index_dir / "shard.snapshot"), str(tmp_path / "fresh"))
+    questions = ["Which exception does a failing assert statement raise?", "How do I leave a loop early?",
+                 "what does yield do in a function", "global variables inside a function"]
+    config = RetrievalConfig(top_k=5)
+    with open_index(rag_index_dir) as published, EdgeStore.open(tmp_path / "fresh") as fresh:
+        fresh.sparse_config = published.sparse_config
+        for q in questions:
+            for mode in ("dense", "hybrid"):
+                a = Retriever(published, shared_embedder(), config).search(q, mode=mode)
+                b = Retriever(fresh, shared_embedder(), config).search(q, mode=mode)
+                assert [(s.id, round(s.score, 5)) for s in a] == [(s.id, round(s.score, 5)) for s in b]
 
 
 def test_search_cites_chunks_that_contain_the_answer(rag_index_dir):
@@ -133,3 +157,30 @@ def test_labelled_questions_on_a_real_partial_index_beat_a_random_pick(tmp_path,
     assert metrics["labelled_hybrid_recall_at_5"] >= metrics["labelled_random_recall_at_5"] + 0.25, lab
     assert metrics["labelled_mrr"] >= metrics["labelled_random_mrr"] + 0.25, lab
     assert {e.name: e.shown for e in ctx.effects} == {"hybrid_recall_at_1": True, "labelled_hybrid_recall_at_1": True}
+
+
+@pytest.fixture(scope="module")
+def stdlib_full_index(tmp_path_factory, stdlib_corpus_and_index):
+    """rag.index over all 79 pydoc topics (what the e2e recipe indexes): every labelled question is answerable."""
+    from components.rag.steps import run_index
+
+    corpus, _ = stdlib_corpus_and_index
+    out = tmp_path_factory.mktemp("stdlib_rag_full")
+    run_index(StepContext.for_test(out, {"docs": corpus}), IndexConfig(max_docs=79))
+    return corpus, out
+
+
+def test_labelled_questions_hybrid_recall_at_5_on_the_full_corpus(tmp_path, stdlib_full_index):
+    from components.rag.steps import run_evaluate
+
+    corpus, index = stdlib_full_index
+    ctx = StepContext.for_test(tmp_path / "eval", {"index": index, "docs": corpus})
+    metrics = run_evaluate(ctx, EvaluateConfig(num_queries=79, ks=[1, 5, 10]))
+    lab = json.loads((ctx.output / "report.json").read_text())["labelled"]
+    assert lab["num_questions"] == lab["num_questions_total"] >= 40 and not lab["skipped"]
+    recall = metrics["labelled_hybrid_recall_at_5"]
+    assert recall >= HYBRID_RECALL_AT_5_FLOOR, lab["hybrid"]
+    assert metrics["labelled_hybrid_recall_at_10"] >= recall > metrics["labelled_random_recall_at_5"] + 0.4
+    if recall < HYBRID_RECALL_AT_5_GOAL:  # a visible miss (XFAIL with the number), not a silent pass
+        pytest.xfail(f"hybrid recall@5 {recall:.2f} on the labelled questions is below the goal "
+                     f"{HYBRID_RECALL_AT_5_GOAL} (benchmarks/RESULTS.md, 'RAG on Qdrant Edge')")

@@ -1,4 +1,7 @@
-"""The Qdrant module against real embedded Qdrant (local mode) and an unreachable server."""
+"""The Qdrant module against real embedded Qdrant (Edge and local mode) and an unreachable server.
+
+Edge-only behaviour (locking, private read-only copies, snapshots, push to a server) is in
+test_edge_store.py."""
 import socket
 import subprocess
 import sys
@@ -11,39 +14,50 @@ from components.rag.qdrant_store import (
     IndexLockedError,
     QdrantStore,
     StoreUnavailableError,
+    open_store,
 )
 from components.rag.sparse import SparseConfig, doc_vector, query_vector
 
 DIMS = 16
 
 
-def fill(store, n=60, seed=0):
+def fill(store, n=60, seed=0, sparse=None):
     rng = np.random.default_rng(seed)
     vecs = rng.normal(size=(n, DIMS)).astype(np.float32)
     vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
     texts = [f"topic{i % 7} word{i} shared" for i in range(n)]
     ids = [f"00000000-0000-0000-0000-{i:012d}" for i in range(n)]
     store.ensure_collection(DIMS)
-    store.upsert(ids, vecs, [doc_vector(t, SparseConfig()) for t in texts], [{"text": t, "doc_id": str(i)} for i, t in enumerate(texts)])
+    sparse = sparse or SparseConfig()
+    store.upsert(ids, vecs, [doc_vector(t, sparse) for t in texts],
+                 [{"text": t, "doc_id": str(i), "hash": ""} for i, t in enumerate(texts)])
     return ids, vecs, texts
 
 
-def test_dense_sparse_hybrid_and_delete(tmp_path):
-    with QdrantStore.open(tmp_path / "q", "c") as store:
-        ids, vecs, _ = fill(store)
+@pytest.mark.parametrize("embedded", ["edge", "local"])
+@pytest.mark.parametrize("encoder", ["qdrant_bm25", "hashed"])
+def test_dense_sparse_hybrid_and_delete(tmp_path, embedded, encoder):
+    sparse = SparseConfig(encoder=encoder)
+    with open_store(tmp_path / "q", "c", embedded=embedded) as store:
+        ids, vecs, _ = fill(store, sparse=sparse)
         assert store.count() == 60 and store.point_ids() == set(ids)
+        assert store.doc_hashes() == {str(i): "" for i in range(60)}
         q = vecs[5]
         exact = np.argsort(-vecs @ q)[:5]
         assert [h.id for h in store.search_dense(q, 5)] == [ids[i] for i in exact]
-        assert store.search_sparse(query_vector("word17"), 3)[0].id == ids[17]
-        hybrid = store.search_hybrid(vecs[3], query_vector("word40"), 5, 20, with_vectors=True)
+        assert store.search_sparse(query_vector("word17", sparse), 3)[0].id == ids[17]
+        hybrid = store.search_hybrid(vecs[3], query_vector("word40", sparse), 5, 20, with_vectors=True)
         assert {ids[3], ids[40]} <= {h.id for h in hybrid}  # each branch's best survives fusion
         assert hybrid[0].dense is not None and len(hybrid[0].dense) == DIMS
+        assert np.allclose(hybrid[[h.id for h in hybrid].index(ids[3])].dense, vecs[3], atol=1e-6)
+        only_dense = store.search_hybrid(vecs[3], ([], []), 5, 20)  # a query without indexable words
+        assert only_dense[0].id == ids[3]
         store.delete(ids[:10])
-        assert store.count() == 50
+        assert store.count() == 50 and store.search_sparse(query_vector("word7", sparse), 3)[:1] == []
         assert store.ensure_collection(DIMS) is False  # same schema: kept
-    with QdrantStore.open(tmp_path / "q", "c") as store:  # persisted
+    with open_store(tmp_path / "q", "c", embedded=embedded) as store:  # persisted
         assert store.count() == 50
+        assert store.ensure_collection(DIMS + 1) is True and store.count() == 0  # other dims: recreated
 
 
 def test_second_writer_fails_at_once_with_a_clear_message(tmp_path):
