@@ -128,7 +128,8 @@ class CorpusConfig(Config):
     include_stdlib_modules: bool = Field(True, description="Include one document per stdlib module built from its "
                                          "docstrings (module, public classes, functions, methods).")
     paths: list[str] = Field(default_factory=list, description="Folders of .txt (one doc per file), .jsonl and "
-                             ".parquet files (one doc per record) to add to the corpus.")
+                             ".parquet files (one doc per record) to add to the corpus; .txt and .jsonl may be "
+                             "gzip- or zstd-compressed (.txt.gz, .jsonl.zst, ...).")
     text_field: str = Field("text", description="Field / column holding the text in .jsonl and .parquet files.")
     max_docs: int | None = Field(None, ge=1, description="Stop reading once N documents are kept (sources in order: "
                                  "topics, modules, paths); None reads everything. report.json notes the stop.")
