@@ -42,6 +42,16 @@ class Accounting:
                 doc_id, text = self.redact(doc_id), self.redact(text)
             samples.append({"id": doc_id, "text": text[: self.sample_chars]})
 
+    def add_block(self, summary: dict) -> None:
+        """Merge a worker's ``block_summary`` (counts and a few samples of one block) into this report."""
+        self.num_in += summary["num_in"]
+        self.num_kept += summary["num_kept"]
+        for reason, n in json.loads(summary["drops"]).items():
+            self.dropped_by_reason[reason] += n
+        for reason, samples in json.loads(summary["samples"]).items():
+            for doc_id, text in samples:
+                self.add_sample(reason, doc_id, text)
+
     @property
     def num_dropped(self) -> int:
         return sum(self.dropped_by_reason.values())
@@ -76,3 +86,20 @@ class Accounting:
         path = Path(out_dir) / "report.json"
         path.write_text(json.dumps(self.to_dict(), indent=2, ensure_ascii=False))
         return path
+
+
+def block_summary(num_in: int, num_kept: int, drops: list[tuple[str, str, str]], max_samples: int,
+                  sample_chars: int = 500) -> dict:
+    """What a worker sends the driver about one block: counts by reason and the first few samples.
+
+    ``drops`` is (reason, id, text) per dropped document. The driver merges these with
+    ``Accounting.add_block`` in block order, so the report does not depend on the number of workers.
+    """
+    counts: Counter = Counter()
+    samples: dict[str, list] = {}
+    for reason, doc_id, text in drops:
+        counts[reason] += 1
+        kept = samples.setdefault(reason, [])
+        if len(kept) < max_samples:
+            kept.append([doc_id, text[:sample_chars]])
+    return {"num_in": num_in, "num_kept": num_kept, "drops": json.dumps(dict(counts)), "samples": json.dumps(samples)}

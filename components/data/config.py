@@ -128,7 +128,8 @@ class CorpusConfig(Config):
     include_stdlib_modules: bool = Field(True, description="Include one document per stdlib module built from its "
                                          "docstrings (module, public classes, functions, methods).")
     paths: list[str] = Field(default_factory=list, description="Folders of .txt (one doc per file), .jsonl and "
-                             ".parquet files (one doc per record) to add to the corpus.")
+                             ".parquet files (one doc per record) to add to the corpus; .txt and .jsonl may be "
+                             "gzip- or zstd-compressed (.txt.gz, .jsonl.zst, ...).")
     text_field: str = Field("text", description="Field / column holding the text in .jsonl and .parquet files.")
     max_docs: int | None = Field(None, ge=1, description="Stop reading once N documents are kept (sources in order: "
                                  "topics, modules, paths); None reads everything. report.json notes the stop.")
@@ -172,9 +173,11 @@ class CleanConfig(Config):
     c4: C4Config = Field(default_factory=C4Config, description="C4 rules.")
     fineweb: FineWebConfig = Field(default_factory=FineWebConfig, description="FineWeb line rules.")
     pii: PIIConfig = Field(default_factory=PIIConfig, description="PII scrubbing (rewrites, never drops).")
-    batch_size: int = Field(64, ge=1, description="Documents per Ray Data batch.")
+    batch_size: int = Field(64, ge=1, description="Documents per Ray Data block: one task each, and one output "
+                            "shard (docs/part-<block>.parquet, written by the worker) per block that keeps any.")
     samples_per_reason: int = Field(5, ge=0, description="Dropped documents kept per reason in report.json.")
-    docs_per_shard: int = Field(2000, ge=1, description="Documents per output parquet shard.")
+    max_workers: int | None = Field(None, ge=1, description="At most this many concurrent tasks per Ray Data stage; "
+                                    "None lets Ray use the cluster. The output is byte-identical for any value.")
 
     TRAIT_FIXES: ClassVar[dict[str, str]] = {PII_SCRUBBED: (
         "set steps.{step}.config.pii.enabled and every PII type to true, or scrub the documents upstream "
@@ -191,17 +194,23 @@ class DedupConfig(Config):
     near: bool = Field(True, description="Remove near duplicates with MinHash LSH.")
     ngram: int = Field(5, ge=1, description="Word n-gram size of the shingles (FineWeb: 5).")
     num_bands: int = Field(14, ge=1, description="LSH bands (FineWeb: 14).")
-    rows_per_band: int = Field(8, ge=1, description="Hashes per band (FineWeb: 8); detection threshold is about "
-                               "(1/bands)^(1/rows) = 0.72 at 14x8.")
+    rows_per_band: int = Field(8, ge=1, description="Hashes per band (FineWeb: 8); LSH proposes pairs above "
+                               "about (1/bands)^(1/rows) = 0.72 at 14x8, which `threshold` then verifies.")
     seed: int = Field(1, description="Seed of the MinHash permutations (same seed = same signatures).")
-    batch_size: int = Field(256, ge=1, description="Documents per Ray Data batch when computing signatures.")
+    threshold: float = Field(0.8, gt=0, le=1, description="A candidate pair is a duplicate only when the exact "
+                             "Jaccard of the two documents' word-shingle sets is at least this; every removed "
+                             "document is at least this similar to the kept document it is assigned to.")
+    batch_size: int = Field(256, ge=1, description="Documents per Ray Data block: one task each, and one output "
+                            "shard (docs/part-<block>.parquet, written by the worker) per block that keeps any.")
+    max_workers: int | None = Field(None, ge=1, description="At most this many concurrent tasks in the read/write "
+                                    "stages; None lets Ray use the cluster. The output is byte-identical for any "
+                                    "value.")
     num_partitions: int = Field(4, ge=1, description="Hash-shuffle partitions of the bucket groupby (raise on a "
                                 "cluster: about 2x the CPUs).")
     shuffle_strategy: Literal["sort_shuffle_pull_based", "hash_shuffle"] = Field(
         "sort_shuffle_pull_based", description="Ray Data shuffle behind the groupby: sort-based needs no actors "
         "(fast to start, right for a few GB); hash_shuffle scales better on a large cluster.")
     max_clusters_in_report: int = Field(50, ge=0, description="Largest duplicate clusters listed in report.json.")
-    docs_per_shard: int = Field(2000, ge=1, description="Documents per output parquet shard.")
 
     @model_validator(mode="after")
     def _something(self):

@@ -1,4 +1,6 @@
-"""Readers for user folders of ``.txt``, ``.jsonl`` and ``.parquet`` files.
+"""Readers for user folders of ``.txt``, ``.jsonl`` and ``.parquet`` files; ``.txt`` and ``.jsonl`` may be
+gzip- or zstd-compressed (``.txt.gz``, ``.jsonl.zst``, ...), as most public corpora ship. Compressed
+JSONL is decompressed as a stream, line by line, so a file's size does not set the reader's memory.
 
 A reader never raises on bad input: every file or record it cannot turn into a document is
 reported to the accounting under a reason (``unreadable_file``, ``invalid_utf8``,
@@ -6,32 +8,69 @@ reported to the accounting under a reason (``unreadable_file``, ``invalid_utf8``
 """
 from __future__ import annotations
 
+import gzip
+import io
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from components.data.accounting import Accounting
 
 SUFFIXES = (".txt", ".jsonl", ".parquet")
+COMPRESSIONS = (".gz", ".zst")
+READABLE = (*SUFFIXES, *(f"{s}{c}" for s in (".txt", ".jsonl") for c in COMPRESSIONS))
+
+
+def kind_of(path: Path) -> tuple[str, str]:
+    """(format suffix, compression suffix or ""): ``a.jsonl.zst`` -> (".jsonl", ".zst")."""
+    suffixes = path.suffixes[-2:]
+    if len(suffixes) == 2 and suffixes[1] in COMPRESSIONS:
+        return suffixes[0], suffixes[1]
+    return path.suffix, ""
+
+
+@contextmanager
+def open_binary(path: Path, compression: str):
+    """A binary stream of the file's decompressed bytes."""
+    if compression == ".gz":
+        with gzip.open(path, "rb") as f:
+            yield f
+    elif compression == ".zst":
+        import zstandard
+
+        with open(path, "rb") as raw, zstandard.ZstdDecompressor().stream_reader(raw) as reader:
+            yield io.BufferedReader(reader)
+    else:
+        with open(path, "rb") as f:
+            yield f
+
+
+def _corrupt_errors() -> tuple[type[BaseException], ...]:
+    """What a truncated or corrupt file raises: OSError / EOFError (gzip), ZstdError, ArrowInvalid (ValueError)."""
+    import zstandard
+
+    return OSError, EOFError, ValueError, zstandard.ZstdError
 
 
 def _doc(doc_id: str, text: str, source: str, title: str) -> dict:
     return {"id": doc_id, "text": text, "source": source, "title": title}
 
 
-def read_txt(path: Path, rel: str, acc: Accounting) -> Iterator[dict]:
+def read_txt(path: Path, rel: str, acc: Accounting, compression: str = "") -> Iterator[dict]:
     """One document per file: a .txt file is one text (split large corpora into files upstream)."""
-    raw = path.read_bytes()
+    with open_binary(path, compression) as f:
+        raw = f.read()
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
         acc.drop("corpus:invalid_utf8", rel, f"{e}")
         return
-    yield _doc(rel, text, f"file:{rel}", path.stem)
+    yield _doc(rel, text, f"file:{rel}", path.name.split(".")[0] if compression else path.stem)
 
 
-def read_jsonl(path: Path, rel: str, acc: Accounting, text_field: str) -> Iterator[dict]:
-    with open(path, "rb") as f:
+def read_jsonl(path: Path, rel: str, acc: Accounting, text_field: str, compression: str = "") -> Iterator[dict]:
+    with open_binary(path, compression) as f:
         for i, line in enumerate(f):
             doc_id = f"{rel}#{i}"
             if not line.strip():
@@ -77,15 +116,16 @@ def read_folder(folder: str | Path, acc: Accounting, text_field: str = "text") -
         rel = f"{root.name}/{path.relative_to(root).as_posix()}"
         if path.name.startswith("."):
             continue  # hidden files (.DS_Store, editor swap files) are not data
-        if path.suffix not in SUFFIXES:
-            acc.drop("corpus:unsupported_file", rel, f"suffix {path.suffix!r} is not one of {SUFFIXES}")
+        fmt, compression = kind_of(path)
+        if fmt not in SUFFIXES or (compression and fmt == ".parquet"):
+            acc.drop("corpus:unsupported_file", rel, f"suffix {''.join(path.suffixes[-2:])!r} is not one of {READABLE}")
             continue
         try:
-            if path.suffix == ".txt":
-                yield from read_txt(path, rel, acc)
-            elif path.suffix == ".jsonl":
-                yield from read_jsonl(path, rel, acc, text_field)
+            if fmt == ".txt":
+                yield from read_txt(path, rel, acc, compression)
+            elif fmt == ".jsonl":
+                yield from read_jsonl(path, rel, acc, text_field, compression)
             else:
                 yield from read_parquet(path, rel, acc, text_field)
-        except (OSError, ValueError) as e:  # pyarrow raises ArrowInvalid (a ValueError) on corrupt files
+        except _corrupt_errors() as e:  # pyarrow raises ArrowInvalid (a ValueError) on corrupt files
             acc.drop("corpus:unreadable_file", rel, f"{type(e).__name__}: {e}")

@@ -14,7 +14,7 @@ from components.data.accounting import Accounting
 from components.data.config import CleanConfig, CorpusConfig, DedupConfig
 from components.data.filters.pii import PIIScrubber
 from components.data.scrub import DocScrubber
-from components.data.shards import docs_dataset, ordered_execution
+from components.data.shards import docs_dataset, ensure_nonempty, ordered_execution
 from flows.engine.registry import step_kind
 
 
@@ -94,11 +94,23 @@ def run_corpus(ctx, config: CorpusConfig) -> dict[str, float]:
 
 
 # -- data.clean ------------------------------------------------------------------------------
+def gather_blocks(ctx, summaries, num_blocks: int, acc: Accounting, desc: str) -> list[dict]:
+    """Stream the workers' one-row block summaries (in block order) into ``acc``; return them."""
+    rows = []
+    batches = summaries.iter_batches(batch_format="pyarrow", batch_size=None)
+    for batch in ctx.progress(batches, total=num_blocks, desc=desc):
+        for row in batch.to_pylist():
+            acc.add_block(row)
+            rows.append({k: v for k, v in row.items() if k not in ("samples", "drops")})
+    return rows
+
+
 @step_kind("data.clean", inputs=("docs",), num_cpus=0, passes_traits_from=("docs",),
            description="Unicode, Gopher quality + repetition, C4, FineWeb, language-id filters and PII "
-                       "scrubbing on Ray Data; report.json has counts and samples per drop reason.")
+                       "scrubbing on Ray Data, each worker writing its block's shard; report.json has counts "
+                       "and samples per drop reason.")
 def run_clean(ctx, config: CleanConfig) -> dict[str, float]:
-    from components.data.clean import COUNTERS, clean_batch, config_json
+    from components.data.clean import COUNTERS, clean_block, config_json
 
     docs = Docs.of(ctx)
     started = time.perf_counter()
@@ -107,66 +119,92 @@ def run_clean(ctx, config: CleanConfig) -> dict[str, float]:
     pii = PIIScrubber(**config.pii.model_dump(exclude={"enabled"})) if config.pii.enabled else None
     acc = Accounting("data.clean", max_samples_per_reason=config.samples_per_reason,
                      redact=(lambda text: pii.scrub(text)[0]) if pii is not None else None)
-    totals = dict.fromkeys(COUNTERS, 0)
-    chars = {"in": 0, "kept": 0}
     # A Dataset copies the DataContext when it is created: order settings go first.
     with ordered_execution():
         ds = docs_dataset(docs, config.batch_size)
         num_blocks = ds.num_blocks()
-        ds = ds.map_batches(clean_batch, fn_kwargs={"config_json": config_json(config)},
-                            batch_format="pyarrow", batch_size=config.batch_size, zero_copy_batch=True)
-
-    def kept_docs():
-        batches = ds.iter_batches(batch_format="pyarrow", batch_size=None)
-        for batch in ctx.progress(batches, total=num_blocks, desc="data.clean batches"):
-            for row in batch.to_pylist():
-                for k in COUNTERS:
-                    totals[k] += row[k]
-                chars["in"] += row["num_chars_in"]
-                if row["drop_reason"]:
-                    acc.drop(row["drop_reason"], row["id"], row["text"])
-                else:
-                    acc.keep()
-                    chars["kept"] += len(row["text"])
-                    yield {c: row[c] for c in Docs.COLUMNS}
-
-    Docs.write(kept_docs(), ctx.output, config.docs_per_shard)
+        summaries = ds.map_batches(
+            clean_block, fn_kwargs={"config_json": config_json(config), "out_dir": str(ctx.output),
+                                    "samples_per_reason": config.samples_per_reason},
+            batch_format="pyarrow", batch_size=None, zero_copy_batch=True, concurrency=config.max_workers)
+        blocks = gather_blocks(ctx, summaries, num_blocks, acc, "data.clean blocks")
+    ensure_nonempty(ctx.output)
+    totals = dict.fromkeys(COUNTERS, 0)
+    for row in blocks:
+        for k, v in json.loads(row["rewrites"]).items():
+            totals[k] += v
+    chars_in, chars_kept = sum(r["num_chars_in"] for r in blocks), sum(r["num_chars_kept"] for r in blocks)
     acc.extra["rewrites"] = totals
-    acc.extra["num_chars_in"], acc.extra["num_chars_kept"] = chars["in"], chars["kept"]
-    kept_chars = chars["kept"] / chars["in"] if chars["in"] else 0.0
+    acc.extra["num_chars_in"], acc.extra["num_chars_kept"] = chars_in, chars_kept
+    kept_chars = chars_kept / chars_in if chars_in else 0.0
     return _finish(ctx, acc, started, {"kept_chars_fraction": kept_chars,
                                        **{f"rewrites/{k}": v for k, v in totals.items()}})
 
 
 # -- data.dedup ------------------------------------------------------------------------------
+def dedup_block(batch, removed_refs: list | None, out_dir: str, samples_per_reason: int):
+    """Ray Data function for one input block: drop its removed documents, write the rest as the
+    block's shard, return one summary row."""
+    import pyarrow as pa
+
+    from components.data.accounting import block_summary
+    from components.data.dedup_ray import id_map
+    from components.data.shards import block_of, write_docs_part
+
+    block = block_of(batch)
+    removed = id_map(removed_refs, "kind") if removed_refs else {}
+    ids = batch.column("id").to_pylist()
+    keep = [doc_id not in removed for doc_id in ids]
+    write_docs_part(batch.filter(pa.array(keep, pa.bool_())), out_dir, block)
+    texts = batch.column("text").to_pylist()
+    drops = [(f"dedup:{removed[i]}_duplicate", i, t) for i, t, k in zip(ids, texts, keep) if not k]
+    summary = block_summary(len(ids), sum(keep), drops, samples_per_reason)
+    return pa.table({k: [v] for k, v in {"block": block, **summary}.items()})
+
+
 @step_kind("data.dedup", inputs=("docs",), num_cpus=0, passes_traits_from=("docs",),
-           description="Exact + MinHash LSH near-duplicate removal on Ray Data (map_batches signatures, "
-                       "groupby buckets, connected components); clusters.jsonl lists every cluster.")
+           description="Exact + MinHash LSH near-duplicate removal on Ray Data: candidates verified by exact "
+                       "shingle Jaccard, components by label propagation, every removed document a verified "
+                       "duplicate of a kept one; workers write the shards; clusters.jsonl lists every cluster "
+                       "with each duplicate's similarity to its survivor.")
 def run_dedup(ctx, config: DedupConfig) -> dict[str, float]:
-    from components.data.dedup_ray import dedup_clusters
+    from components.data.dedup_ray import arrow_refs, dedup_removals
 
     docs = Docs.of(ctx)
     started = time.perf_counter()
-    with ordered_execution(config.shuffle_strategy):
-        clusters = dedup_clusters(docs_dataset(docs, config.batch_size, ("id", "text")), config)
-    dropped = {d: c for c in clusters for d in c.duplicates}
     acc = Accounting("data.dedup")
+    with ordered_execution(config.shuffle_strategy):
+        ds = docs_dataset(docs, config.batch_size)
+        num_blocks = ds.num_blocks()
+        removed, clusters = dedup_removals(ds, config)
+        refs = arrow_refs(removed.select_columns(["id", "kind"])) if removed is not None else None
+        summaries = ds.map_batches(
+            dedup_block, fn_kwargs={"removed_refs": refs, "out_dir": str(ctx.output),
+                                    "samples_per_reason": acc.max_samples_per_reason},
+            batch_format="pyarrow", batch_size=None, zero_copy_batch=True, concurrency=config.max_workers)
+        gather_blocks(ctx, summaries, num_blocks, acc, "data.dedup blocks")
+    ensure_nonempty(ctx.output)
 
-    def survivors():  # the driver streams the input once more; only ids in `dropped` are removed
-        for row in docs.rows():
-            cluster = dropped.get(row["id"])
-            if cluster is None:
-                acc.keep()
-                yield row
-            else:
-                acc.drop(f"dedup:{cluster.kind}_duplicate", row["id"], row["text"])
-
-    Docs.write(survivors(), ctx.output, config.docs_per_shard)
-    by_kind = {k: sum(1 for c in clusters if c.kind == k) for k in ("exact", "near")}
-    acc.extra["num_clusters"] = len(clusters)
+    # clusters.jsonl is streamed from the sorted cluster rows: the driver holds one batch at a time.
+    by_kind, listed, num_clusters, min_sim = {"exact": 0, "near": 0}, [], 0, None
+    with open(ctx.output / "clusters.jsonl", "w") as f:
+        batches = clusters.iter_batches(batch_format="pyarrow", batch_size=1024) if clusters is not None else []
+        for batch in batches:
+            for kind, sim, line in zip(*(batch.column(c).to_pylist() for c in ("kind", "min_sim", "json"))):
+                f.write(line + "\n")
+                by_kind[kind] += 1
+                num_clusters += 1
+                min_sim = sim if min_sim is None else min(min_sim, sim)
+                if len(listed) < config.max_clusters_in_report:
+                    listed.append(json.loads(line))
+    acc.extra["num_clusters"] = num_clusters
     acc.extra["clusters_by_kind"] = by_kind
-    acc.extra["clusters"] = [c.to_dict() for c in clusters[: config.max_clusters_in_report]]
-    (ctx.output / "clusters.jsonl").write_text("".join(json.dumps(c.to_dict()) + "\n" for c in clusters))
+    acc.extra["threshold"] = config.threshold
+    acc.extra["min_similarity_to_survivor"] = min_sim
+    acc.extra["clusters"] = listed
     ctx.log_artifact(ctx.output / "clusters.jsonl")
-    return _finish(ctx, acc, started, {"num_clusters": len(clusters), "num_exact_clusters": by_kind["exact"],
-                                       "num_near_clusters": by_kind["near"]})
+    extra = {"num_clusters": num_clusters, "num_exact_clusters": by_kind["exact"],
+             "num_near_clusters": by_kind["near"]}
+    if min_sim is not None:
+        extra["min_similarity_to_survivor"] = min_sim
+    return _finish(ctx, acc, started, extra)

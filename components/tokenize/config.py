@@ -19,6 +19,9 @@ class PackConfig(Config):
     val_fraction: float = Field(0.05, ge=0.0, lt=1.0, description="Fraction of documents (by hash of id, so stable "
                                 "across runs and corpus growth) written to the validation split.")
     split_seed: int = Field(0, description="Salt of the split hash: change it to draw a different validation set.")
-    batch_size: int = Field(256, ge=1, description="Documents per Ray Data encode batch; each batch's last partial "
-                            "block is packed at the end, so fewer, larger batches move less data.")
-    blocks_per_shard: int = Field(8192, ge=1, description="Blocks per .bin shard file.")
+    batch_size: int = Field(256, ge=1, description="Documents per Ray Data block (one encode task each, which writes "
+                            "its own shards); each block's last partial block is packed at the end.")
+    blocks_per_shard: int = Field(8192, ge=1, description="At most this many blocks per .bin shard file (a worker "
+                                  "writes one or more files per input block).")
+    max_workers: int | None = Field(None, ge=1, description="At most this many concurrent encode tasks; None lets "
+                                    "Ray use the cluster. The output is byte-identical for any value.")

@@ -1,10 +1,11 @@
 """Tokenize and pack: encode documents, append EOS, cut the stream into fixed-length blocks.
 
-``encode_and_pack_batch`` runs inside Ray Data's ``map_batches``: it encodes a batch, splits
-its documents into train/val by a hash of their id, and returns each split's full blocks plus
-the partial block left over. ``ShardWriter`` (on the driver) appends blocks to ``.bin`` shards
-and packs the leftovers at the end, so only the final partial block (< seq_len tokens per
-split) is discarded.
+``pack_block`` runs inside Ray Data's ``map_batches``, once per input block: it encodes the
+block, splits its documents into train/val by a hash of their id, writes each split's full
+blocks as ``<split>/shard-<block>-<k>.bin`` itself and returns only the partial block left over
+(< seq_len tokens per split). ``TailPacker`` (on the driver) packs those leftovers, in block
+order, into the last shard, so only the final partial block per split is discarded and the
+driver never holds more than one block of tokens.
 """
 from __future__ import annotations
 
@@ -77,49 +78,89 @@ def encode_and_pack_batch(batch, tokenizer_json: str, eos_id: int, seq_len: int,
                      "data": pa.array(rows["data"], pa.large_binary())})
 
 
-class ShardWriter:
-    """Appends (n, seq_len) blocks of one split to ``<split>/shard-XXXXX.bin`` files of bounded size."""
+def shard_path(split: str, block: int, part: int) -> str:
+    """Where input block ``block``'s ``part``-th file of ``split`` lives inside the artifact."""
+    return f"{split}/shard-{block:05d}-{part:03d}.bin"
 
-    def __init__(self, out_dir: Path, split: str, seq_len: int, dtype: np.dtype, blocks_per_shard: int):
-        self.dir = Path(out_dir) / split
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.split, self.seq_len, self.dtype, self.blocks_per_shard = split, seq_len, np.dtype(dtype), blocks_per_shard
+
+def write_shards(out_dir: str | Path, split: str, block: int, blocks: np.ndarray, blocks_per_shard: int) -> list[str]:
+    """Write (n, seq_len) blocks as files of at most ``blocks_per_shard`` blocks; their relative paths."""
+    paths = []
+    for part, start in enumerate(range(0, len(blocks), blocks_per_shard)):
+        rel = shard_path(split, block, part)
+        (Path(out_dir) / rel).parent.mkdir(parents=True, exist_ok=True)
+        (Path(out_dir) / rel).write_bytes(blocks[start: start + blocks_per_shard].tobytes())
+        paths.append(rel)
+    return paths
+
+
+def pack_block(batch, out_dir: str, blocks_per_shard: int, seq_len: int, dtype: str, **encode_kwargs):
+    """Ray Data function for one input block: encode, pack, write the full blocks; return per split
+    (block, split, num_docs, num_blocks, paths as JSON, leftover tokens)."""
+    import json
+
+    import pyarrow as pa
+
+    from components.data.shards import block_of
+
+    block = block_of(batch)
+    packed = encode_and_pack_batch(batch, seq_len=seq_len, dtype=dtype, **encode_kwargs).to_pylist()
+    rows = {"block": [], "split": [], "num_docs": [], "num_blocks": [], "paths": [], "tail": []}
+    for blocks_row, tail_row in zip(packed[::2], packed[1::2]):  # (blocks, tail) per split, in that order
+        split = blocks_row["split"]
+        blocks = np.frombuffer(blocks_row["data"], dtype=np.dtype(dtype)).reshape(-1, seq_len)
+        rows["block"].append(block)
+        rows["split"].append(split)
+        rows["num_docs"].append(blocks_row["num_docs"])
+        rows["num_blocks"].append(len(blocks))
+        rows["paths"].append(json.dumps(write_shards(out_dir, split, block, blocks, blocks_per_shard)))
+        rows["tail"].append(tail_row["data"])
+    return pa.table({"block": pa.array(rows["block"], pa.int64()), "split": pa.array(rows["split"], pa.string()),
+                     "num_docs": pa.array(rows["num_docs"], pa.int64()),
+                     "num_blocks": pa.array(rows["num_blocks"], pa.int64()),
+                     "paths": pa.array(rows["paths"], pa.string()), "tail": pa.array(rows["tail"], pa.large_binary())})
+
+
+class TailPacker:
+    """Packs the blocks' leftover tokens of one split, in the order given, into full blocks written as
+    shards named after ``block`` (one past the last input block); holds < seq_len tokens at a time."""
+
+    def __init__(self, out_dir: Path, split: str, seq_len: int, dtype: np.dtype, blocks_per_shard: int, block: int):
+        self.out_dir, self.split, self.seq_len, self.dtype = Path(out_dir), split, seq_len, np.dtype(dtype)
+        self.blocks_per_shard, self.block = blocks_per_shard, block
         self.paths: list[str] = []
         self.num_blocks = 0
+        self._pending = np.empty(0, dtype=self.dtype)
         self._file, self._in_file = None, 0
-        self._tails: list[bytes] = []
 
-    def write_blocks(self, data: bytes) -> None:
-        blocks = np.frombuffer(data, dtype=self.dtype).reshape(-1, self.seq_len)
+    def add(self, data: bytes) -> None:
+        self._pending = np.concatenate([self._pending, np.frombuffer(data, dtype=self.dtype)])
+        n_full = len(self._pending) // self.seq_len
+        if n_full:
+            self._write(self._pending[: n_full * self.seq_len].reshape(n_full, self.seq_len))
+            self._pending = self._pending[n_full * self.seq_len:].copy()
+
+    def close(self) -> int:
+        """Close the last shard; returns the tokens that did not fill a block (discarded)."""
+        if self._file is not None:
+            self._file.close()
+        return len(self._pending)
+
+    def _write(self, blocks: np.ndarray) -> None:
         while len(blocks):
             if self._file is None or self._in_file >= self.blocks_per_shard:
-                self._open_next()
+                if self._file is not None:
+                    self._file.close()
+                rel = shard_path(self.split, self.block, len(self.paths))
+                self.paths.append(rel)
+                (self.out_dir / rel).parent.mkdir(parents=True, exist_ok=True)
+                # held open across add() calls and closed by close() / the next shard
+                self._file, self._in_file = open(self.out_dir / rel, "wb"), 0  # noqa: SIM115
             take = min(len(blocks), self.blocks_per_shard - self._in_file)
             self._file.write(blocks[:take].tobytes())
             self._in_file += take
             self.num_blocks += take
             blocks = blocks[take:]
-
-    def add_tail(self, data: bytes) -> None:
-        self._tails.append(data)
-
-    def close(self) -> int:
-        """Pack the batches' leftovers into blocks; returns the tokens that still did not fill one."""
-        tails = np.frombuffer(b"".join(self._tails), dtype=self.dtype)
-        n_full = len(tails) // self.seq_len
-        if n_full:
-            self.write_blocks(tails[: n_full * self.seq_len].tobytes())
-        if self._file is not None:
-            self._file.close()
-        return len(tails) - n_full * self.seq_len
-
-    def _open_next(self) -> None:
-        if self._file is not None:
-            self._file.close()
-        rel = Tokens.shard_name(self.split, len(self.paths))
-        self.paths.append(rel)
-        # held open across write_blocks calls and closed by close() / the next shard
-        self._file, self._in_file = open(self.dir.parent / rel, "wb"), 0  # noqa: SIM115
 
 
 def open_shard(path: str | Path, seq_len: int, dtype: str) -> np.memmap:

@@ -64,19 +64,15 @@ def run_train(ctx, config: TrainTokenizerConfig) -> dict[str, float]:
 
 @step_kind("tokenize.pack", inputs=("docs", "tokenizer"), num_cpus=0,
            requires_traits=(("docs", PII_SCRUBBED),),
-           description="Encode docs on Ray Data, append EOS, pack into fixed-length blocks; writes train/*.bin, "
-                       "val/*.bin (np.memmap), manifest.json and a tokenizer/ copy.")
+           description="Encode docs on Ray Data, append EOS, pack into fixed-length blocks, each worker writing "
+                       "its block's train/*.bin and val/*.bin (np.memmap); the driver packs the leftovers and "
+                       "writes manifest.json and a tokenizer/ copy.")
 def run_pack(ctx, config: PackConfig) -> dict[str, float]:
     from tokenizers import Tokenizer
 
     from components.data.shards import docs_dataset, ordered_execution
     from components.tokenize.bpe import eos_token_id, tokenizer_sha256
-    from components.tokenize.pack import (
-        SPLITS,
-        ShardWriter,
-        dtype_for,
-        encode_and_pack_batch,
-    )
+    from components.tokenize.pack import SPLITS, TailPacker, dtype_for, pack_block
 
     docs = Docs.of(ctx)
     started = time.perf_counter()
@@ -87,30 +83,41 @@ def run_pack(ctx, config: PackConfig) -> dict[str, float]:
 
     with ordered_execution():  # before the Dataset exists: it copies the DataContext when created
         ds = docs_dataset(docs, config.batch_size, ("id", "text"))
+        num_input_blocks = ds.num_blocks()
         packed = ds.map_batches(
-            encode_and_pack_batch, batch_format="pyarrow", batch_size=config.batch_size, zero_copy_batch=True,
-            fn_kwargs={"tokenizer_json": str(ctx.output / "tokenizer" / "tokenizer.json"),
+            pack_block, batch_format="pyarrow", batch_size=None, zero_copy_batch=True,
+            concurrency=config.max_workers,
+            fn_kwargs={"out_dir": str(ctx.output), "blocks_per_shard": config.blocks_per_shard,
+                       "tokenizer_json": str(ctx.output / "tokenizer" / "tokenizer.json"),
                        "eos_id": eos_token_id(tok_dir), "seq_len": config.seq_len, "dtype": dtype.name,
                        "val_fraction": config.val_fraction, "split_seed": config.split_seed})
-    writers = {s: ShardWriter(ctx.output, s, config.seq_len, dtype, config.blocks_per_shard) for s in SPLITS}
-    num_docs = dict.fromkeys(SPLITS, 0)
-    batches = packed.iter_batches(batch_format="pyarrow", batch_size=None)
-    for batch in ctx.progress(batches, total=ds.num_blocks(), desc="tokenize.pack batches"):
-        for split, kind, n_docs, data in zip(*(batch.column(c).to_pylist()
-                                               for c in ("split", "kind", "num_docs", "data"))):
-            num_docs[split] += n_docs
-            (writers[split].write_blocks if kind == "blocks" else writers[split].add_tail)(data)
-    dropped_tail = {s: w.close() for s, w in writers.items()}
-    if writers["train"].num_blocks == 0:
+        paths = {s: [] for s in SPLITS}
+        num_docs, num_blocks = dict.fromkeys(SPLITS, 0), dict.fromkeys(SPLITS, 0)
+        # leftovers go into shards named one past the last input block, so they sort last
+        tails = {s: TailPacker(ctx.output, s, config.seq_len, dtype, config.blocks_per_shard, num_input_blocks)
+                 for s in SPLITS}
+        batches = packed.iter_batches(batch_format="pyarrow", batch_size=None)
+        for batch in ctx.progress(batches, total=num_input_blocks, desc="tokenize.pack blocks"):
+            for split, n_docs, n_blocks, rel, tail in zip(*(batch.column(c).to_pylist() for c in (
+                    "split", "num_docs", "num_blocks", "paths", "tail"))):
+                num_docs[split] += n_docs
+                num_blocks[split] += n_blocks
+                paths[split].extend(json.loads(rel))
+                tails[split].add(tail)
+    dropped_tail = {s: t.close() for s, t in tails.items()}
+    for s, t in tails.items():
+        paths[s].extend(t.paths)
+        num_blocks[s] += t.num_blocks
+    if num_blocks["train"] == 0:
         raise ValueError(f"tokenize.pack produced no training block of {config.seq_len} tokens: the corpus is too "
                          "small for seq_len; lower seq_len or add documents")
 
     manifest = Tokens(
         seq_len=config.seq_len, dtype=dtype.name, vocab_size=vocab_size,
-        train=writers["train"].paths, val=writers["val"].paths,
-        num_train_blocks=writers["train"].num_blocks, num_val_blocks=writers["val"].num_blocks,
-        num_train_tokens=writers["train"].num_blocks * config.seq_len,
-        num_val_tokens=writers["val"].num_blocks * config.seq_len,
+        train=paths["train"], val=paths["val"],
+        num_train_blocks=num_blocks["train"], num_val_blocks=num_blocks["val"],
+        num_train_tokens=num_blocks["train"] * config.seq_len,
+        num_val_tokens=num_blocks["val"] * config.seq_len,
         tokenizer_sha256=tokenizer_sha256(ctx.output / "tokenizer"),
         num_train_docs=num_docs["train"], num_val_docs=num_docs["val"],
         num_dropped_tail_tokens=sum(dropped_tail.values()), val_fraction=config.val_fraction,

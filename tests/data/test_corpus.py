@@ -135,3 +135,29 @@ def test_scrub_off_keeps_raw_text_and_is_not_pii_scrubbed(tmp_path):
     assert config.output_traits() == set() and CorpusConfig().output_traits() == {PII_SCRUBBED}
     assert CorpusConfig(scrub={"pii": {"ibans": False}}).output_traits() == set()  # a partial pass is not scrubbed
     assert config.model_copy(update={"pii_known_clean": True}).output_traits() == {PII_SCRUBBED}
+
+
+def test_compressed_text_and_jsonl_are_read_and_corrupt_ones_counted(tmp_path):
+    import gzip
+
+    import zstandard
+
+    d = tmp_path / "packed"
+    d.mkdir()
+    lines = "".join(json.dumps({"id": f"r{i}", "text": f"{PROSE} record {i}"}) + "\n" for i in range(3))
+    (d / "a.jsonl.gz").write_bytes(gzip.compress(lines.encode()))
+    (d / "b.jsonl.zst").write_bytes(zstandard.ZstdCompressor().compress(
+        lines.replace('"r', '"z').encode()))
+    (d / "note.txt.gz").write_bytes(gzip.compress((PROSE + " gz").encode()))
+    (d / "note2.txt.zst").write_bytes(zstandard.ZstdCompressor().compress((PROSE + " zst").encode()))
+    (d / "broken.jsonl.gz").write_bytes(gzip.compress(lines.encode())[:30])      # truncated: unreadable_file
+    (d / "bad.txt.zst").write_bytes(b"not zstd at all")                           # unreadable_file
+    (d / "table.parquet.gz").write_bytes(b"")                                     # unsupported_file
+    ctx = StepContext.for_test(tmp_path / "out")
+    run_corpus(ctx, CorpusConfig(include_stdlib_topics=False, include_stdlib_modules=False, paths=[str(d)]))
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    docs = {doc["id"]: doc for doc in Docs.read(tmp_path / "out").rows()}
+    assert sorted(docs) == ["packed/note.txt.gz", "packed/note2.txt.zst", "r0", "r1", "r2", "z0", "z1", "z2"]
+    assert docs["packed/note2.txt.zst"]["text"].endswith(" zst") and docs["packed/note.txt.gz"]["title"] == "note"
+    assert docs["z2"]["text"].endswith("record 2")
+    assert report["dropped_by_reason"] == {"corpus:unreadable_file": 2, "corpus:unsupported_file": 1}

@@ -9,8 +9,10 @@ import pytest
 
 from components.data.dedup import (
     UnionFind,
-    clusters_from_edges,
+    candidate_pairs,
+    choose_representatives,
     find_duplicate_clusters,
+    shingle_jaccard,
 )
 from components.data.minhash import MinHasher, estimated_jaccard, shingles
 
@@ -110,10 +112,80 @@ def test_signature_estimates_jaccard():
     assert np.mean(errors) < 0.06, f"mean |estimate - true| = {np.mean(errors):.3f} with 112 permutations"
 
 
-def test_connected_components_merge_chains():
-    clusters = clusters_from_edges([("b", "c", "near"), ("a", "b", "exact"), ("x", "y", "exact")])
-    assert [(c.survivor, c.members, c.kind) for c in clusters] == [("a", ["a", "b", "c"], "near"),
-                                                                   ("x", ["x", "y"], "exact")]
+def test_representatives_break_chains_at_the_threshold():
+    # a~b and b~c verified, a-c not an edge: b goes (to a), c stays; x~y exact.
+    edges = [("b", "c", 0.85, "near"), ("a", "b", 0.9, "near")]
+    assert choose_representatives(["a", "b", "c"], edges) == {"b": ("a", 0.9, "near")}
+    # d is close to both kept a and kept c: it goes to the more similar one
+    edges += [("a", "d", 0.81, "near"), ("c", "d", 0.95, "near")]
+    assert choose_representatives(["a", "b", "c", "d"], edges)["d"] == ("c", 0.95, "near")
     uf = UnionFind()
     uf.union("z", "m")
     assert uf.find("z") == "m"
+
+
+def test_candidate_pairs_are_star_plus_chain():
+    assert candidate_pairs(["d", "b", "a", "c", "b"]) == [("a", "b"), ("a", "c"), ("a", "d"), ("b", "c"), ("c", "d")]
+
+
+def _mutate(words: list[str], k: int, rng: random.Random, tag: str) -> list[str]:
+    out = list(words)
+    for pos in rng.sample(range(len(words)), k):
+        out[pos] = f"{tag}{pos}"
+    return out
+
+
+def chain_docs(seed: int = 5) -> list[dict]:
+    """A ~ B ~ C with A !~ C at 0.8 (true 5-gram Jaccard computed, not assumed), D an exact copy of C."""
+    rng = random.Random(seed)
+    a = [f"w{rng.randrange(50_000)}" for _ in range(200)]
+    b = _mutate(a, 3, rng, "b")
+    c = _mutate(b, 3, rng, "c")
+    texts = {"A": a, "B": b, "C": c, "D": c}
+    return [{"id": k, "text": " ".join(v)} for k, v in texts.items()]
+
+
+def test_transitive_chain_keeps_the_far_end():
+    docs = chain_docs()
+    t = {d["id"]: d["text"] for d in docs}
+    assert _jaccard(t["A"], t["B"]) >= 0.8 and _jaccard(t["B"], t["C"]) >= 0.8 and _jaccard(t["A"], t["C"]) < 0.8
+    clusters = find_duplicate_clusters(docs)
+    removed = {d: (c.survivor, c.similarity[d]) for c in clusters for d in c.duplicates}
+    assert set(removed) == {"B", "D"}, "C resembles no kept document closely enough: it must stay"
+    assert removed["B"][0] == "A" and removed["D"] == ("C", 1.0)
+    assert removed["B"][1] == pytest.approx(_jaccard(t["A"], t["B"]), abs=0.02)
+
+
+def test_no_removed_document_is_below_threshold_of_its_survivor():
+    """Planted near-duplicates of known Jaccard around the threshold (0.6-0.95), many chained."""
+    rng = random.Random(7)
+    docs = []
+    for g in range(40):
+        words = [f"w{rng.randrange(50_000)}" for _ in range(200)]
+        prev = words
+        for v in range(4):  # each variant mutates the previous one: chains drift below the threshold
+            prev = _mutate(prev, rng.choice([1, 2, 3, 5, 8]), rng, f"g{g}v{v}x")
+            docs.append({"id": f"g{g:02d}v{v}", "text": " ".join(prev)})
+        docs.append({"id": f"g{g:02d}", "text": " ".join(words)})
+    t = {d["id"]: d["text"] for d in docs}
+    clusters = find_duplicate_clusters(docs)
+    checked = 0
+    for c in clusters:
+        for d in c.duplicates:
+            true = _jaccard(t[c.survivor], t[d])
+            assert true >= 0.8, f"{d} removed for {c.survivor} at true Jaccard {true:.3f}"
+            assert c.similarity[d] == pytest.approx(true, abs=0.02)  # hashed shingles vs word tuples
+            checked += 1
+    assert checked >= 40
+    kept = set(t) - {d for c in clusters for d in c.duplicates}
+    # the kept set is clean: no two kept documents of a group are near-duplicates that LSH could see
+    for g in range(40):
+        group = sorted(k for k in kept if k.startswith(f"g{g:02d}"))
+        for i, x in enumerate(group):
+            for y in group[i + 1:]:
+                assert _jaccard(t[x], t[y]) < 0.9, f"{x} and {y} both kept at Jaccard {_jaccard(t[x], t[y]):.3f}"
+
+
+def test_shingle_jaccard_is_exact():
+    a, b = np.array([1, 2, 3, 4], np.uint32), np.array([3, 4, 5], np.uint32)
+    assert shingle_jaccard(a, b) == pytest.approx(2 / 5) and shingle_jaccard(a, a[:0]) == 0.0

@@ -103,3 +103,53 @@ def test_dedup_removes_planted_duplicates_and_matches_python_api(pipeline):
     assert [(c["survivor"], c["members"], c["kind"]) for c in clusters] == \
         [(c.survivor, c.members, c.kind) for c in expected]
     assert metrics["num_clusters"] == len(expected)
+
+
+def _shard_bytes(path):
+    return {p.name: p.read_bytes() for p in sorted((path / "docs").glob("part-*.parquet"))}
+
+
+def test_clean_shards_do_not_depend_on_the_number_of_workers(pipeline, tmp_path):
+    corpus = pipeline["corpus"][0]
+    outs = []
+    for workers in (1, 2, 4):
+        ctx = StepContext.for_test(tmp_path / f"w{workers}", {"docs": corpus}, name="clean")
+        run_clean(ctx, CleanConfig(batch_size=16, max_workers=workers))
+        outs.append(tmp_path / f"w{workers}")
+    first = _shard_bytes(outs[0])
+    assert len(first) >= 2, "several blocks, so several workers really write"
+    for other in outs[1:]:
+        assert _shard_bytes(other) == first
+        a, b = _report(outs[0]), _report(other)
+        a.pop("elapsed_s"), b.pop("elapsed_s")
+        assert a == b
+
+
+def test_dedup_keeps_the_far_end_of_a_chain_and_any_worker_count_writes_the_same(tmp_path, ray_local):
+    """A~B~C with A!~C (verified Jaccard), D an exact copy of C, among real stdlib docs, on Ray:
+    B and D go, A and C stay, and 1, 2 and 4 workers write byte-identical shards and clusters."""
+    from pydoc_data.topics import topics
+
+    from tests.data.test_dedup import chain_docs
+
+    records = [{**d, "id": f"chain/{d['id']}"} for d in chain_docs()]
+    records += [{"id": f"topics/{k}", "text": topics[k]} for k in sorted(topics)[:30]]
+    src = tmp_path / "src"
+    Docs.write(sorted(records, key=lambda r: r["text"][:20]), src, docs_per_shard=9)
+    outs = []
+    for workers in (1, 2, 4):
+        ctx = StepContext.for_test(tmp_path / f"w{workers}", {"docs": src}, name="dedup")
+        run_dedup(ctx, DedupConfig(batch_size=4, num_partitions=3, max_workers=workers))
+        outs.append(tmp_path / f"w{workers}")
+    kept = {d["id"] for d in Docs.read(outs[0]).rows()}
+    assert {"chain/A", "chain/C"} <= kept and not {"chain/B", "chain/D"} & kept
+    assert len(kept) == len(records) - 2
+    clusters = {c["survivor"]: c for c in map(json.loads, (outs[0] / "clusters.jsonl").read_text().splitlines())}
+    assert clusters["chain/C"]["similarity"] == {"chain/D": 1.0} and clusters["chain/C"]["kind"] == "exact"
+    assert 0.8 <= clusters["chain/A"]["similarity"]["chain/B"] < 1.0 and clusters["chain/A"]["kind"] == "near"
+    report = _report(outs[0])
+    assert report["min_similarity_to_survivor"] >= 0.8 and report["dropped_by_reason"] == {
+        "dedup:exact_duplicate": 1, "dedup:near_duplicate": 1}
+    for other in outs[1:]:
+        assert _shard_bytes(other) == _shard_bytes(outs[0])
+        assert (other / "clusters.jsonl").read_bytes() == (outs[0] / "clusters.jsonl").read_bytes()

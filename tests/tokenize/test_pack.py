@@ -8,7 +8,7 @@ import pytest
 from components.artifacts import Tokens
 from components.tokenize.config import PackConfig
 from components.tokenize.pack import (
-    ShardWriter,
+    TailPacker,
     dtype_for,
     encode_and_pack_batch,
     is_val,
@@ -23,15 +23,14 @@ def test_pack_stream_appends_eos_and_cuts_blocks():
     assert tail.tolist() == [0]
 
 
-def test_shard_writer_bounds_shards_and_packs_tails(tmp_path):
-    w = ShardWriter(tmp_path, "train", seq_len=4, dtype=np.uint16, blocks_per_shard=3)
-    w.write_blocks(np.arange(20, dtype=np.uint16).tobytes())       # 5 blocks -> shards of 3 + 2
-    w.add_tail(np.array([90, 91, 92], dtype=np.uint16).tobytes())
-    w.add_tail(np.array([93, 94], dtype=np.uint16).tobytes())
-    assert w.close() == 1                                          # 5 tail tokens -> 1 block + 1 left over
-    assert w.paths == ["train/shard-00000.bin", "train/shard-00001.bin"] and w.num_blocks == 6
+def test_tail_packer_bounds_shards_and_packs_leftovers_in_order(tmp_path):
+    w = TailPacker(tmp_path, "train", seq_len=4, dtype=np.uint16, blocks_per_shard=3, block=7)
+    w.add(np.arange(18, dtype=np.uint16).tobytes())                # 4 blocks + 2 pending -> shards of 3 + 1
+    w.add(np.array([90, 91, 92], dtype=np.uint16).tobytes())        # 5 pending -> 1 more block, 1 left over
+    assert w.close() == 1
+    assert w.paths == ["train/shard-00007-000.bin", "train/shard-00007-001.bin"] and w.num_blocks == 5
     second = open_shard(tmp_path / w.paths[1], 4, "uint16")
-    assert second.shape == (3, 4) and second[-1].tolist() == [90, 91, 92, 93]
+    assert second.shape == (2, 4) and second[-1].tolist() == [16, 17, 90, 91]
 
 
 def test_split_is_stable_and_near_the_fraction():
@@ -79,11 +78,11 @@ def test_pack_step_on_ray(tmp_path, ray_local, docs_artifact, tiny_tokenizer_dir
     from components.tokenize.steps import run_pack
     from flows.engine.context import StepContext
 
-    cfg = PackConfig(seq_len=128, val_fraction=0.1, batch_size=16, blocks_per_shard=500)
     runs = []
-    for name in ("a", "b"):
-        ctx = StepContext.for_test(tmp_path / name, {"docs": docs_artifact, "tokenizer": tiny_tokenizer_dir})
-        runs.append((tmp_path / name, run_pack(ctx, cfg)))
+    for workers in (1, 2, 4):  # the same input must give the same bytes, whatever the number of workers
+        cfg = PackConfig(seq_len=128, val_fraction=0.1, batch_size=16, blocks_per_shard=500, max_workers=workers)
+        ctx = StepContext.for_test(tmp_path / f"w{workers}", {"docs": docs_artifact, "tokenizer": tiny_tokenizer_dir})
+        runs.append((tmp_path / f"w{workers}", run_pack(ctx, cfg)))
     out, metrics = runs[0]
     manifest = Tokens.read(out).model_dump()  # validates every field of the manifest
     tok = Tokenizer.from_file(str(out / "tokenizer" / "tokenizer.json"))
@@ -102,5 +101,7 @@ def test_pack_step_on_ray(tmp_path, ray_local, docs_artifact, tiny_tokenizer_dir
     train_first = next(t for i, t in enumerate(stdlib_texts) if not is_val(f"t{i:03d}", 0.1))
     assert text.startswith(train_first[:200]) and EOS in text
     assert metrics["num_train_tokens"] == manifest["num_train_tokens"]
-    for rel in manifest["train"] + manifest["val"]:   # deterministic: the second run wrote the same bytes
-        assert (out / rel).read_bytes() == (runs[1][0] / rel).read_bytes()
+    for other, _ in runs[1:]:   # deterministic: 2 and 4 workers wrote the same files, byte for byte
+        assert Tokens.read(other).model_dump() == manifest
+        for rel in manifest["train"] + manifest["val"]:
+            assert (out / rel).read_bytes() == (other / rel).read_bytes()
