@@ -183,16 +183,21 @@ def test_pretraining_resumed_from_its_checkpoint_with_exact_steps(submitted_run,
     summary = json.loads(fs.cat_file(f"{pretrain}/train_summary.json"))
     lines = [json.loads(x) for x in fs.cat_file(f"{pretrain}/train_metrics.jsonl").decode().splitlines() if x]
     assert summary["steps"] == NUM_STEPS
-    resumed = int(summary["resumed_from_step"])
-    assert resumed == CKPT_EVERY * (submitted_run["killed_after"] // CKPT_EVERY) and resumed > 0
     first, again = {}, {}
     for rec in lines:  # the steps between the checkpoint and the kill were logged twice
         (again if rec["step"] in first else first)[rec["step"]] = rec["metrics"]
     assert sorted(first) == list(range(1, NUM_STEPS + 1))  # every step, none past the end
     assert [first[s]["samples_consumed"] for s in sorted(first)] == [8 * s for s in range(1, NUM_STEPS + 1)]
+    # The restart after the kill resumed from the last checkpoint before it: the re-run steps start
+    # right after it. (A later restart can still follow when the lost node's death is noticed only
+    # after the last step, under load: it resumes from the final checkpoint and re-runs nothing, so
+    # the summary then says resumed_from_step = NUM_STEPS; both are exact.)
+    resumed = min(again) - 1
+    assert resumed == CKPT_EVERY * (submitted_run["killed_after"] // CKPT_EVERY) and resumed > 0
+    assert int(summary["resumed_from_step"]) in (resumed, NUM_STEPS), summary
     # Continuous: the restarted group re-ran the steps after its checkpoint and got the same losses
     # (same weights, optimizer state and data position; fp32 DDP differs only in summation order).
-    assert min(again) == resumed + 1 and len(again) >= submitted_run["killed_after"] - resumed
+    assert len(again) >= submitted_run["killed_after"] - resumed
     for step, rec in again.items():
         assert abs(rec["loss"] - first[step]["loss"]) < 1e-3, (step, rec["loss"], first[step]["loss"])
     assert submitted_run["recovered_s"] < 240
