@@ -30,7 +30,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from components.rag.config import HnswConfig
-from components.rag.store_types import DENSE, SPARSE, Hit, IndexLockedError
+from components.rag.store_types import DENSE, SPARSE, Hit, IndexLockedError, PayloadScan
 
 # Qdrant's own default rank constant for RRF (the server and qdrant-client's local mode use 2).
 RRF_K = 2
@@ -80,7 +80,7 @@ def _load(path: Path):
         raise
 
 
-class EdgeStore:
+class EdgeStore(PayloadScan):
     """A Qdrant Edge shard with ``dense`` + ``sparse`` named vectors. Open with :meth:`open`."""
 
     backend = "edge"
@@ -178,11 +178,7 @@ class EdgeStore:
             if offset is None:
                 return
 
-    def point_ids(self) -> set[str]:
-        return {i for i, _ in self.payloads(False)}
 
-    def doc_hashes(self) -> dict[str, str]:
-        return {str(p["doc_id"]): str(p.get("hash", "")) for _, p in self.payloads(["doc_id", "hash"])}
 
     def upsert(self, ids: list[str], dense: Iterable, sparse: Iterable[tuple[list[int], list[float]]],
                payloads: list[dict]) -> None:

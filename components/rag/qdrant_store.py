@@ -31,6 +31,7 @@ from components.rag.store_types import (
     SPARSE,
     Hit,
     IndexLockedError,
+    PayloadScan,
     StoreUnavailableError,
 )
 
@@ -111,7 +112,7 @@ def collection_schema(dims: int, hnsw=None) -> dict:
     return schema
 
 
-class QdrantStore:
+class QdrantStore(PayloadScan):
     """A Qdrant collection with ``dense`` + ``sparse`` named vectors via qdrant-client (server or
     local mode). Open with :meth:`open`."""
 
@@ -197,13 +198,7 @@ class QdrantStore:
             if offset is None:
                 return
 
-    def point_ids(self) -> set[str]:
-        """Every point id in the collection (a scroll without payloads or vectors)."""
-        return {i for i, _ in self.payloads(False)}
 
-    def doc_hashes(self) -> dict[str, str]:
-        """``doc_id → hash`` (the indexed text's content hash) of every document with a point in the collection."""
-        return {str(p["doc_id"]): str(p.get("hash", "")) for _, p in self.payloads(["doc_id", "hash"])}
 
     def upsert(self, ids: list[str], dense: Iterable, sparse: Iterable[tuple[list[int], list[float]]],
                payloads: list[dict]) -> None:
