@@ -45,6 +45,13 @@ def genai_evaluate(tracking_uri: str, parent_run_id: str, rows: list[dict[str, A
     Returns MLflow's aggregated metrics (e.g. ``f1/mean``) from the child run.
     """
     os.environ.setdefault("MLFLOW_ENABLE_ASYNC_TRACE_LOGGING", "false")
+    # MLflow scores 10 rows at a time, each with up to 10 scorer threads, every one writing its
+    # trace and assessments to the store. On the flow's SQLite store those writes serialise anyway,
+    # and under load the threads outwaited SQLAlchemy's pool (5 + 10 overflow, 30 s): "QueuePool
+    # limit ... reached" lost 4 of 16 evaluation traces in an e2e run. Two rows and one scorer at a
+    # time lose none; set the variables to scale out against a tracking server.
+    os.environ.setdefault("MLFLOW_GENAI_EVAL_MAX_WORKERS", "2")
+    os.environ.setdefault("MLFLOW_GENAI_EVAL_MAX_SCORER_WORKERS", "1")
     import mlflow
 
     with_context = bool(rows) and "rag_context" in rows[0]
