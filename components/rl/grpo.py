@@ -71,6 +71,16 @@ def prompt_schedule(num_prompts: int, config: GRPOConfig) -> list[list[int]]:
     return steps
 
 
+def punish_truncated(rewards: list[float], completions, max_new_tokens: int, eos_id: int,
+                     truncated_reward: float | None) -> tuple[list[float], float]:
+    """``rewards`` with each completion cut at the length cap (no EOS) set to ``truncated_reward``
+    (unchanged when it is None), and the share of such completions."""
+    cut = [len(c.token_ids) >= max_new_tokens and eos_id not in c.token_ids for c in completions]
+    if truncated_reward is not None:
+        rewards = [truncated_reward if t else r for r, t in zip(rewards, cut)]
+    return rewards, sum(cut) / max(len(cut), 1)
+
+
 def grpo_train(model, tokenizer, prompts: list[dict], rewards, config: GRPOConfig, engine, sync_dir: Path,
                base_dir: Path, log: Callable[[dict, int], None], comm=None, ddp_model=None) -> list[dict]:
     """Train ``model`` (PEFT, trainable adapter) in place; returns per-step metric records.
@@ -109,13 +119,17 @@ def grpo_train(model, tokenizer, prompts: list[dict], rewards, config: GRPOConfi
         if lead:
             t0 = time.perf_counter()
             groups = engine.generate(texts, n=config.group_size, max_new_tokens=config.max_new_tokens,
-                                     temperature=config.temperature, seed=config.seed * 100003 + step)
+                                     temperature=config.temperature, seed=config.seed * 100003 + step,
+                                     top_k=config.top_k, top_p=config.top_p)
             gen_s = time.perf_counter() - t0
             completions = [c.text for g in groups for c in g]
             keys = dict.fromkeys(k for r in batch for k in r)  # a mixed prompt set: missing columns are None
             columns = {k: [r.get(k) for r in batch for _ in range(config.group_size)] for k in keys}
             columns["prompts"] = columns.pop("prompt")
             reward_list, reward_means = score(rewards, completions, **columns)
+            reward_list, reward_means["truncated_share"] = punish_truncated(
+                reward_list, [c for g in groups for c in g], config.max_new_tokens, tokenizer.eos_token_id,
+                config.truncated_reward)
             rollout = (groups, reward_list, reward_means, gen_s)
         groups, reward_list, reward_means, gen_s = comm.broadcast(rollout)
         r = torch.tensor(reward_list, dtype=torch.float32)

@@ -99,17 +99,24 @@ class VLLMRollout:
                            max_model_len=max_model_len, seed=seed)
         self.start_s = time.perf_counter() - t0
 
-    def generate(self, prompts: list[str], n: int, max_new_tokens: int, temperature: float, seed: int | None = None
-                 ) -> list[list[Completion]]:
+    def generate(self, prompts: list[str], n: int, max_new_tokens: int, temperature: float, seed: int | None = None,
+                 top_k: int = 0, top_p: float = 1.0) -> list[list[Completion]]:
         from vllm import SamplingParams
 
-        sp = SamplingParams(n=n, temperature=temperature, max_tokens=max_new_tokens, seed=seed)
+        sp = SamplingParams(n=n, temperature=temperature, max_tokens=max_new_tokens, seed=seed,
+                            top_k=top_k or -1, top_p=top_p)
         outs = self.llm.generate(prompts, sp, use_tqdm=False)
         return [[Completion(list(o.token_ids), o.text) for o in r.outputs] for r in outs]
 
     def sync(self, weights_dir: Path) -> float:
         t0 = time.perf_counter()
         self.llm.collective_rpc("reload_weights", kwargs={"weights_path": str(weights_dir), "is_checkpoint_format": True})
+        # The prefix cache holds keys/values computed by the old weights. Every GRPO prompt shares the
+        # router's instructions, and replayed prompts share everything: without the reset, rollouts
+        # came from a mix of old and new weights (greedy answers differed from a fresh engine's on the
+        # same weights), so the learner's updates followed samples its own policy did not produce.
+        if not self.llm.reset_prefix_cache():
+            raise RuntimeError("vLLM refused to reset its prefix cache after a weight sync (requests still running)")
         return time.perf_counter() - t0
 
     def close(self) -> None:
@@ -127,8 +134,8 @@ class HFRollout:
     def __init__(self, model, tokenizer):
         self.model, self.tok = model, tokenizer
 
-    def generate(self, prompts: list[str], n: int, max_new_tokens: int, temperature: float, seed: int | None = None
-                 ) -> list[list[Completion]]:
+    def generate(self, prompts: list[str], n: int, max_new_tokens: int, temperature: float, seed: int | None = None,
+                 top_k: int = 0, top_p: float = 1.0) -> list[list[Completion]]:
         import torch
 
         if seed is not None:
@@ -139,7 +146,7 @@ class HFRollout:
         was_training = self.model.training
         self.model.eval()
         with torch.no_grad():
-            out = self.model.generate(**enc, do_sample=True, temperature=temperature, top_k=0, top_p=1.0,
+            out = self.model.generate(**enc, do_sample=True, temperature=temperature, top_k=top_k, top_p=top_p,
                                       max_new_tokens=max_new_tokens, num_return_sequences=n,
                                       pad_token_id=self.tok.pad_token_id, eos_token_id=self.tok.eos_token_id)
         self.model.train(was_training)

@@ -119,3 +119,17 @@ def test_grpo_step_refuses_rewards_whose_columns_the_prompts_lack(tmp_path):
     ctx = StepContext.for_test(tmp_path / "out", {"model": tmp_path, "data": tmp_path})
     with pytest.raises(ValueError, match=r"reads the prompt column\(s\) \['citation'\]"):
         run_grpo(ctx, GRPOConfig(rewards=[RewardSpec(kind="citation")]))
+
+
+def test_a_completion_cut_at_the_cap_gets_the_truncated_reward_and_an_ended_one_keeps_its_own():
+    from components.rl.grpo import punish_truncated
+    from components.rl.rollout import Completion
+
+    eos = 1
+    done_at_cap = Completion([5, 6, 7, eos], "a b c")      # reached the cap but ended with EOS
+    cut = Completion([5, 6, 7, 8], "a b c d")               # cap 4, no EOS: never ended
+    short = Completion([5, eos], "a")
+    rewards, share = punish_truncated([0.9, 0.8, 0.3], [done_at_cap, cut, short], 4, eos, 0.0)
+    assert rewards == [0.9, 0.0, 0.3] and share == pytest.approx(1 / 3)
+    # None keeps every reward and still reports the share
+    assert punish_truncated([0.9, 0.8, 0.3], [done_at_cap, cut, short], 4, eos, None) == ([0.9, 0.8, 0.3], pytest.approx(1 / 3))
