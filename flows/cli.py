@@ -54,6 +54,7 @@ def run(recipe: str,
     from flows.engine.runner import FlowFailed, FlowRunner, FlowTerminated
 
     r = _load(recipe, set_)
+    workdir.mkdir(parents=True, exist_ok=True)  # a new run's folder, like `mlflow server --backend-store-uri`'s
     try:
         runner = FlowRunner(r, workdir=workdir, address=address, console=console)
         result = runner.run(force=force)

@@ -31,11 +31,10 @@ def test_sigterm_mid_step_marks_the_mlflow_runs_killed(diamond, tmp_path):
     diamond["steps"]["join"]["config"] = {"sleep_s": 120}
     recipe_file = tmp_path / "diamond.yaml"
     recipe_file.write_text(yaml.safe_dump(diamond))
-    workdir = tmp_path / "work"
-    workdir.mkdir()
+    workdir = tmp_path / "runs" / "work"  # not there yet: `llmflow run` makes it
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_AUTH", "MLFLOW_TRACKING_URI"))}
     env["PYTHONPATH"] = str(REPO)
-    proc = subprocess.Popen([sys.executable, "-c", DRIVER, str(recipe_file), str(workdir)], cwd=workdir, env=env,
+    proc = subprocess.Popen([sys.executable, "-c", DRIVER, str(recipe_file), str(workdir)], cwd=tmp_path, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     signal_file = workdir / ".llmflow" / "artifacts" / "signal"
     deadline = time.time() + 180
