@@ -81,6 +81,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cache", type=Path, default=Path("/work/cache-edge/fusion"))
     ap.add_argument("--depth", type=int, default=50, help="chunks ranked per question (rag.evaluate: 50)")
+    ap.add_argument("--builds", type=int, default=5, help="fresh shards per default for the spread over builds")
     args = ap.parse_args()
     chunks, dense = chunks_and_vectors(args.cache)
     from components.rag.embed import Embedder
@@ -92,8 +93,9 @@ def main() -> None:
     print("| bm25 (k1, b, avg_len) | ranking | recall@1 | recall@5 | recall@10 | MRR |")
     print("|---|---|---|---|---|---|")
 
-    def report(label: str, ranked: list[list[str]]):
-        ranks = [doc_rank(r, set(q.doc_ids)) for r, q in zip(ranked, questions)]
+    def report(label: str, ranked: list[list[str]], relevant: list[set[str]] | None = None):
+        relevant = relevant or [set(q.doc_ids) for q in questions]
+        ranks = [doc_rank(r, rel) for r, rel in zip(ranked, relevant)]
         s = score_ranks(ranks, [1, 5, 10])
         print(f"| {label} | {s['recall_at_1']:.2f} | {s['recall_at_5']:.2f} | {s['recall_at_10']:.2f} | "
               f"{s['mrr']:.3f} |", flush=True)
@@ -123,6 +125,55 @@ def main() -> None:
             name = (f"RRF k={fusion.k} w={fusion.weights or [1, 1]}" if isinstance(fusion, Fusion.Rrf) else "DBSF")
             report(f"{tag} | hybrid {name}, prefetch dense {dk} / sparse {sk}",
                    [hybrid(store, v, s, args.depth, dk, sk, fusion) for v, s in zip(qvecs, qsv)])
+        store.close()
+    derived(chunks, dense, root / "derived", args.depth, report)
+    spread(chunks, dense, root / "spread", args.depth, args.builds, questions, qvecs)
+
+
+def spread(chunks, dense, root: Path, depth: int, builds: int, questions, qvecs) -> None:
+    """Edge builds its HNSW graph with threads, so two builds of the same points rank a few chunks
+    differently: the labelled recall@5 of the old and the new default over ``builds`` fresh shards."""
+    from qdrant_edge import Fusion
+
+    from components.rag.config import FusionConfig
+
+    new = FusionConfig()
+    for label, sparse, fusion in (("old default (RRF k=2, 1:1)", SparseConfig(avg_doc_tokens=100.0), Fusion.Rrf(k=2)),
+                                  ("new default", SparseConfig(), Fusion.Rrf(k=new.rrf_k,
+                                                                            weights=[new.dense_weight, new.sparse_weight]))):
+        qsv = [query_vector(q.question, sparse) for q in questions]
+        r5 = []
+        for b in range(builds):
+            store = build(root / f"{label[:3]}{b}", chunks, dense, sparse)
+            ranked = [hybrid(store, v, s, depth, depth, depth, fusion) for v, s in zip(qvecs, qsv)]
+            r5.append(score_ranks([doc_rank(r, set(q.doc_ids)) for r, q in zip(ranked, questions)], [5])["recall_at_5"])
+            store.close()
+        print(f"labelled recall@5, {label}, over {builds} builds: {sorted(r5)} (median {float(np.median(r5)):.2f})",
+              flush=True)
+
+
+def derived(chunks, dense, root: Path, depth: int, report) -> None:
+    """The old and the new default on rag.evaluate's derived keyword queries (one per topic, seed 0)."""
+    from pydoc_data.topics import topics
+
+    from qdrant_edge import Fusion
+
+    from components.rag.config import FusionConfig
+    from components.rag.embed import Embedder
+    from components.rag.evaluation import derive_queries
+
+    docs = {f"topics/{k}": topics[k] for k in sorted(topics)}
+    queries = derive_queries(sorted(docs.items()), len(docs), 8, 0, indexed_doc_ids=docs)
+    vecs = Embedder().embed([q.query for q in queries])
+    new, old = FusionConfig(), SparseConfig(avg_doc_tokens=100.0)
+    for label, sparse, fusion in (("old default (RRF k=2, 1:1)", old, Fusion.Rrf(k=2)),
+                                  ("new default", SparseConfig(), Fusion.Rrf(k=new.rrf_k,
+                                                                            weights=[new.dense_weight, new.sparse_weight]))):
+        store = build(root / label[:3], chunks, dense, sparse)
+        qsv = [query_vector(q.query, sparse) for q in queries]
+        ranked = [hybrid(store, v, s, depth, depth, depth, fusion) for v, s in zip(vecs, qsv)]
+        report(f"{sparse.k1}, {sparse.b}, {sparse.avg_doc_tokens:.0f} | {label}, {len(queries)} DERIVED queries",
+               ranked, [{q.doc_id} for q in queries])
         store.close()
 
 
