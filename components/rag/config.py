@@ -42,14 +42,17 @@ class SparseConfig(Config):
         "'hashed': llmflow's older tokenizer (lowercase words, no stemming, blake2b term ids)."))
     k1: float = Field(1.2, gt=0, description="BM25 term-frequency saturation.")
     b: float = Field(0.75, ge=0, le=1, description="BM25 length normalisation (0 = none, 1 = full).")
-    avg_doc_tokens: float = Field(100.0, gt=0, description=(
-        "Assumed average chunk length in words for length normalisation; fixed (not measured) "
-        "so that a chunk's vector does not change when other documents are added."))
+    avg_doc_tokens: float = Field(256.0, gt=0, description=(
+        "Assumed average chunk length in tokens for length normalisation; fixed (not measured) "
+        "so that a chunk's vector does not change when other documents are added. 256 is Qdrant's "
+        "Bm25 default; on the labelled questions it ranked as well as or better than 100 (benchmarks/rag_fusion.py)."))
 
 
 class HnswConfig(Config):
-    """Qdrant's HNSW index of the dense vectors (Edge and server alike). Chosen by
-    benchmarks/rag_search.py on real MiniLM chunks; see benchmarks/RESULTS.md."""
+    """Qdrant's HNSW index of the dense vectors (Edge and server alike). ``ef`` 128 was chosen by
+    benchmarks/rag_search.py's sweep (recall@10 >= 0.998 on 5.9k real MiniLM chunks and on 100k
+    synthetic vectors, p50 < 0.5 ms); ``m`` and ``ef_construct`` are Qdrant's defaults, not yet
+    swept (benchmarks/RESULTS.md, issue 19)."""
 
     m: int = Field(16, ge=4, le=128, description="Edges per node of the graph; more = better recall, more memory.")
     ef_construct: int = Field(100, ge=8, le=2048, description="Candidates kept while building; more = better graph, slower build.")
@@ -100,12 +103,26 @@ class PushConfig(Config):
     timeout_s: float = Field(300.0, gt=0, description="Bound on the snapshot upload and the server's recovery.")
 
 
+class FusionConfig(Config):
+    """How hybrid search fuses its dense and sparse candidates: Qdrant's weighted reciprocal-rank
+    fusion, score = sum over branches of weight / (rrf_k + rank). Defaults chosen by
+    benchmarks/rag_fusion.py on the labelled questions (benchmarks/RESULTS.md, issue 19)."""
+
+    rrf_k: int = Field(10, ge=1, description=(
+        "RRF rank constant: small = the top few ranks of each branch dominate; Qdrant's default is 2."))
+    dense_weight: float = Field(2.0, gt=0, description=(
+        "Weight of the dense branch. Above sparse_weight because MiniLM matches plain-language "
+        "questions better than BM25 does (dense alone beats BM25 alone on the labelled questions)."))
+    sparse_weight: float = Field(1.0, gt=0, description="Weight of the sparse (BM25) branch.")
+
+
 class RetrievalConfig(Config):
     """Query-time search: used by the router and by ``rag.evaluate``."""
 
     mode: Literal["dense", "hybrid"] = Field("hybrid", description="dense only, or dense + sparse fused by RRF.")
     top_k: int = Field(5, ge=1, le=100, description="Chunks returned.")
-    prefetch_k: int = Field(20, ge=1, description="Candidates per branch (dense, sparse) before fusion.")
+    prefetch_k: int = Field(50, ge=1, description="Candidates per branch (dense, sparse) before fusion.")
+    fusion: FusionConfig = Field(default_factory=FusionConfig, description="Weighted RRF of the hybrid branches.")
     rerank: Literal["none", "dense"] = Field("none", description=(
         "Reorder fused candidates: 'dense' sorts the prefetch_k fused candidates by exact cosine "
         "to the query (no cross-encoder ships offline)."))
@@ -129,6 +146,8 @@ class EvaluateConfig(Config):
         "Cut-offs for recall@k (1 and 5 are always reported: the headline and its baselines use them)."))
     query_words: int = Field(8, ge=2, description="Content words kept in a derived query.")
     prefetch_k: int = Field(50, ge=10, description="Candidates per branch before fusion (hybrid).")
+    fusion: FusionConfig = Field(default_factory=FusionConfig, description=(
+        "Weighted RRF of the hybrid branches; keep it equal to the router's retrieval.fusion to measure what it serves."))
     labelled_questions: str | None = Field(BUILTIN, description=(
         'Hand-written questions, a JSONL file with one {"question": "...", "doc_ids": ["topics/break", ...]} '
         "per line, each labelled with every document that answers it. 'builtin' = the 50 Python questions "

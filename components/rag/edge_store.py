@@ -29,11 +29,9 @@ import uuid
 from collections.abc import Iterable
 from pathlib import Path
 
-from components.rag.config import HnswConfig
+from components.rag.config import FusionConfig, HnswConfig
 from components.rag.store_types import DENSE, SPARSE, Hit, IndexLockedError, PayloadScan
 
-# Qdrant's own default rank constant for RRF (the server and qdrant-client's local mode use 2).
-RRF_K = 2
 _PAGE = 1024
 
 
@@ -234,13 +232,16 @@ class EdgeStore(PayloadScan):
         return self._query(k, False, query=Query.Nearest(SparseVector(list(sparse[0]), list(sparse[1])), using=SPARSE))
 
     def search_hybrid(self, vector, sparse: tuple[list[int], list[float]], k: int, prefetch_k: int,
-                      with_vectors: bool = False) -> list[Hit]:
-        """Dense and sparse candidates (``prefetch_k`` each) fused by Qdrant's reciprocal-rank fusion."""
+                      with_vectors: bool = False, fusion: FusionConfig | None = None) -> list[Hit]:
+        """Dense and sparse candidates (``prefetch_k`` each) fused by Qdrant's weighted reciprocal-rank fusion."""
         from qdrant_edge import Fusion, Prefetch, Query, SparseVector
 
+        fusion = fusion or FusionConfig()
+        weights = [fusion.dense_weight]
         prefetches = [Prefetch(limit=prefetch_k, query=Query.Nearest([float(x) for x in vector], using=DENSE),
                                params=self._params())]
         if sparse[0]:  # a query with no indexable word has no sparse branch
             prefetches.append(Prefetch(limit=prefetch_k, query=Query.Nearest(
                 SparseVector(list(sparse[0]), list(sparse[1])), using=SPARSE)))
-        return self._query(k, with_vectors, prefetches=prefetches, query=Fusion.Rrf(k=RRF_K))
+            weights.append(fusion.sparse_weight)
+        return self._query(k, with_vectors, prefetches=prefetches, query=Fusion.Rrf(k=fusion.rrf_k, weights=weights))

@@ -121,7 +121,7 @@ def random_scores(num_docs: int, num_relevant: list[int], ks: list[int]) -> dict
     return out
 
 
-def search_doc_ids(store, query: str, vector, mode: str, depth: int) -> list[str]:
+def search_doc_ids(store, query: str, vector, mode: str, depth: int, fusion=None) -> list[str]:
     """Doc ids of the first ``depth`` chunks for one query, in ranking order."""
     if mode == "dense":
         hits = store.search_dense(vector, depth)
@@ -129,14 +129,15 @@ def search_doc_ids(store, query: str, vector, mode: str, depth: int) -> list[str
         sparse = query_vector(query, getattr(store, "sparse_config", None))
         hits = store.search_sparse(sparse, depth) if sparse[0] else []  # no indexable word: nothing matches
     elif mode == "hybrid":
-        hits = store.search_hybrid(vector, query_vector(query, getattr(store, "sparse_config", None)), depth, depth)
+        hits = store.search_hybrid(vector, query_vector(query, getattr(store, "sparse_config", None)), depth, depth,
+                                   fusion=fusion)
     else:
         raise AssertionError(f"unknown mode {mode!r}")
     return [str(h.payload.get("doc_id", "")) for h in hits]
 
 
 def score_queries(store, embedder, queries: list[tuple[str, Collection[str]]], ks: list[int], depth: int,
-                  progress: Callable | None = None, desc: str = "") -> dict[str, Any]:
+                  progress: Callable | None = None, desc: str = "", fusion=None) -> dict[str, Any]:
     """Search every (query, relevant doc ids) three ways; per-mode scores, search latency and per-query ranks."""
     vectors = embedder.embed([q for q, _ in queries])
     ranks: dict[str, list[int | None]] = {m: [] for m in MODES}
@@ -150,7 +151,7 @@ def score_queries(store, embedder, queries: list[tuple[str, Collection[str]]], k
         row = {"query": query, "doc_ids": sorted(relevant)}
         for mode in MODES:
             t0 = time.perf_counter()
-            ranked = search_doc_ids(store, query, vec, mode, depth)
+            ranked = search_doc_ids(store, query, vec, mode, depth, fusion)
             latency_ms[mode].append((time.perf_counter() - t0) * 1e3)
             ranks[mode].append(doc_rank(ranked, relevant))
             ndcgs[mode].append(doc_ndcg(ranked, set(relevant)))
@@ -170,11 +171,12 @@ def score_queries(store, embedder, queries: list[tuple[str, Collection[str]]], k
 # -- the whole evaluation --------------------------------------------------------------------
 def evaluate_index(store, embedder, docs: Iterable[Mapping[str, str]], *, num_queries: int, query_words: int,
                    seed: int, ks: list[int], depth: int, questions: list[LabelledQuestion] | None = None,
-                   questions_source: str = "", progress: Callable | None = None) -> dict[str, Any]:
+                   questions_source: str = "", progress: Callable | None = None, fusion=None) -> dict[str, Any]:
     """The report of ``rag.evaluate``: derived queries (top level) and ``labelled`` questions.
 
     ``docs`` are records with ``id``, ``title``, ``source``, ``text`` (the docs input); ``store``
-    is an open :class:`components.rag.qdrant_store.QdrantStore` holding the index.
+    is an open :class:`components.rag.qdrant_store.QdrantStore` holding the index; ``fusion`` is
+    the hybrid mode's :class:`components.rag.config.FusionConfig` (None = its defaults).
     """
     from components.rag.indexing import doc_hash
 
@@ -197,19 +199,21 @@ def evaluate_index(store, embedder, docs: Iterable[Mapping[str, str]], *, num_qu
     report: dict[str, Any] = {
         "num_indexed_docs": len(indexed), "num_indexed_chunks": store.count(),
         "num_input_docs": len(docs), "num_indexed_docs_matching_input": len(current),
-        "num_queries": len(queries), "ks": ks, "depth_chunks": depth}
+        "num_queries": len(queries), "ks": ks, "depth_chunks": depth,
+        "fusion": fusion.model_dump() if fusion is not None else None}
     derived = score_queries(store, embedder, [(q.query, {q.doc_id}) for q in queries], ks, depth,
-                            progress, "rag.evaluate: derived queries")
+                            progress, "rag.evaluate: derived queries", fusion)
     report.update({m: derived[m] for m in MODES})
     report["random"] = random_scores(len(indexed), [1] * len(queries), ks)
     report["hybrid_minus_dense_ndcg_at_10"] = report["hybrid"]["ndcg_at_10"] - report["dense"]["ndcg_at_10"]
     report["queries"] = derived["queries"]
     if questions is not None:
-        report["labelled"] = _labelled(store, embedder, questions, questions_source, indexed, ks, depth, progress)
+        report["labelled"] = _labelled(store, embedder, questions, questions_source, indexed, ks, depth, progress,
+                                       fusion)
     return report
 
 
-def _labelled(store, embedder, questions, source, indexed, ks, depth, progress) -> dict[str, Any]:
+def _labelled(store, embedder, questions, source, indexed, ks, depth, progress, fusion) -> dict[str, Any]:
     usable = answerable(questions, indexed)
     if not usable:
         needed = sorted({d for q in questions for d in q.doc_ids})
@@ -219,7 +223,7 @@ def _labelled(store, embedder, questions, source, indexed, ks, depth, progress) 
             "they need (raise rag.index max_docs, or add them to its docs input), point rag.evaluate's "
             "labelled_questions at questions about your corpus, or set labelled_questions: null to skip them")
     scored = score_queries(store, embedder, [(q.question, set(q.doc_ids)) for q in usable], ks, depth,
-                           progress, "rag.evaluate: labelled questions")
+                           progress, "rag.evaluate: labelled questions", fusion)
     labelled, used = {q.line: q for q in questions}, {u.line for u in usable}
     out: dict[str, Any] = {
         "source": source, "num_questions_total": len(questions), "num_questions": len(usable),

@@ -25,6 +25,8 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
+from components.rag.config import FusionConfig
+
 # re-exported: callers import them from here
 from components.rag.store_types import (
     DENSE,
@@ -251,18 +253,21 @@ class QdrantStore(PayloadScan):
         return [self._hit(p) for p in res.points]
 
     def search_hybrid(self, vector, sparse: tuple[list[int], list[float]], k: int, prefetch_k: int,
-                      with_vectors: bool = False) -> list[Hit]:
-        """Dense and sparse candidates (``prefetch_k`` each) fused by reciprocal-rank fusion."""
+                      with_vectors: bool = False, fusion: FusionConfig | None = None) -> list[Hit]:
+        """Dense and sparse candidates (``prefetch_k`` each) fused by weighted reciprocal-rank fusion."""
         from qdrant_client import models
 
+        fusion = fusion or FusionConfig()
+        weights = [fusion.dense_weight]
         prefetch = [models.Prefetch(query=[float(x) for x in vector], using=DENSE, limit=prefetch_k,
                                     params=self._search_params())]
         if sparse[0]:  # a query with no indexable word has no sparse branch
             prefetch.append(models.Prefetch(query=models.SparseVector(indices=sparse[0], values=sparse[1]),
                                             using=SPARSE, limit=prefetch_k))
+            weights.append(fusion.sparse_weight)
         with self._guard():
             res = self.client.query_points(self.collection, prefetch=prefetch,
-                                           query=models.FusionQuery(fusion=models.Fusion.RRF), limit=k,
+                                           query=models.RrfQuery(rrf=models.Rrf(k=fusion.rrf_k, weights=weights)), limit=k,
                                            with_payload=True, with_vectors=[DENSE] if with_vectors else False)
         return [self._hit(p) for p in res.points]
 

@@ -97,7 +97,7 @@ class Retriever:
             hits = self.store.search_dense(vector, k, with_vectors=True)
         else:
             sparse = query_vector(query, getattr(self.store, "sparse_config", None))  # the index's encoder
-            hits = self.store.search_hybrid(vector, sparse, k, prefetch_k, with_vectors=True)
+            hits = self.store.search_hybrid(vector, sparse, k, prefetch_k, with_vectors=True, fusion=cfg.fusion)
         sources = [Source(id=h.id, doc_id=str(h.payload.get("doc_id", "")), title=str(h.payload.get("title", "")),
                           source=str(h.payload.get("source", "")), text=str(h.payload.get("text", "")),
                           chunk_index=int(h.payload.get("chunk_index", 0)), score=h.score,

@@ -108,7 +108,7 @@ def run_evaluate(ctx, config: EvaluateConfig) -> dict[str, float]:
         report = evaluate_index(store, shared_embedder(), docs, num_queries=config.num_queries,
                                 query_words=config.query_words, seed=config.seed, ks=config.ks,
                                 depth=max(max(config.ks), 10, config.prefetch_k), questions=questions,
-                                questions_source=source or "", progress=ctx.progress)
+                                questions_source=source or "", progress=ctx.progress, fusion=config.fusion)
     if questions is not None:
         report["labelled"]["sha256"] = config.labelled_questions_sha256
     path = ctx.output / "report.json"

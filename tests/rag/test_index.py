@@ -14,9 +14,9 @@ from flows.engine.context import StepContext
 
 pytestmark = pytest.mark.integration
 
-# The 50 hand-written questions over the full built-in corpus: issue 19's goal for hybrid recall@5,
-# and the floor below which it is a regression (measured 0.74 on 2026-12-02: the goal is missed).
-HYBRID_RECALL_AT_5_GOAL, HYBRID_RECALL_AT_5_FLOOR = 0.8, 0.7
+# The 50 hand-written questions over the full built-in corpus: issue 19's goal for hybrid recall@5
+# (0.74 with unweighted RRF k=2; 0.82 in benchmarks/rag_fusion.py's sweep with the weighted-RRF defaults).
+HYBRID_RECALL_AT_5_GOAL = 0.8
 
 
 def all_points(store):
@@ -179,8 +179,5 @@ def test_labelled_questions_hybrid_recall_at_5_on_the_full_corpus(tmp_path, stdl
     lab = json.loads((ctx.output / "report.json").read_text())["labelled"]
     assert lab["num_questions"] == lab["num_questions_total"] >= 40 and not lab["skipped"]
     recall = metrics["labelled_hybrid_recall_at_5"]
-    assert recall >= HYBRID_RECALL_AT_5_FLOOR, lab["hybrid"]
+    assert recall >= HYBRID_RECALL_AT_5_GOAL, lab["hybrid"]
     assert metrics["labelled_hybrid_recall_at_10"] >= recall > metrics["labelled_random_recall_at_5"] + 0.4
-    if recall < HYBRID_RECALL_AT_5_GOAL:  # a visible miss (XFAIL with the number), not a silent pass
-        pytest.xfail(f"hybrid recall@5 {recall:.2f} on the labelled questions is below the goal "
-                     f"{HYBRID_RECALL_AT_5_GOAL} (benchmarks/RESULTS.md, 'RAG on Qdrant Edge')")

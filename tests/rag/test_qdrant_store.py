@@ -60,6 +60,21 @@ def test_dense_sparse_hybrid_and_delete(tmp_path, embedded, encoder):
         assert store.ensure_collection(DIMS + 1) is True and store.count() == 0  # other dims: recreated
 
 
+@pytest.mark.parametrize("embedded", ["edge", "local"])
+def test_fusion_weights_decide_which_branch_leads(tmp_path, embedded):
+    from components.rag.config import FusionConfig
+
+    sparse = SparseConfig()
+    with open_store(tmp_path / "q", "c", embedded=embedded) as store:
+        ids, vecs, _ = fill(store, sparse=sparse)
+        dense_best, sparse_best = ids[3], ids[40]  # vecs[3] is the query; "word40" is only in point 40
+        query = (vecs[3], query_vector("word40", sparse), 5, 20)
+        lead = {name: store.search_hybrid(*query, fusion=FusionConfig(rrf_k=2, **w))[0].id for name, w in {
+            "dense": {"dense_weight": 10.0, "sparse_weight": 1.0},
+            "sparse": {"dense_weight": 1.0, "sparse_weight": 10.0}}.items()}
+        assert lead == {"dense": dense_best, "sparse": sparse_best}
+
+
 def test_second_writer_fails_at_once_with_a_clear_message(tmp_path):
     with QdrantStore.open(tmp_path / "q", "c") as store:
         fill(store, n=5)

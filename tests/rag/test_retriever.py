@@ -20,7 +20,7 @@ class FakeStore:
                      Hit("b", 0.33, {"doc_id": "B", "title": "tb", "text": "y"}, [0.6, 0.8]),
                      Hit("c", 0.25, {"doc_id": "C", "title": "tc", "text": "z"}, [1.0, 0.0])]
 
-    def search_hybrid(self, vector, sparse, k, prefetch_k, with_vectors=False):
+    def search_hybrid(self, vector, sparse, k, prefetch_k, with_vectors=False, fusion=None):
         self.calls.append(("hybrid", k, prefetch_k, bool(sparse[0])))
         return self.hits[:k]
 
