@@ -102,6 +102,8 @@ def id_map(refs: list, value_column: str | None = None, id_columns: tuple[str, .
         _ID_MAPS.clear()
         out: dict[str, str] = {}
         for table in ray.get(list(refs)):
+            if table.num_rows == 0:  # an empty shuffle partition may come as a table without columns
+                continue
             values = table.column(value_column).to_pylist() if value_column else None
             for col in id_columns or table.column_names:
                 if col != value_column:
@@ -216,6 +218,8 @@ def cc_round(group):
 def _block_sum(table, column: str) -> int:
     import pyarrow.compute as pc
 
+    if table.num_rows == 0:  # an empty shuffle partition may come as a table without columns
+        return 0
     return int(pc.sum(table.column(column)).as_py() or 0)
 
 
