@@ -254,10 +254,17 @@ def main():
     ap.add_argument("--baseline", default="/work/main", help="Checkout whose code is the baseline.")
     ap.add_argument("--steps", nargs="+", default=["clean", "dedup", "pack"])
     ap.add_argument("--skip-quality", action="store_true")
+    ap.add_argument("--codes", nargs="+", default=["ours", "baseline"], choices=["ours", "baseline"],
+                    help="Which code to run (only ours: a size where the baseline's run does not fit the time).")
+    ap.add_argument("--build-only", action="store_true", help="Build (cache) the corpora and the tokenizer, run nothing.")
     args = ap.parse_args()
     sys.path.insert(0, str(REPO))
-    codes = {"ours": REPO, "baseline": Path(args.baseline)}
+    codes = {name: code for name, code in (("ours", REPO), ("baseline", Path(args.baseline))) if name in args.codes}
     tok = tokenizer_dir()
+    if args.build_only:
+        for size in args.sizes_mb:
+            print(f"{size} MB corpus: {build_corpus(size)}")
+        return
     print(f"load before: {os.getloadavg()}")
     if not args.skip_quality:
         corpus = build_corpus(min(args.sizes_mb))

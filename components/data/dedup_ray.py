@@ -87,22 +87,25 @@ def bucket_pairs(group):
 _ID_MAPS: dict[tuple, dict[str, str]] = {}
 
 
-def id_map(refs: list, value_column: str | None = None) -> dict[str, str]:
+def id_map(refs: list, value_column: str | None = None, id_columns: tuple[str, ...] | None = None
+           ) -> dict[str, str]:
     """id -> value (or "") of the Arrow tables behind ``refs``, loaded once per worker process.
 
-    Every string column other than ``value_column`` holds ids. This is how a stage learns
+    ``id_columns`` hold ids (default: every column other than ``value_column``). This is how a stage learns
     which documents are candidates or removed without a shuffle of the whole corpus; its size
     is that of the (few) duplicates, and it lives on the workers, never on the driver.
     """
     import ray
 
-    key = (tuple(r.hex() for r in refs), value_column)
+    key = (tuple(r.hex() for r in refs), value_column, id_columns)
     if key not in _ID_MAPS:
         _ID_MAPS.clear()
         out: dict[str, str] = {}
         for table in ray.get(list(refs)):
+            if table.num_rows == 0:  # an empty shuffle partition may come as a table without columns
+                continue
             values = table.column(value_column).to_pylist() if value_column else None
-            for col in table.column_names:
+            for col in id_columns or table.column_names:
                 if col != value_column:
                     for i, doc_id in enumerate(table.column(col).to_pylist()):
                         out[doc_id] = values[i] if values else ""
@@ -117,8 +120,8 @@ def arrow_refs(ds) -> list:
 
 # -- 3: verification -------------------------------------------------------------------------
 def candidate_docs(batch, id_refs: list):
-    """The batch's documents that appear in a candidate pair, as keyed rows."""
-    ids = id_map(id_refs)
+    """The batch's documents that appear in a candidate pair (the ``a``/``b`` of ``id_refs``), as keyed rows."""
+    ids = id_map(id_refs, id_columns=("a", "b"))
     rows = {"key": [], "role": [], "text": []}
     for doc_id, text in zip(batch.column("id").to_pylist(), batch.column("text").to_pylist()):
         if doc_id in ids:
@@ -212,13 +215,32 @@ def cc_round(group):
                      "state": pa.array([state] + [0] * (len(nodes) - 1), pa.int64())})
 
 
+def _block_sum(table, column: str) -> int:
+    import pyarrow.compute as pc
+
+    if table.num_rows == 0:  # an empty shuffle partition may come as a table without columns
+        return 0
+    return int(pc.sum(table.column(column)).as_py() or 0)
+
+
+def round_signature(ds) -> tuple[int, int]:
+    """(sum of ``state``, rows) of a materialized dataset: one small task per block, one int back each.
+
+    ``Dataset.sum`` would plan and run a whole aggregate job per round; this costs a task per block.
+    """
+    import ray
+
+    block_sum = ray.remote(_block_sum).options(num_cpus=0.25)
+    return sum(ray.get([block_sum.remote(ref, "state") for ref in ds.to_arrow_refs()])), ds.count()
+
+
 def component_labels(edges, config: DedupConfig):
     """(node, member) rows at the hash-to-min fixed point; a node's component is min(member)."""
     state = edges.map_batches(cc_init, batch_format="pyarrow").materialize()
     previous = None
     for _ in range(MAX_CC_ROUNDS):
         out = _groupby(state, "node", cc_round, config).materialize()
-        signature = (out.sum("state"), out.count())
+        signature = round_signature(out)
         if signature == previous:  # this round's input equals the last one's: converged
             return state
         previous, state = signature, out
@@ -292,7 +314,8 @@ def dedup_removals(ds, config: DedupConfig):
     pairs = _groupby(keys, ["bucket", "kind"], bucket_pairs, config).materialize()
     if pairs.count() == 0:
         return None, None
-    cand = docs.map_batches(candidate_docs, fn_kwargs={"id_refs": arrow_refs(pairs.select_columns(["a", "b"]))},
+    # the materialized pairs' own blocks: select_columns would run another job to copy them
+    cand = docs.map_batches(candidate_docs, fn_kwargs={"id_refs": arrow_refs(pairs)},
                             batch_format="pyarrow", batch_size=config.batch_size).materialize()
     probes = _groupby(cand.union(pairs.map_batches(pair_rows, batch_format="pyarrow")), "key", send_shingles,
                       config, ngram=config.ngram)

@@ -20,6 +20,20 @@ _WORD_RE = re.compile(r"\w+")
 _SPACE_RE = re.compile(r"\s+")
 _MULT = np.uint64(0x9E3779B97F4A7C15)  # odd 64-bit multiplier for the polynomial n-gram hash
 EMPTY_SIGNATURE_SENTINEL = 0xFFFFFFFF
+_SHIFT61 = np.uint64(61)
+# word -> 64-bit hash, per process: words repeat (Zipf), so most lookups skip the xxhash call and
+# its str.encode; cleared when it grows past _WORD_CACHE_MAX so memory stays bounded.
+_WORD_CACHE: dict[str, int] = {}
+_WORD_CACHE_MAX = 1_000_000
+
+
+def _word_hashes(words: list[str]) -> np.ndarray:
+    cache = _WORD_CACHE
+    if len(cache) > _WORD_CACHE_MAX:
+        cache.clear()
+    for w in set(words).difference(cache):
+        cache[w] = xxhash.xxh64_intdigest(w.encode())
+    return np.fromiter(map(cache.__getitem__, words), dtype=np.uint64, count=len(words))
 
 
 def normalize_for_exact(text: str) -> str:
@@ -36,7 +50,7 @@ def shingles(text: str, ngram: int) -> np.ndarray:
     words = _WORD_RE.findall(unicodedata.normalize("NFKC", text).lower())
     if not words:
         return np.empty(0, dtype=np.uint64)
-    wh = np.fromiter((xxhash.xxh64_intdigest(w.encode()) for w in words), dtype=np.uint64, count=len(words))
+    wh = _word_hashes(words)
     n = min(ngram, len(wh))
     h = wh[: len(wh) - n + 1].copy()
     for k in range(1, n):  # h = ((w0 * M + w1) * M + w2) ...  (mod 2^64, numpy wraps)
@@ -61,7 +75,15 @@ class MinHasher:
         sig = np.full(self.num_perm, EMPTY_SIGNATURE_SENTINEL, dtype=np.uint64)
         for start in range(0, len(shingle_hashes), chunk):  # bounded memory for very long documents
             x = shingle_hashes[start: start + chunk, None]
-            phv = ((x * self.a + self.b) % _MERSENNE) & _MASK32  # a, x < 2^32: no overflow
+            y = x * self.a
+            y += self.b  # a, x, b < 2^32: y < 2^64, no overflow
+            # y mod (2^61 - 1) without a division, in place: (y & M) + (y >> 61) is < 2M and congruent to y
+            high = y >> _SHIFT61
+            y &= _MERSENNE
+            y += high
+            np.subtract(y, _MERSENNE, out=y, where=y >= _MERSENNE)
+            y &= _MASK32
+            phv = y
             np.minimum(sig, phv.min(axis=0), out=sig)
         return sig.astype(np.uint32)
 

@@ -152,7 +152,7 @@ def dedup_block(batch, removed_refs: list | None, out_dir: str, samples_per_reas
     from components.data.shards import block_of, write_docs_part
 
     block = block_of(batch)
-    removed = id_map(removed_refs, "kind") if removed_refs else {}
+    removed = id_map(removed_refs, "kind", ("id",)) if removed_refs else {}
     ids = batch.column("id").to_pylist()
     keep = [doc_id not in removed for doc_id in ids]
     write_docs_part(batch.filter(pa.array(keep, pa.bool_())), out_dir, block)
@@ -177,7 +177,7 @@ def run_dedup(ctx, config: DedupConfig) -> dict[str, float]:
         ds = docs_dataset(docs, config.batch_size)
         num_blocks = ds.num_blocks()
         removed, clusters = dedup_removals(ds, config)
-        refs = arrow_refs(removed.select_columns(["id", "kind"])) if removed is not None else None
+        refs = arrow_refs(removed) if removed is not None else None  # materialized: its own blocks, no job
         summaries = ds.map_batches(
             dedup_block, fn_kwargs={"removed_refs": refs, "out_dir": str(ctx.output),
                                     "samples_per_reason": acc.max_samples_per_reason},

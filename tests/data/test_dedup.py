@@ -189,3 +189,36 @@ def test_no_removed_document_is_below_threshold_of_its_survivor():
 def test_shingle_jaccard_is_exact():
     a, b = np.array([1, 2, 3, 4], np.uint32), np.array([3, 4, 5], np.uint32)
     assert shingle_jaccard(a, b) == pytest.approx(2 / 5) and shingle_jaccard(a, a[:0]) == 0.0
+
+
+def test_signature_uses_the_mersenne_modulus_exactly():
+    """The division-free modulo must give the textbook ((a*x + b) mod (2^61 - 1)) mod 2^32 minimum."""
+    h = MinHasher(num_bands=3, rows_per_band=2, seed=7)
+    x = np.array([0, 1, 2**32 - 1, 123456789, 2**31 + 5], dtype=np.uint64)
+    expected = [min(((int(a) * int(v) + int(b)) % (2**61 - 1)) & 0xFFFFFFFF for v in x)
+                for a, b in zip(h.a, h.b)]
+    assert h.signature(x).tolist() == expected
+
+
+def test_id_maps_and_round_sums_skip_empty_partitions(monkeypatch):
+    """Empty shuffle partitions can arrive as tables without columns; the id sets and sums ignore them."""
+    import pyarrow as pa
+    import ray
+
+    import components.data.dedup_ray as dr
+
+    class Ref:
+        def __init__(self, key):
+            self.key = key
+
+        def hex(self):
+            return self.key
+
+    tables = {"pairs": pa.table({"a": ["x", "y"], "b": ["y", "z"], "kind": ["near", "near"]}), "empty": pa.table({}),
+              "removed": pa.table({"id": ["x"], "rep": ["w"], "sim": [0.9], "kind": ["near"]})}
+    monkeypatch.setattr(ray, "get", lambda refs: [tables[r.key] for r in refs])
+    monkeypatch.setattr(dr, "_ID_MAPS", {})
+    assert dr.id_map([Ref("pairs"), Ref("empty")], id_columns=("a", "b")) == {"x": "", "y": "", "z": ""}
+    assert dr.id_map([Ref("removed"), Ref("empty")], "kind", ("id",)) == {"x": "near"}
+    assert dr._block_sum(tables["empty"], "state") == 0
+    assert dr._block_sum(pa.table({"state": pa.array([1, 2, None], pa.int64())}), "state") == 3
