@@ -220,8 +220,8 @@ WORKERS_FILE = "train_workers.jsonl"
 
 
 def _record_worker(output_dir: Path) -> None:
-    """One line per worker start: rank and Ray node, so a run (and a restart after a node loss) shows
-    where its workers ran (the step tags them in MLflow)."""
+    """One line per worker start: rank, Ray node and process id, so a run (and a restart after a node
+    loss) shows where its workers ran (the step tags them in MLflow; fault tests find the process)."""
     import ray
     import ray.train
 
@@ -229,7 +229,7 @@ def _record_worker(output_dir: Path) -> None:
     output_dir.mkdir(parents=True, exist_ok=True)
     with open(output_dir / WORKERS_FILE, "a") as f:
         f.write(json.dumps({"rank": ctx.get_world_rank(), "node_id": ray.get_runtime_context().get_node_id(),
-                            "ts": time.time()}) + "\n")
+                            "pid": os.getpid(), "ts": time.time()}) + "\n")
 
 
 def train_loop_per_worker(loop_config: dict) -> None:
