@@ -148,6 +148,14 @@ def submitted_run(multinode_cluster, s3_endpoint, mlflow_on_s3, tmp_path_factory
     _wait_for(metrics.name, metrics.parent, lambda p: len(_steps_logged(p)) > n_before
               and (metrics.parent / "train_workers.jsonl").read_text().count("\n") > len(workers), timeout_s=300)
     recovered_s = time.time() - killed_at
+    # Checkpoints live in the bucket (the root's .tmp/, removed once the step commits), none on a node's disk.
+    import s3fs
+
+    scratch = f"{root.removeprefix('s3://')}/.tmp/{metrics.parent.name}"
+    bucket = s3fs.S3FileSystem(skip_instance_cache=True)  # no listing cached from before the run
+    s3_checkpoints = sorted(Path(p).name for p in bucket.glob(f"{scratch}/*/step_*"))
+    local_checkpoints = sorted(p.name for p in metrics.parent.glob("checkpoints/step_*"))
+    resumes = [json.loads(x) for x in (metrics.parent / "train_resumes.jsonl").read_text().splitlines() if x]
 
     follow = _cli(["status", "--job", job_id, "--address", state.dashboard_url], env, timeout=60)
     deadline = time.time() + 400
@@ -161,7 +169,9 @@ def submitted_run(multinode_cluster, s3_endpoint, mlflow_on_s3, tmp_path_factory
     print(f"job {job_id}: wall {time.time() - t0:.1f} s, killed {victim} after step {killed_after}, "
           f"first step after the restart {recovered_s:.1f} s later")
     return {"job_id": job_id, "status": follow.stdout, "logs": logs, "root": root, "mlflow": mlflow_on_s3,
-            "names": names, "victim": victim, "killed_after": killed_after, "recovered_s": recovered_s}
+            "names": names, "victim": victim, "killed_after": killed_after, "recovered_s": recovered_s,
+            "scratch": scratch, "s3_checkpoints": s3_checkpoints, "local_checkpoints": local_checkpoints,
+            "resumes": resumes}
 
 
 def test_submitted_job_succeeds_after_a_node_loss(submitted_run):
@@ -241,3 +251,16 @@ def test_the_restart_resumed_from_the_last_checkpoint_before_the_kill(submitted_
     for step, rec in again.items():
         assert abs(rec["loss"] - first[step]["loss"]) < 1e-3, (step, rec["loss"], first[step]["loss"])
     assert submitted_run["recovered_s"] < 240
+
+
+def test_checkpoints_are_in_the_bucket_and_the_restart_read_one_from_there(submitted_run, s3_endpoint):
+    import s3fs
+
+    assert submitted_run["s3_checkpoints"], f"no Ray Train checkpoint under s3://{submitted_run['scratch']}"
+    assert submitted_run["local_checkpoints"] == [], "checkpoints were written to a node's local disk"
+    first = submitted_run["resumes"][0]  # the restart after the node kill
+    resumed = CKPT_EVERY * (submitted_run["killed_after"] // CKPT_EVERY)
+    assert first["step"] == resumed
+    assert first["checkpoint"] == f"{submitted_run['scratch']}/pretrain-pretrain/step_{resumed:06d}", first
+    bucket = s3fs.S3FileSystem(skip_instance_cache=True)
+    assert not bucket.exists(submitted_run["scratch"]), "the committed step left its checkpoints behind"
