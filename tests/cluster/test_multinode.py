@@ -69,27 +69,40 @@ def _steps_logged(metrics_file: Path) -> list[int]:
     return [json.loads(line)["step"] for line in metrics_file.read_text().splitlines() if line.strip()]
 
 
-def _freeze_between_checkpoints(metrics: Path, victim_pid: int) -> int:
-    """SIGSTOP the victim's Ray Train worker at a logged step with no checkpoint at or just after it;
-    returns that step (the last one the first worker group can have logged).
+def _freeze_between_checkpoints(metrics: Path, victim_pid: int, snapshot: str) -> int:
+    """SIGSTOP the victim's Ray Train worker at a logged step with no checkpoint at or just after it,
+    once Ray Train has registered the checkpoint before it; returns that step (the last one the first
+    worker group can have logged).
 
     Steps take ~50 ms here, so a kill "after step N" lands several steps later unless training is
     frozen first. Stopping one rank stops the other at its next collective; after a moment the log is
-    final. A step L with L % CKPT_EVERY in 1..CKPT_EVERY-2 is safe: the last complete checkpoint is
-    the one before L, so the restart re-runs the steps after it, up to L. Otherwise let it run on.
+    final. A step L with L % CKPT_EVERY in 1..CKPT_EVERY-2 is safe: no checkpoint can complete after
+    it. The one before it counts only once the controller has collected every rank's report of it
+    (it polls every 2 s and then writes ``snapshot``, its list of checkpoints, to storage): a rank
+    killed before that takes its report along and the restart would begin at an earlier checkpoint.
     """
+    import s3fs
+
+    bucket = s3fs.S3FileSystem(skip_instance_cache=True)
+
+    def registered(step: int) -> bool:
+        bucket.invalidate_cache()
+        return bucket.exists(snapshot) and f"step_{step:06d}" in bucket.cat_file(snapshot).decode()
+
     deadline = time.time() + 400
     while time.time() < deadline:
         logged = max(_steps_logged(metrics), default=0)
-        if logged >= KILL_AFTER_STEP and 0 < logged % CKPT_EVERY < CKPT_EVERY - 1:
+        if (logged >= KILL_AFTER_STEP and 0 < logged % CKPT_EVERY < CKPT_EVERY - 1
+                and registered(CKPT_EVERY * (logged // CKPT_EVERY))):
             os.kill(victim_pid, signal.SIGSTOP)
             time.sleep(1.0)  # the other rank finishes what it can without its peer
             settled = max(_steps_logged(metrics))
-            if 0 < settled % CKPT_EVERY < CKPT_EVERY - 1 and settled < NUM_STEPS:
+            if 0 < settled % CKPT_EVERY < CKPT_EVERY - 1 and settled < NUM_STEPS and settled // CKPT_EVERY == \
+                    logged // CKPT_EVERY:
                 return settled
             os.kill(victim_pid, signal.SIGCONT)
         time.sleep(0.01)
-    raise AssertionError(f"pretraining never paused between checkpoints past step {KILL_AFTER_STEP}")
+    raise AssertionError(f"pretraining never paused between registered checkpoints past step {KILL_AFTER_STEP}")
 
 
 @pytest.fixture(scope="module")
@@ -136,7 +149,9 @@ def submitted_run(multinode_cluster, s3_endpoint, mlflow_on_s3, tmp_path_factory
     victim = names[victim_worker["node_id"]]
     raylets = local_cluster.node_processes(state.node(victim), "raylet")
     assert len(raylets) == 1
-    killed_after = _freeze_between_checkpoints(metrics, victim_worker["pid"])
+    scratch = f"{root.removeprefix('s3://')}/.tmp/{metrics.parent.name}"  # Ray Train's storage_path
+    killed_after = _freeze_between_checkpoints(metrics, victim_worker["pid"],
+                                               f"{scratch}/pretrain-pretrain/checkpoint_manager_snapshot.json")
     killed_at = time.time()
     # The whole node dies at once: its raylet and the (frozen) Ray Train worker on it. Killing only the
     # raylet let the worker run on until it noticed (Ray checks its raylet about once a second), and at
@@ -151,11 +166,11 @@ def submitted_run(multinode_cluster, s3_endpoint, mlflow_on_s3, tmp_path_factory
     # Checkpoints live in the bucket (the root's .tmp/, removed once the step commits), none on a node's disk.
     import s3fs
 
-    scratch = f"{root.removeprefix('s3://')}/.tmp/{metrics.parent.name}"
     bucket = s3fs.S3FileSystem(skip_instance_cache=True)  # no listing cached from before the run
     s3_checkpoints = sorted(Path(p).name for p in bucket.glob(f"{scratch}/*/step_*"))
     local_checkpoints = sorted(p.name for p in metrics.parent.glob("checkpoints/step_*"))
-    resumes = [json.loads(x) for x in (metrics.parent / "train_resumes.jsonl").read_text().splitlines() if x]
+    resumes_file = metrics.parent / "train_resumes.jsonl"
+    resumes = [json.loads(x) for x in resumes_file.read_text().splitlines() if x] if resumes_file.exists() else []
 
     follow = _cli(["status", "--job", job_id, "--address", state.dashboard_url], env, timeout=60)
     deadline = time.time() + 400
@@ -258,6 +273,7 @@ def test_checkpoints_are_in_the_bucket_and_the_restart_read_one_from_there(submi
 
     assert submitted_run["s3_checkpoints"], f"no Ray Train checkpoint under s3://{submitted_run['scratch']}"
     assert submitted_run["local_checkpoints"] == [], "checkpoints were written to a node's local disk"
+    assert submitted_run["resumes"], "the restarted workers found no checkpoint (they began at step 0)"
     first = submitted_run["resumes"][0]  # the restart after the node kill
     resumed = CKPT_EVERY * (submitted_run["killed_after"] // CKPT_EVERY)
     assert first["step"] == resumed
