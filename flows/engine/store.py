@@ -128,3 +128,17 @@ class ArtifactStore:
                 shutil.rmtree(d, ignore_errors=True)
                 n += 1
         return n
+
+
+def open_artifact(uri: str) -> Path:
+    """A committed artifact's local directory from its URI (``<root>/<step>/<address>``, as the run
+    summary and lineage print it): a local path as is; on an object store (``s3://``) downloaded
+    once into this node's cache, so a service on any node opens what a step on another node wrote."""
+    if "://" not in uri or uri.startswith("file://"):
+        return Path(uri.removeprefix("file://"))
+    root, step, address = uri.rstrip("/").rsplit("/", 2)
+    store = ArtifactStore(root)
+    if not store.is_complete(step, address):
+        raise FileNotFoundError(f"{uri} is not a complete artifact (no {MARKER}): point at a committed "
+                                "step output, e.g. the uri `llmflow run` printed for it")
+    return store.local_path(step, address)
