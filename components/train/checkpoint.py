@@ -39,6 +39,48 @@ def _rank() -> int:
 def save(root: Path, step: int, train_state: dict, strategy: str, model, optimizer, keep: int) -> Path:
     """Every rank calls this; rank 0 writes the metadata and prunes old checkpoints."""
     path = step_dir(root, step)
+    _write_state(path, train_state, strategy, model, optimizer)
+    _barrier()
+    if _rank() == 0:
+        (path / "train_state.json").write_text(json.dumps(train_state))
+        (path / COMPLETE).touch()
+        for old in sorted(p.parent for p in Path(root).glob(f"step_*/{COMPLETE}"))[:-keep]:
+            shutil.rmtree(old, ignore_errors=True)
+    _barrier()
+    return path
+
+
+def report(train_state: dict, strategy: str, model, optimizer) -> None:
+    """Every rank: write its shards to a local staging folder and hand it to Ray Train, which merges all
+    ranks' files into one checkpoint under RunConfig's storage (``s3://`` on a cluster; no node needs
+    another's disk). ``ray.train.report`` is a barrier and registers the checkpoint only once every
+    rank has uploaded, so a crash mid-save leaves the previous one as the latest (no COMPLETE file)."""
+    import tempfile
+
+    import ray.train
+
+    with tempfile.TemporaryDirectory(prefix="llmflow-ckpt-") as staging:
+        path = Path(staging)
+        _write_state(path, train_state, strategy, model, optimizer)
+        if _rank() == 0:
+            (path / "train_state.json").write_text(json.dumps(train_state))
+        ray.train.report({"step": train_state["step"]}, checkpoint=ray.train.Checkpoint.from_directory(staging),
+                         checkpoint_dir_name=step_dir(Path(), train_state["step"]).name)
+
+
+def load_reported(strategy: str, model, optimizer) -> tuple[dict, str] | None:
+    """Restore from Ray Train's latest checkpoint (downloaded from its storage to this node); returns
+    the saved train_state and where the checkpoint lives, or None on a fresh start."""
+    import ray.train
+
+    ckpt = ray.train.get_checkpoint()
+    if ckpt is None:
+        return None
+    with ckpt.as_directory() as local:
+        return load(Path(local), strategy, model, optimizer), ckpt.path
+
+
+def _write_state(path: Path, train_state: dict, strategy: str, model, optimizer) -> None:
     if strategy == "deepspeed":
         # DeepSpeed writes its own ZeRO-partitioned files; `model` is the engine here.
         model.save_checkpoint(str(path / "state"), tag="ds", client_state={"train_state": train_state})
@@ -48,14 +90,6 @@ def save(root: Path, step: int, train_state: dict, strategy: str, model, optimiz
 
         model_sd, optim_sd = get_state_dict(model, optimizer)
         dcp.save({"model": model_sd, "optim": optim_sd}, checkpoint_id=str(path / "state"))
-    _barrier()
-    if _rank() == 0:
-        (path / "train_state.json").write_text(json.dumps(train_state))
-        (path / COMPLETE).touch()
-        for old in sorted(p.parent for p in Path(root).glob(f"step_*/{COMPLETE}"))[:-keep]:
-            shutil.rmtree(old, ignore_errors=True)
-    _barrier()
-    return path
 
 
 def load(path: Path, strategy: str, model, optimizer) -> dict:

@@ -7,7 +7,9 @@ is the only rank, and for the sharded strategies it makes a one-process group it
 
 Output (shared by all ranks, written by rank 0 where it is not sharded):
   checkpoints/step_NNNNNN/   sharded state + data position; the newest complete one is resumed
+                             (with ray_checkpoints: in Ray Train's storage instead, e.g. s3://)
   train_metrics.jsonl        one line per logged step (a restart re-logs the steps after its checkpoint)
+  train_resumes.jsonl        one line per resume: the step and the checkpoint it was read from
   train_summary.json         the final metrics of the run
   model/                     HF safetensors + config + tokenizer, after the last step
 """
@@ -90,22 +92,26 @@ def _maybe_inject_fault(config: PretrainConfig, step: int, rank: int, world: int
                        "set fault_injection_step: null to disable)")
 
 
-def train(config: PretrainConfig | dict, tokens_dir: str | Path, output_dir: str | Path) -> dict[str, float]:
-    """Train (or resume) to ``config.num_steps``; returns the final metrics (same on every rank)."""
+def train(config: PretrainConfig | dict, tokens_dir: str | Path, output_dir: str | Path,
+          ray_checkpoints: bool = False) -> dict[str, float]:
+    """Train (or resume) to ``config.num_steps``; returns the final metrics (same on every rank).
+
+    ``ray_checkpoints``: checkpoint through ``ray.train.report`` into Ray Train's storage (an object
+    store on a cluster) instead of ``output_dir/checkpoints`` (only inside a Ray Train worker)."""
     entered_unix = time.time()  # wall clock: the benchmark compares it with the driver's fit() call
     config = PretrainConfig.model_validate(config) if isinstance(config, dict) else config
     tokens_dir, output_dir = Path(tokens_dir), Path(output_dir)
     info = device.describe(config.precision)
     made_group = _init_process_group(config.strategy, info)
     try:
-        return _train(config, tokens_dir, output_dir, info, entered_unix)
+        return _train(config, tokens_dir, output_dir, info, entered_unix, ray_checkpoints)
     finally:
         if made_group:
             dist.destroy_process_group()
 
 
 def _train(config: PretrainConfig, tokens_dir: Path, output_dir: Path, info: device.DeviceInfo,
-           entered_unix: float) -> dict[str, float]:
+           entered_unix: float, ray_checkpoints: bool = False) -> dict[str, float]:
     t_enter = time.perf_counter()
     from transformers import AutoModelForCausalLM
 
@@ -132,10 +138,19 @@ def _train(config: PretrainConfig, tokens_dir: Path, output_dir: Path, info: dev
 
     ckpt_root = output_dir / "checkpoints"
     step, samples, resumed_from = 0, 0, 0
-    latest = checkpoint.latest(ckpt_root)
-    if latest is not None:
-        state = checkpoint.load(latest, config.strategy, wrapped.model, wrapped.optimizer)
+    if ray_checkpoints:
+        restored = checkpoint.load_reported(config.strategy, wrapped.model, wrapped.optimizer)
+    else:
+        latest = checkpoint.latest(ckpt_root)
+        restored = (checkpoint.load(latest, config.strategy, wrapped.model, wrapped.optimizer), str(latest)) \
+            if latest is not None else None
+    if restored is not None:
+        state, where = restored
         step, samples, resumed_from = state["step"], state["samples_consumed"], state["step"]
+        if rank == 0:  # which checkpoint each restart read (the summary only has the last one's step)
+            output_dir.mkdir(parents=True, exist_ok=True)
+            with open(output_dir / RESUMES_FILE, "a") as f:
+                f.write(json.dumps({"step": step, "checkpoint": where, "ts": time.time()}) + "\n")
 
     t_model = time.perf_counter()
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -179,9 +194,12 @@ def _train(config: PretrainConfig, tokens_dir: Path, output_dir: Path, info: dev
             if val_loss is not None:
                 record.update(val_loss=val_loss, val_ppl=math.exp(min(val_loss, 50.0)))
         if step % config.checkpoint_every == 0 or step == config.num_steps:
-            checkpoint.save(ckpt_root, step, {"step": step, "samples_consumed": samples, "world_size": world,
-                                              "seed": config.seed}, config.strategy, wrapped.model,
-                            wrapped.optimizer, config.keep_checkpoints)
+            train_state = {"step": step, "samples_consumed": samples, "world_size": world, "seed": config.seed}
+            if ray_checkpoints:
+                checkpoint.report(train_state, config.strategy, wrapped.model, wrapped.optimizer)
+            else:
+                checkpoint.save(ckpt_root, step, train_state, config.strategy, wrapped.model,
+                                wrapped.optimizer, config.keep_checkpoints)
         last = record
         if rank == 0 and (step % config.log_every == 0 or step == config.num_steps or "val_loss" in record):
             with open(metrics_path, "a") as f:
@@ -217,11 +235,12 @@ def _train(config: PretrainConfig, tokens_dir: Path, output_dir: Path, info: dev
 
 
 WORKERS_FILE = "train_workers.jsonl"
+RESUMES_FILE = "train_resumes.jsonl"
 
 
 def _record_worker(output_dir: Path) -> None:
-    """One line per worker start: rank and Ray node, so a run (and a restart after a node loss) shows
-    where its workers ran (the step tags them in MLflow)."""
+    """One line per worker start: rank, Ray node and process id, so a run (and a restart after a node
+    loss) shows where its workers ran (the step tags them in MLflow; fault tests find the process)."""
     import ray
     import ray.train
 
@@ -229,7 +248,7 @@ def _record_worker(output_dir: Path) -> None:
     output_dir.mkdir(parents=True, exist_ok=True)
     with open(output_dir / WORKERS_FILE, "a") as f:
         f.write(json.dumps({"rank": ctx.get_world_rank(), "node_id": ray.get_runtime_context().get_node_id(),
-                            "ts": time.time()}) + "\n")
+                            "pid": os.getpid(), "ts": time.time()}) + "\n")
 
 
 def train_loop_per_worker(loop_config: dict) -> None:
@@ -240,7 +259,8 @@ def train_loop_per_worker(loop_config: dict) -> None:
     _record_worker(Path(loop_config["output_dir"]))
     if not device.use_gpu():
         torch.set_num_threads(max(1, int(config.cpus_per_worker)))
-    summary = train(config, loop_config["tokens_dir"], loop_config["output_dir"])
+    summary = train(config, loop_config["tokens_dir"], loop_config["output_dir"],
+                    ray_checkpoints=loop_config.get("ray_checkpoints", False))
     # Ray Train 2 keeps reported metrics only alongside checkpoints, and ours live in the
     # artifact; the driver reads train_summary.json. The report still marks a clean finish.
     ray.train.report(summary)

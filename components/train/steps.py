@@ -15,9 +15,26 @@ from components.train.config import PretrainConfig
 from flows.engine.registry import step_kind
 
 
-def build_trainer(config: PretrainConfig, tokens_dir: Path, output_dir: Path, run_name: str = "pretrain"):
-    """The TorchTrainer for ``config`` (split out so benchmarks and tests run the same thing)."""
-    from ray.train import FailureConfig, RunConfig, ScalingConfig
+def _storage(output_dir: Path, checkpoint_uri: str | None) -> dict:
+    """RunConfig's storage: the artifact's temp dir, or an object-store folder (``s3://...``) through
+    the same fsspec filesystem the artifact store uses (its endpoint and keys from the environment)."""
+    if checkpoint_uri is None:
+        return {"storage_path": str(Path(output_dir).resolve() / "_ray_train")}
+    import fsspec
+    import pyarrow.fs
+
+    fs, path = fsspec.core.url_to_fs(checkpoint_uri)
+    return {"storage_path": path, "storage_filesystem": pyarrow.fs.PyFileSystem(pyarrow.fs.FSSpecHandler(fs))}
+
+
+def build_trainer(config: PretrainConfig, tokens_dir: Path, output_dir: Path, run_name: str = "pretrain",
+                  checkpoint_uri: str | None = None):
+    """The TorchTrainer for ``config`` (split out so benchmarks and tests run the same thing).
+
+    With ``checkpoint_uri`` (an object-store folder) checkpoints are Ray Train's, persisted there
+    and restored with ``ray.train.get_checkpoint()`` on whichever nodes the restarted workers get;
+    without, they are files in ``output_dir/checkpoints`` (one machine, or a shared mount)."""
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
     from components.train import device
@@ -26,11 +43,12 @@ def build_trainer(config: PretrainConfig, tokens_dir: Path, output_dir: Path, ru
     return TorchTrainer(
         train_loop_per_worker,
         train_loop_config={"config": config.model_dump(), "tokens_dir": str(tokens_dir),
-                           "output_dir": str(output_dir)},
+                           "output_dir": str(output_dir), "ray_checkpoints": checkpoint_uri is not None},
         scaling_config=ScalingConfig(num_workers=config.num_workers, use_gpu=device.use_gpu(),
                                      resources_per_worker={"CPU": config.cpus_per_worker}),
         torch_config=TorchConfig(backend=device.distributed_backend()),
-        run_config=RunConfig(name=run_name, storage_path=str(Path(output_dir).resolve() / "_ray_train"),
+        run_config=RunConfig(name=run_name, **_storage(output_dir, checkpoint_uri),
+                             checkpoint_config=CheckpointConfig(num_to_keep=config.keep_checkpoints),
                              failure_config=FailureConfig(max_failures=config.max_failures)),
     )
 
@@ -70,7 +88,8 @@ def run_pretrain(ctx, config: PretrainConfig) -> dict[str, float]:
     tokens_dir = ctx.input("tokens")
     ctx.set_tags({"strategy": config.strategy, "num_workers": config.num_workers,
                   "zero_stage": config.zero_stage if config.strategy == "deepspeed" else "-"})
-    build_trainer(config, tokens_dir, ctx.output, run_name=f"pretrain-{ctx.name}").fit()
+    # On an object-store root (a cluster without a shared disk) checkpoints go there too.
+    build_trainer(config, tokens_dir, ctx.output, run_name=f"pretrain-{ctx.name}", checkpoint_uri=ctx.scratch_uri).fit()
     ctx.set_tags(worker_node_tags(ctx.output))
     for step, metrics in read_metrics(ctx.output).items():
         ctx.log_metrics(metrics, step=step)

@@ -36,6 +36,9 @@ class StepContext:
     state_dir: Path | None = None
     # Logs to the step's run (made by the flow's tracker, flows.engine.tracking); None: the artifact only.
     logger: StepLogger | None = None
+    # A resumable step's state that every node must see (s3://<root>/.tmp/...) when the artifact root
+    # is an object store and the cluster shares no disk; None on a local root (``output`` serves).
+    scratch_uri: str | None = None
 
     def __post_init__(self) -> None:
         self.output = Path(self.output)

@@ -62,6 +62,13 @@ class ArtifactStore:
         return local
 
     # -- writing -------------------------------------------------------------------
+    def scratch_uri(self, step: str, address: str) -> str | None:
+        """Where a resumable step keeps state every node must see (Ray Train checkpoints): under the
+        root's ``.tmp/`` on an object store; None on a local root, where the step's temp dir serves."""
+        if not self.remote:
+            return None
+        return f"{self.root_uri}/.tmp/{step}-{address[:16]}-resumable"
+
     def new_temp(self, step: str, address: str, reuse: bool = False) -> Path:
         """A private directory to write the artifact into; ``reuse`` returns the same one on every
         attempt (for steps that resume from checkpoints they left there)."""
@@ -87,6 +94,11 @@ class ArtifactStore:
             self.fs.put(str(tmp) + "/", final, recursive=True)
             self.fs.pipe_file(f"{final}/{MARKER}", data)
             shutil.rmtree(tmp, ignore_errors=True)
+            # A committed step's checkpoints are done with; left there, a --force re-run would resume
+            # from the last step and train nothing.
+            scratch = self.scratch_uri(step, address)
+            if self.fs.exists(scratch):
+                self.fs.rm(scratch, recursive=True)
             return final
         dest = Path(final)
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -116,3 +128,17 @@ class ArtifactStore:
                 shutil.rmtree(d, ignore_errors=True)
                 n += 1
         return n
+
+
+def open_artifact(uri: str) -> Path:
+    """A committed artifact's local directory from its URI (``<root>/<step>/<address>``, as the run
+    summary and lineage print it): a local path as is; on an object store (``s3://``) downloaded
+    once into this node's cache, so a service on any node opens what a step on another node wrote."""
+    if "://" not in uri or uri.startswith("file://"):
+        return Path(uri.removeprefix("file://"))
+    root, step, address = uri.rstrip("/").rsplit("/", 2)
+    store = ArtifactStore(root)
+    if not store.is_complete(step, address):
+        raise FileNotFoundError(f"{uri} is not a complete artifact (no {MARKER}): point at a committed "
+                                "step output, e.g. the uri `llmflow run` printed for it")
+    return store.local_path(step, address)

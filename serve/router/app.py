@@ -126,11 +126,14 @@ class RAGRouter:
     def __init__(self, llm, config: RouterConfig | dict, api_key_env: str | None = None):
         from components.rag.embed import shared_embedder
         from components.rag.retriever import Retriever, open_index
+        from flows.engine.store import open_artifact
 
         self.config = RouterConfig.model_validate(config)
         if not self.config.index_dir:
             raise ValueError("router.index_dir is not set: point it at a rag.index artifact directory")
-        self.store = open_index(self.config.index_dir, read_only=True, timeout_s=self.config.search_timeout_s,
+        # An s3:// index (the artifact root of a cluster without a shared disk) is fetched to this node.
+        index_dir = open_artifact(self.config.index_dir)
+        self.store = open_index(index_dir, read_only=True, timeout_s=self.config.search_timeout_s,
                                 lock_wait_s=self.config.lock_wait_s, reload_s=self.config.index_reload_s)
         embedder = shared_embedder()
         embedder.embed(["warm up"])  # the first encode is several times slower; pay it at start

@@ -14,7 +14,8 @@ class RouterConfig(Config):
     """How the router retrieves, routes and calls the LLM."""
 
     index_dir: str | None = Field(None, description="A rag.index artifact directory (index.json + the Edge shard "
-                                  "and its snapshot, or qdrant/ for local mode); in a flow the serve.rag step fills "
+                                  "and its snapshot, or qdrant/ for local mode), or its artifact URI on an object store (s3://..., fetched "
+                                  "to the replica's node); in a flow the serve.rag step fills "
                                   "it from its `index` input.")
     index_reload_s: float = Field(2.0, ge=0, description=(
         "Edge index: how often each replica checks the artifact for a rebuild (a new build_id in index.json) "

@@ -84,3 +84,22 @@ def test_writer_killed_mid_upload_leaves_nothing_complete(s3_endpoint, tmp_path,
     store.commit(tmp, "s", ADDR, {"version": 3})
     assert store.marker("s", ADDR) == {"version": 3}
     assert sorted(p.rsplit("/", 1)[1] for p in store.fs.ls(final, refresh=True)) == [MARKER, "new.txt"]
+
+
+def test_commit_removes_the_steps_checkpoints_in_the_bucket(s3_endpoint, tmp_path, monkeypatch):
+    """A resumable step's scratch (Ray Train checkpoints) goes with the commit: a --force re-run starts
+    from step 0 instead of resuming from the finished run's last checkpoint."""
+    import s3fs
+
+    store = _store(tmp_path, "writer", monkeypatch)
+    scratch = store.scratch_uri("pretrain", ADDR)
+    assert scratch == f"s3://{BUCKET}/{tmp_path.name}/.tmp/pretrain-{ADDR[:16]}-resumable"
+    fs = s3fs.S3FileSystem(skip_instance_cache=True)
+    fs.pipe_file(f"{scratch}/pretrain-pretrain/step_000005/train_state.json".removeprefix("s3://"), b"{}")
+    tmp = store.new_temp("pretrain", ADDR, reuse=True)
+    (tmp / "a.txt").write_text("done")
+    store.commit(tmp, "pretrain", ADDR, {"metrics": {}})
+    fs.invalidate_cache()
+    assert store.is_complete("pretrain", ADDR)
+    assert not fs.exists(scratch.removeprefix("s3://"))
+    assert ArtifactStore(str(tmp_path / "local")).scratch_uri("pretrain", ADDR) is None  # a local root has none
