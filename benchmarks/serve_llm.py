@@ -320,14 +320,20 @@ def server_pids(proc: subprocess.Popen) -> dict[str, int]:
 
 
 def ctx_switches(pids: dict[str, int]) -> dict[str, int]:
+    """Voluntary + involuntary context switches of every thread of each process (/proc/<pid>/status
+    alone counts only the main thread; the engine's OpenMP threads and Serve's router thread are others)."""
     out = {}
     for role, pid in pids.items():
-        try:
-            status = Path(f"/proc/{pid}/status").read_text()
-        except OSError:
-            continue
-        out[role] = sum(int(line.split()[1]) for line in status.splitlines()
-                        if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")))
+        total = 0
+        for status in Path(f"/proc/{pid}/task").glob("*/status"):
+            try:
+                lines = status.read_text().splitlines()
+            except OSError:  # the thread ended between listing and reading
+                continue
+            total += sum(int(line.split()[1]) for line in lines
+                         if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")))
+        if total:
+            out[role] = total
     return out
 
 
@@ -346,35 +352,36 @@ def profile_top(raw: Path, top: int = 8) -> list[tuple[str, float]]:
 
 
 def record_profiles(pids: dict[str, int], workdir: Path, tag: str, duration_s: int) -> list[subprocess.Popen]:
-    """py-spy (ships with Ray) on each process for ``duration_s``, idle frames included, native off."""
+    """py-spy (ships with Ray) on each process for ``duration_s``: on-CPU samples only (idle waits left out),
+    native off."""
     procs = []
     for role, pid in pids.items():
         out = workdir / f"pyspy_{tag}_{role}.txt"
         procs.append(subprocess.Popen([str(BIN / "py-spy"), "record", "--pid", str(pid), "--duration", str(duration_s),
-                                       "--rate", "100", "--format", "raw", "--idle", "--nonblocking",
+                                       "--rate", "100", "--format", "raw", "--nonblocking",
                                        "--output", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     return procs
 
 
 # Serve variants for the overhead part: the process env of `serve run` (its local Ray, controller,
 # proxy and replica inherit it) and overrides of the app's LLMServeConfig. Ray starts every worker
-# process at nice 15 (`RAY_worker_niceness`); bare `vllm serve` runs at 0. "serve": as shipped (the
-# replica and its engine core at nice 0, `LLMServeConfig.worker_niceness`; Serve's proxy at Ray's
-# 15). "serve-ray-nice": the code before that (replica and engine at 15). "serve-all-nice0": the
-# proxy at 0 too (set for the whole local Ray). "serve-fast": Serve's own single-node knobs that
-# cut thread hops — user code and the router on the replica's main event loop, request logs
-# buffered. "serve-throughput": RAY_SERVE_THROUGHPUT_OPTIMIZED (adds gRPC proxy→replica and direct ingress).
+# process at nice 15 (`RAY_worker_niceness`); bare `vllm serve` runs at 0. "serve": as shipped
+# (proxy, replica and engine core at Ray's 15). "serve-replica-nice0": the replica and its engine
+# core at 0 (`LLMServeConfig.worker_niceness: 0`), the proxy at 15. "serve-all-nice0": all at 0
+# (set for the whole local Ray). "serve-fast": Serve's own single-node knobs that cut thread hops —
+# user code and the router on the replica's main event loop, request logs buffered.
+# "serve-throughput": RAY_SERVE_THROUGHPUT_OPTIMIZED (adds gRPC proxy→replica and direct ingress).
 _FAST = {"RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0", "RAY_SERVE_RUN_ROUTER_IN_SEPARATE_LOOP": "0",
          "RAY_SERVE_REQUEST_PATH_LOG_BUFFER_SIZE": "1000"}
 SERVE_VARIANTS = {
     "serve": {"env": {}, "llm": {}},
-    "serve-ray-nice": {"env": {}, "llm": {"worker_niceness": None}},
+    "serve-replica-nice0": {"env": {}, "llm": {"worker_niceness": 0}},
     "serve-all-nice0": {"env": {"RAY_worker_niceness": "0"}, "llm": {}},
     "serve-fast": {"env": _FAST, "llm": {}},
     "serve-fast-all-nice0": {"env": {**_FAST, "RAY_worker_niceness": "0"}, "llm": {}},
     "serve-throughput": {"env": {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"}, "llm": {}},
 }
-OVERHEAD_PORTS = {"vllm": 18840, "serve": 18841, "serve-ray-nice": 18843, "serve-all-nice0": 18844,
+OVERHEAD_PORTS = {"vllm": 18840, "serve": 18841, "serve-replica-nice0": 18843, "serve-all-nice0": 18844,
                   "serve-fast": 18845, "serve-fast-all-nice0": 18846, "serve-throughput": 18847}
 
 
@@ -564,7 +571,7 @@ def main() -> None:
         for kind, res in overhead.items():
             print(f"nice {kind}: {res.get('nice')}")
             for role, top in res.get("profile_top", {}).items():
-                print(f"py-spy {kind}/{role} (conc 8, 8 s, idle included): "
+                print(f"py-spy {kind}/{role} (conc 8, 8 s, on-CPU samples): "
                       + ", ".join(f"{name} {share:.0%}" for name, share in top[:6]))
             print(f"context switches per token {kind}: "
                   + ", ".join(f"{role} {statistics.median(v):.2f}" for role, v in res["ctx_switches_per_token"].items() if v))
