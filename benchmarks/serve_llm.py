@@ -5,7 +5,7 @@ engine's CPU preload (Intel OpenMP + tcmalloc) on/off, Ray Serve overhead vs bar
     .venv/bin/python benchmarks/serve_llm.py --flow-workdir /tmp/spec-models --parts preload spec
     .venv/bin/python benchmarks/serve_llm.py --model T --draft D --data-draft DD --parts spec overhead
 
-1. ``spec``: one Serve instance (own local Ray, HTTP port 18732) holds one app per mode — ``off``,
+1. ``spec``: one Serve instance (own local Ray, HTTP port 18842) holds one app per mode — ``off``,
    ``ngram``, ``draft-data`` (a draft of the same shape trained on the tokens alone) and
    ``draft-distilled`` (KL-distilled from the target) — each under its own route and served model
    name. Streamed OpenAI completions go through Serve's HTTP proxy at concurrency 8 and 1, the
@@ -15,7 +15,7 @@ engine's CPU preload (Intel OpenMP + tcmalloc) on/off, Ray Serve overhead vs bar
    outputs of every mode are compared with ``off``'s.
 2. ``preload``: the same harness with four apps, spec off and distilled draft, each with and
    without ``cpu_preload`` (LD_PRELOAD of libiomp5 + tcmalloc in the replica's runtime_env).
-3. ``overhead``: bare ``vllm serve`` vs our app under ``serve run`` (ports 18730/18731), same
+3. ``overhead``: bare ``vllm serve`` vs our app under ``serve run`` (ports 18840/18841), same
    engine flags (``LLMServeConfig.vllm_cli_args``) and the same preload: throughput, TTFT p50/p99.
 
 Each measurement repeats ``--repeats`` times; the table shows the median and the spread
@@ -104,7 +104,7 @@ def stats(xs: list[float]) -> tuple[float, float]:
 
 
 # -- 1./2. apps side by side in one Serve instance ------------------------------------
-APPS_PORT = 18732
+APPS_PORT = 18842
 
 
 def spec_variants(base: LLMServeConfig, models: dict) -> dict[str, LLMServeConfig]:
@@ -320,14 +320,20 @@ def server_pids(proc: subprocess.Popen) -> dict[str, int]:
 
 
 def ctx_switches(pids: dict[str, int]) -> dict[str, int]:
+    """Voluntary + involuntary context switches of every thread of each process (/proc/<pid>/status
+    alone counts only the main thread; the engine's OpenMP threads and Serve's router thread are others)."""
     out = {}
     for role, pid in pids.items():
-        try:
-            status = Path(f"/proc/{pid}/status").read_text()
-        except OSError:
-            continue
-        out[role] = sum(int(line.split()[1]) for line in status.splitlines()
-                        if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")))
+        total = 0
+        for status in Path(f"/proc/{pid}/task").glob("*/status"):
+            try:
+                lines = status.read_text().splitlines()
+            except OSError:  # the thread ended between listing and reading
+                continue
+            total += sum(int(line.split()[1]) for line in lines
+                         if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")))
+        if total:
+            out[role] = total
     return out
 
 
@@ -346,76 +352,127 @@ def profile_top(raw: Path, top: int = 8) -> list[tuple[str, float]]:
 
 
 def record_profiles(pids: dict[str, int], workdir: Path, tag: str, duration_s: int) -> list[subprocess.Popen]:
-    """py-spy (ships with Ray) on each process for ``duration_s``, idle frames included, native off."""
+    """py-spy (ships with Ray) on each process for ``duration_s``: on-CPU samples only (idle waits left out),
+    native off."""
     procs = []
     for role, pid in pids.items():
         out = workdir / f"pyspy_{tag}_{role}.txt"
         procs.append(subprocess.Popen([str(BIN / "py-spy"), "record", "--pid", str(pid), "--duration", str(duration_s),
-                                       "--rate", "100", "--format", "raw", "--idle", "--nonblocking",
+                                       "--rate", "100", "--format", "raw", "--nonblocking",
                                        "--output", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     return procs
 
 
 # Serve variants for the overhead part: the process env of `serve run` (its local Ray, controller,
-# proxy and replica inherit it). "serve-fast": Serve's own single-node knobs that cut thread hops —
+# proxy and replica inherit it) and overrides of the app's LLMServeConfig. Ray starts every worker
+# process at nice 15 (`RAY_worker_niceness`); bare `vllm serve` runs at 0. "serve": as shipped
+# (proxy, replica and engine core at Ray's 15). "serve-replica-nice0": the replica and its engine
+# core at 0 (`LLMServeConfig.worker_niceness: 0`), the proxy at 15. "serve-all-nice0": all at 0
+# (set for the whole local Ray). "serve-fast": Serve's own single-node knobs that cut thread hops —
 # user code and the router on the replica's main event loop, request logs buffered.
+# "serve-throughput": RAY_SERVE_THROUGHPUT_OPTIMIZED (adds gRPC proxy→replica and direct ingress).
+_FAST = {"RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0", "RAY_SERVE_RUN_ROUTER_IN_SEPARATE_LOOP": "0",
+         "RAY_SERVE_REQUEST_PATH_LOG_BUFFER_SIZE": "1000"}
 SERVE_VARIANTS = {
-    "serve": {},
-    "serve-fast": {"RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0", "RAY_SERVE_RUN_ROUTER_IN_SEPARATE_LOOP": "0",
-                   "RAY_SERVE_REQUEST_PATH_LOG_BUFFER_SIZE": "1000"},
-    "serve-throughput": {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"},
+    "serve": {"env": {}, "llm": {}},
+    "serve-replica-nice0": {"env": {}, "llm": {"worker_niceness": 0}},
+    "serve-all-nice0": {"env": {"RAY_worker_niceness": "0"}, "llm": {}},
+    "serve-fast": {"env": _FAST, "llm": {}},
+    "serve-fast-all-nice0": {"env": {**_FAST, "RAY_worker_niceness": "0"}, "llm": {}},
+    "serve-throughput": {"env": {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"}, "llm": {}},
 }
-OVERHEAD_PORTS = {"vllm": 18730, "serve": 18731, "serve-fast": 18733, "serve-throughput": 18734}
+OVERHEAD_PORTS = {"vllm": 18840, "serve": 18841, "serve-replica-nice0": 18843, "serve-all-nice0": 18844,
+                  "serve-fast": 18845, "serve-fast-all-nice0": 18846, "serve-throughput": 18847}
+
+
+def niceness(pids: dict[str, int]) -> dict[str, int]:
+    out = {}
+    for role, pid in pids.items():
+        try:
+            out[role] = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
+        except (OSError, IndexError, ValueError):
+            continue
+    return out
 
 
 def run_overhead(llm: LLMServeConfig, workdir: Path, repeats: int, max_tokens: int, requests: int,
-                 variants: list[str], profile: bool = True) -> dict:
-    """Cold starts one at a time, then the load alternates bare / ours so drift in the shared
-    machine's load hits both sides alike. Concurrency 1 isolates the per-request overhead
-    (TTFT with nothing queued); concurrency 8 adds batching and queueing."""
-    ports = {k: OVERHEAD_PORTS[k] for k in ["vllm", *variants]}
-    procs, out = {}, {k: {"runs": [], "runs_c1": []} for k in ports}
+                 variants: list[str], profile: bool = True, one_at_a_time: bool = False) -> dict:
+    """Bare `vllm serve` stays up; the Serve variants start all at once (or, ``one_at_a_time``, each
+    alone beside bare, so only one Ray cluster's background processes share the cores), and the
+    load alternates bare / ours so drift in the shared machine's load hits both sides alike. Every
+    variant is compared with the bare runs of its own window (``bare_runs``). Concurrency 1
+    isolates the per-request overhead (TTFT with nothing queued); concurrency 8 adds batching and
+    queueing."""
+    out = {k: {"runs": [], "runs_c1": [], "bare_runs": [], "bare_runs_c1": []} for k in ["vllm", *variants]}
+    bare, profile_bare = {}, profile
     try:
-        for kind, port in list(ports.items()):
+        bare["vllm"], out["vllm"]["cold_start_s"] = launch("vllm", llm, workdir, OVERHEAD_PORTS["vllm"])
+        print(f"vllm up in {out['vllm']['cold_start_s']:.1f}s", flush=True)
+        for window in ([[v] for v in variants] if one_at_a_time else [list(variants)]):
+            procs = dict(bare)
             try:
-                procs[kind], out[kind]["cold_start_s"] = launch(kind, llm, workdir, port, SERVE_VARIANTS.get(kind))
-            except (TimeoutError, RuntimeError) as e:
-                if kind == "vllm":
-                    raise
-                print(f"{kind} did not start ({e}); measuring the others", flush=True)
-                del ports[kind], out[kind]
-                continue
-            print(f"{kind} up in {out[kind]['cold_start_s']:.1f}s", flush=True)
-        for kind, port in ports.items():  # warm-up
-            asyncio.run(load(f"http://127.0.0.1:{port}", llm.served_model_name, 8, 8, 8))
-        pids = {kind: server_pids(procs[kind]) for kind in ports}
-        for kind in ports:
-            out[kind]["pids"] = pids[kind]
-            out[kind]["ctx_switches_per_token"] = {role: [] for role in pids[kind]}
-        for r in range(repeats):
-            names = list(ports)
-            for kind in names[r % len(names):] + names[:r % len(names)]:
-                url = f"http://127.0.0.1:{ports[kind]}"
-                spies = record_profiles(pids[kind], workdir, kind, 8) if r == 0 and profile else []
-                before = ctx_switches(pids[kind])
-                out[kind]["runs"].append(asyncio.run(load(url, llm.served_model_name, requests, 8, max_tokens)))
-                after = ctx_switches(pids[kind])
-                for role in before:
-                    if role in after:
-                        out[kind]["ctx_switches_per_token"][role].append((after[role] - before[role])
-                                                                          / (requests * max_tokens))
-                for spy in spies:
-                    spy.wait(60)
-                out[kind]["runs_c1"].append(asyncio.run(load(url, llm.served_model_name, max(requests // 8, 4), 1,
-                                                             max_tokens)))
-            print(f"repeat {r + 1}/{repeats} done ({os.getloadavg()[0]:.1f} load)", flush=True)
+                for kind in window:
+                    try:
+                        variant = SERVE_VARIANTS[kind]
+                        procs[kind], out[kind]["cold_start_s"] = launch(
+                            kind, llm.model_copy(update=variant["llm"]), workdir, OVERHEAD_PORTS[kind], variant["env"])
+                    except (TimeoutError, RuntimeError) as e:
+                        print(f"{kind} did not start ({e}); measuring the others", flush=True)
+                        out.pop(kind)
+                        continue
+                    print(f"{kind} up in {out[kind]['cold_start_s']:.1f}s", flush=True)
+                _measure(llm, workdir, procs, out, repeats, max_tokens, requests, profile, profile_bare)
+            finally:
+                for kind, proc in procs.items():
+                    if kind != "vllm":
+                        stop(proc)
+            profile_bare = False  # bare is profiled in the first window only
     finally:
-        for proc in procs.values():
+        for proc in bare.values():
             stop(proc)
     for kind, res in out.items():
         res["profile_top"] = {f.stem.removeprefix(f"pyspy_{kind}_"): profile_top(f)
                               for f in sorted(workdir.glob(f"pyspy_{kind}_*.txt"))}
     return out
+
+
+def _measure(llm, workdir, procs, out, repeats, max_tokens, requests, profile, profile_bare) -> None:
+    ports = {k: OVERHEAD_PORTS[k] for k in procs}
+    for port in ports.values():  # warm-up
+        asyncio.run(load(f"http://127.0.0.1:{port}", llm.served_model_name, 8, 8, 8))
+    pids = {kind: server_pids(procs[kind]) for kind in ports}
+    for kind in ports:
+        out[kind]["pids"] = pids[kind]
+        out[kind]["nice"] = niceness(pids[kind])
+        out[kind].setdefault("ctx_switches_per_token", {role: [] for role in pids[kind]})
+    print("nice: " + "; ".join(f"{k} {v['nice']}" for k, v in out.items() if k in ports), flush=True)
+    names = list(ports)
+    for kind in names if profile else []:  # profiled in an untimed pass: py-spy takes CPU of its own
+        if kind != "vllm" or profile_bare:
+            spies = record_profiles(pids[kind], workdir, kind, 8)
+            asyncio.run(load(f"http://127.0.0.1:{ports[kind]}", llm.served_model_name, requests, 8, max_tokens))
+            for spy in spies:
+                spy.wait(60)
+    for r in range(repeats):
+        window = {}
+        for kind in names[r % len(names):] + names[:r % len(names)]:
+            url = f"http://127.0.0.1:{ports[kind]}"
+            before = ctx_switches(pids[kind])
+            c8 = asyncio.run(load(url, llm.served_model_name, requests, 8, max_tokens))
+            after = ctx_switches(pids[kind])
+            for role in before:
+                if role in after:
+                    out[kind]["ctx_switches_per_token"][role].append((after[role] - before[role])
+                                                                      / (requests * max_tokens))
+            c1 = asyncio.run(load(url, llm.served_model_name, max(requests // 8, 4), 1, max_tokens))
+            out[kind]["runs"].append(c8)
+            out[kind]["runs_c1"].append(c1)
+            window[kind] = (c8, c1)
+        for kind in names:
+            if kind != "vllm":
+                out[kind]["bare_runs"].append(window["vllm"][0])
+                out[kind]["bare_runs_c1"].append(window["vllm"][1])
+        print(f"repeat {r + 1}/{repeats} done ({os.getloadavg()[0]:.1f} load)", flush=True)
 
 
 def log_to_mlflow(args, rows: list[tuple], results: dict) -> None:
@@ -450,6 +507,11 @@ def main() -> None:
     ap.add_argument("--parts", nargs="+", default=["spec"], choices=["spec", "preload", "overhead"])
     ap.add_argument("--serve-variants", nargs="+", default=["serve"], choices=list(SERVE_VARIANTS),
                     help="overhead part: which `serve run` environments to compare with bare vllm serve")
+    ap.add_argument("--one-at-a-time", action="store_true",
+                    help="overhead part: start the Serve variants one after another beside bare vllm serve "
+                         "(one Ray cluster up at a time) instead of all at once")
+    ap.add_argument("--stream-interval", type=int, default=1,
+                    help="vLLM --stream-interval on both sides: tokens per streamed chunk after the first")
     ap.add_argument("--out", type=Path, default=Path("serve_llm_results.json"))
     ap.add_argument("--no-mlflow", dest="mlflow", action="store_false",
                     help="skip the summary run in MLflow (MLFLOW_TRACKING_URI, else ./mlflow.db)")
@@ -463,7 +525,8 @@ def main() -> None:
     else:
         ap.error("give --flow-workdir (a benchmarks/spec_models.yaml run) or --model/--draft/--data-draft")
     llm = LLMServeConfig(model=str(models["target"]), served_model_name="bench", max_model_len=1024, max_num_seqs=16,
-                         api_key_env=None, num_cpus=0.5)
+                         api_key_env=None, num_cpus=0.5,
+                         engine_kwargs={"stream_interval": args.stream_interval} if args.stream_interval > 1 else {})
     results: dict = {"models": {k: str(v) if isinstance(v, Path) else v for k, v in models.items()},
                      "load_avg_start": os.getloadavg()}
     print(f"target {models['target']} (val loss {models.get('target_val_loss')}), load {os.getloadavg()}", flush=True)
@@ -484,7 +547,8 @@ def main() -> None:
         rows += apps_rows(res, "off", "spec")
 
     if "overhead" in args.parts:
-        overhead = run_overhead(llm, work, args.repeats, args.max_tokens, args.requests, args.serve_variants)
+        overhead = run_overhead(llm, work, args.repeats, args.max_tokens, args.requests, args.serve_variants,
+                                one_at_a_time=args.one_at_a_time)
         results["overhead"] = overhead
         bare = overhead["vllm"]
         for variant in [v for v in args.serve_variants if v in overhead]:
@@ -493,20 +557,21 @@ def main() -> None:
                 for key, label in (("tokens_per_s", "throughput tok/s"), ("ttft_p50_ms", "TTFT p50 ms"),
                                    ("ttft_p99_ms", "TTFT p99 ms")):
                     o, s = stats([r[key] for r in ours[runs]])
-                    b, sb = stats([r[key] for r in bare[runs]])
+                    b, sb = stats([r[key] for r in ours["bare_" + runs]])
                     rows.append((f"{variant} vs bare vllm serve: {label} @conc {conc}", o, b, o / b, max(s, sb)))
             rows.append((f"{variant}: cold start to first token s (vs vllm serve)", ours["cold_start_s"],
                          bare["cold_start_s"], ours["cold_start_s"] / bare["cold_start_s"], 0.0))
             o, s = stats([r["bytes_per_token"] for r in ours["runs"]])
-            b, sb = stats([r["bytes_per_token"] for r in bare["runs"]])
+            b, sb = stats([r["bytes_per_token"] for r in ours["bare_runs"]])
             rows.append((f"{variant} vs bare: SSE bytes per token @conc 8", o, b, o / b, max(s, sb)))
             o = sum(statistics.median(v) for v in ours["ctx_switches_per_token"].values() if v)
             b = sum(statistics.median(v) for v in bare["ctx_switches_per_token"].values() if v)
             rows.append((f"{variant} vs bare: context switches per token @conc 8, all server processes", o, b,
                          o / b if b else float("nan"), 0.0))
         for kind, res in overhead.items():
+            print(f"nice {kind}: {res.get('nice')}")
             for role, top in res.get("profile_top", {}).items():
-                print(f"py-spy {kind}/{role} (conc 8, 8 s, idle included): "
+                print(f"py-spy {kind}/{role} (conc 8, 8 s, on-CPU samples): "
                       + ", ".join(f"{name} {share:.0%}" for name, share in top[:6]))
             print(f"context switches per token {kind}: "
                   + ", ".join(f"{role} {statistics.median(v):.2f}" for role, v in res["ctx_switches_per_token"].items() if v))

@@ -17,6 +17,10 @@ Runs alternate, each repeated. Reported separately:
 - where (a)'s extra wall goes: driver ``fit()`` → our function entered (controller, worker actor,
   process group, imports of our module), the function's own phases (imports, dataset open, model
   build, loop, export), and function return → ``fit()`` return;
+- the Ray calls around our function, timed inside the worker (``ray_calls.json``): driver ``fit()``
+  → worker function entered (Ray's worker start), the worker record, and the final
+  ``ray.train.report``; the window from the worker function's entry to the report's return is
+  compared with the bare ``train()`` call's wall; validation and checkpoint seconds on both sides;
 - probes that split the start further: a bare Ray actor with 2 CPUs (start + first call), a
   ``DataParallelTrainer`` with a no-op function, and a ``TorchTrainer`` with a no-op function (the
   difference is the gloo process group).
@@ -88,6 +92,9 @@ def main() -> None:
     parser.add_argument("--depth", type=int, default=4)
     parser.add_argument("--seq-len", type=int, default=128)
     parser.add_argument("--micro-batch", type=int, default=8)
+    parser.add_argument("--worker-niceness", type=int, default=None,
+                        help="RAY_worker_niceness for this run's Ray workers (Ray's default: 15; the bare loop runs "
+                             "at the driver's, usually 0)")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -95,7 +102,7 @@ def main() -> None:
     import torch
 
     from components.train.config import PretrainConfig
-    from components.train.loop import train
+    from components.train.loop import RAY_CALLS_FILE, train
     from components.train.steps import build_trainer
 
     work = Path(tempfile.mkdtemp(prefix="bench_ray_overhead_"))
@@ -104,7 +111,9 @@ def main() -> None:
                             micro_batch_size=args.micro_batch, num_steps=args.steps, warmup_steps=5,
                             checkpoint_every=args.every, eval_every=args.every, eval_batches=2)
     load_start = os.getloadavg()
-    ray.init(address="local", num_cpus=4, include_dashboard=False, log_to_driver=False)
+    env = {} if args.worker_niceness is None else {"RAY_worker_niceness": str(args.worker_niceness)}
+    ray.init(address="local", num_cpus=4, include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": env} if env else None)
     torch.set_num_threads(2)
     runs: dict[str, list[dict]] = {"ray": [], "bare": []}
     probe_runs: list[dict] = []
@@ -116,13 +125,21 @@ def main() -> None:
                 if mode == "ray":
                     build_trainer(config, tokens, out, run_name=f"bench-{rep}").fit()
                     summary = json.loads((out / "train_summary.json").read_text())
+                    calls = json.loads((out / RAY_CALLS_FILE).read_text())
                 else:
                     summary = train(config, tokens, out)
+                    calls = {"entered_unix": called_unix, "record_worker_s": 0.0, "report_s": 0.0,
+                             "function_s": time.perf_counter() - start, "returned_unix": time.time()}
                 wall = time.perf_counter() - start
                 fn_s = sum(summary[k] for k in ("imports_s", "data_open_s", "model_build_s", "loop_s", "export_s"))
                 entered = summary["entered_unix"] - called_unix
                 runs[mode].append({**summary, "wall_s": wall, "to_function_s": entered,
-                                   "after_function_s": wall - entered - fn_s})
+                                   "after_function_s": wall - entered - fn_s,
+                                   "to_worker_fn_s": calls["entered_unix"] - called_unix,
+                                   "record_worker_s": calls["record_worker_s"], "report_s": calls["report_s"],
+                                   "ray_window_s": calls["function_s"],
+                                   "teardown_s": wall - (calls["returned_unix"] - called_unix),
+                                   "nice": float(calls.get("nice", os.getpriority(os.PRIO_PROCESS, 0)))})
                 print(f"rep {rep} {mode:4s}: loop {summary['loop_tokens_per_s']:.0f} tok/s (steps only "
                       f"{summary['tokens_per_s']:.0f}), wall {wall:.1f}s, to function {entered:.1f}s, "
                       f"load {os.getloadavg()[0]:.1f}", flush=True)
@@ -145,8 +162,16 @@ def main() -> None:
                       ("wall_s", "end-to-end wall s"), ("to_function_s", "driver call → function entered s"),
                       ("imports_s", "function: imports s"), ("data_open_s", "function: dataset open s"),
                       ("model_build_s", "function: model build + wrap s"), ("loop_s", "function: step loop s"),
+                      ("val_s", "function: validation s (inside the loop window)"),
+                      ("checkpoint_s", "function: checkpoint saves s (inside the loop window)"),
                       ("export_s", "function: export + barrier s"),
-                      ("after_function_s", "function return → driver s")):
+                      ("after_function_s", "function return → driver s"),
+                      ("to_worker_fn_s", "driver call → worker function entered s (Ray's worker start)"),
+                      ("record_worker_s", "worker record (ray.train context) s"),
+                      ("report_s", "final ray.train.report s"),
+                      ("ray_window_s", "worker function entry → report returned s (bare: train() wall)"),
+                      ("teardown_s", "worker function returned → fit() returns s"),
+                      ("nice", "niceness of the process running the loop")):
         ours, s_ours = median_spread([r[key] for r in runs["ray"]])
         base, s_base = median_spread([r[key] for r in runs["bare"]])
         ratio = f"{ours / base:.3f}" if base > 1e-3 else "—"

@@ -158,6 +158,7 @@ def _train(config: PretrainConfig, tokens_dir: Path, output_dir: Path, info: dev
     tokens_per_step = sampler.global_batch * seq_len
     peak = config.peak_tflops * 1e12 if config.peak_tflops else info.peak_flops
     step_times: list[float] = []
+    val_s = ckpt_s = 0.0  # inside the loop window, not inside a step: what the steady figure pays for them
     last: dict[str, float] = {}
     val_loss = None
     # The steady window: from the end of the first two steps (allocator and kernel warm-up) to the
@@ -190,16 +191,20 @@ def _train(config: PretrainConfig, tokens_dir: Path, output_dir: Path, info: dev
         if step_mfu is not None:
             record["mfu"] = step_mfu
         if step % config.eval_every == 0 or step == config.num_steps:
+            t_val = time.perf_counter()
             val_loss = _val_loss(wrapped, val_blocks, val_idx, config.micro_batch_size, info)
+            val_s += time.perf_counter() - t_val
             if val_loss is not None:
                 record.update(val_loss=val_loss, val_ppl=math.exp(min(val_loss, 50.0)))
         if step % config.checkpoint_every == 0 or step == config.num_steps:
+            t_ckpt = time.perf_counter()
             train_state = {"step": step, "samples_consumed": samples, "world_size": world, "seed": config.seed}
             if ray_checkpoints:
                 checkpoint.report(train_state, config.strategy, wrapped.model, wrapped.optimizer)
             else:
                 checkpoint.save(ckpt_root, step, train_state, config.strategy, wrapped.model,
                                 wrapped.optimizer, config.keep_checkpoints)
+            ckpt_s += time.perf_counter() - t_ckpt
         last = record
         if rank == 0 and (step % config.log_every == 0 or step == config.num_steps or "val_loss" in record):
             with open(metrics_path, "a") as f:
@@ -223,7 +228,8 @@ def _train(config: PretrainConfig, tokens_dir: Path, output_dir: Path, info: dev
         summary["loop_tokens_per_s"] = tokens_per_step * steady_steps / (t_loop_end - steady_t0)
     summary.update(entered_unix=entered_unix, imports_s=t_imports - t_enter, data_open_s=t_data - t_imports,
                    model_build_s=t_model - t_data, first_steps_s=(steady_t0 or t_loop_end) - loop_t0,
-                   loop_s=t_loop_end - loop_t0, export_s=time.perf_counter() - t_loop_end)
+                   loop_s=t_loop_end - loop_t0, val_s=val_s, checkpoint_s=ckpt_s,
+                   export_s=time.perf_counter() - t_loop_end)
     if val_loss is not None:
         summary.update(val_loss=val_loss, val_ppl=math.exp(min(val_loss, 50.0)))
     run_mfu = mfu(tokens_per_s, model_config, seq_len, world, peak)
@@ -236,6 +242,7 @@ def _train(config: PretrainConfig, tokens_dir: Path, output_dir: Path, info: dev
 
 WORKERS_FILE = "train_workers.jsonl"
 RESUMES_FILE = "train_resumes.jsonl"
+RAY_CALLS_FILE = "ray_calls.json"  # rank 0's timing of the Ray calls around train() (benchmarks read it)
 
 
 def _record_worker(output_dir: Path) -> None:
@@ -255,12 +262,22 @@ def train_loop_per_worker(loop_config: dict) -> None:
     """Ray Train entry: ``loop_config`` = {"config": PretrainConfig dump, "tokens_dir", "output_dir"}."""
     import ray.train
 
+    entered_unix, t0 = time.time(), time.perf_counter()
     config = PretrainConfig.model_validate(loop_config["config"])
-    _record_worker(Path(loop_config["output_dir"]))
+    output_dir = Path(loop_config["output_dir"])
+    _record_worker(output_dir)
+    t_record = time.perf_counter()
     if not device.use_gpu():
         torch.set_num_threads(max(1, int(config.cpus_per_worker)))
-    summary = train(config, loop_config["tokens_dir"], loop_config["output_dir"],
+    summary = train(config, loop_config["tokens_dir"], output_dir,
                     ray_checkpoints=loop_config.get("ray_checkpoints", False))
+    t_report = time.perf_counter()
     # Ray Train 2 keeps reported metrics only alongside checkpoints, and ours live in the
     # artifact; the driver reads train_summary.json. The report still marks a clean finish.
     ray.train.report(summary)
+    if ray.train.get_context().get_world_rank() == 0:
+        # Written after the report, so the driver sees what the report itself cost.
+        (output_dir / RAY_CALLS_FILE).write_text(json.dumps({
+            "entered_unix": entered_unix, "record_worker_s": t_record - t0, "report_s": time.perf_counter() - t_report,
+            "function_s": time.perf_counter() - t0, "returned_unix": time.time(),
+            "nice": os.getpriority(os.PRIO_PROCESS, 0)}))  # Ray starts workers at RAY_worker_niceness (15)

@@ -105,6 +105,11 @@ class LLMServeConfig(Config):
     engine_threads: int | None = Field(
         None, ge=1, description="OpenMP threads of a CPU engine. None: every core of the replica's node. "
         "(Ray would otherwise give the engine num_cpus threads — one — and a bare `vllm serve` uses all cores.)")
+    worker_niceness: int | None = Field(
+        None, ge=0, le=19, description="niceness of the replica and the engine process it spawns (RAY_worker_niceness "
+        "in its runtime_env). None: Ray's default for every worker, 15, the same as Serve's proxy, which forwards "
+        "every token; a replica at 0 beside the proxy at 15 was not faster when measured (benchmarks/RESULTS.md, "
+        "issue 20). To run the whole path at 0, as a bare `vllm serve` does, set RAY_worker_niceness=0 at `ray start`")
     max_engine_waiting: int | None = Field(
         None, ge=0, description="requests admitted beyond max_num_seqs (they wait inside the engine for a batch "
         "slot); more get 429 + Retry-After. None: max_num_seqs (one batch decodes, one waits)")

@@ -192,6 +192,9 @@ def llm_deployment(config: LLMServeConfig, api_key: str | None = None):
         # with it, and Ray execs the replica's worker process with these variables (the engine-core
         # child that vLLM spawns inherits them).
         env.update(preload_env(env.get("LD_PRELOAD")))
+    if config.worker_niceness is not None:
+        # Read by Ray's core worker when the replica's process starts; the engine core inherits it.
+        env.setdefault("RAY_worker_niceness", str(config.worker_niceness))
     if config.api_key_env and config.api_key_env not in env:
         # The replica reads the key from its own environment; forward the caller's value so
         # a local `start()` works. On a cluster, set it in the runtime_env / pod instead.

