@@ -66,7 +66,7 @@ def test_a_turn_exports_new_votes_with_provenance_and_too_few_stop(tmp_path, rag
 class Metrics(BaseHTTPRequestHandler):
     body: dict = {}
 
-    def do_GET(self):  # noqa: N802 - http.server's name
+    def do_GET(self):
         raw = json.dumps(self.body).encode()
         self.send_response(200)
         self.send_header("content-type", "application/json")
