@@ -87,8 +87,9 @@ def test_candidate_loads_live_and_champion_switches_and_rolls_back_without_a_fai
     def client():
         i = 0
         while not stop.is_set():
+            started = time.monotonic()  # a request routes when it starts: a slow one may end after the switch
             status, model = ask(url, i)
-            results.append((time.monotonic(), status, model))
+            results.append((started, status, model))
             i += 1
 
     def phase(seconds: float) -> tuple[float, float]:
