@@ -425,6 +425,7 @@ class Endpoint(BaseModel):
     feedback_url: str | None = Field(None, description="rag: POST thumbs here (None: online evaluation is off).")
     online_metrics_url: str | None = Field(None, description="rag: the online evaluation's metrics.")
     feedback_path: str | None = Field(None, description="rag: the feedback log the online loop appends to.")
+    control_path: str | None = Field(None, description="rag: the router's live routing state (serve.router.control).")
 
     @model_validator(mode="after")
     def _fields_of_the_app(self) -> Endpoint:

@@ -79,6 +79,7 @@ class LLMDeployment:
                                                 stat_loggers=[RayPrometheusStatLogger],
                                                 disable_log_stats=False)
         self._state = None
+        self._loaded: dict[str, str] = {}  # adapters added while serving (load_adapter): name -> directory
 
     async def __serve_build_asgi_app__(self):
         from vllm.entrypoints.launchers.api_server.app_state import init_app_state
@@ -104,7 +105,30 @@ class LLMDeployment:
 
     # -- handle API ------------------------------------------------------------------
     async def models(self) -> list[str]:
-        return [self.config.served_model_name] + [a.name for a in self.config.adapters]
+        static = [a.name for a in self.config.adapters]
+        return [self.config.served_model_name] + static + [n for n in self._loaded if n not in static]
+
+    async def load_adapter(self, name: str, path: str) -> list[str]:
+        """Serve the LoRA adapter in ``path`` under ``name`` from now on, on the running engine (vLLM's
+        runtime LoRA load: no restart, requests in flight carry on): how the flywheel puts a candidate
+        beside the champion. The engine must have started with LoRA on (at least one adapter in the
+        config). Loads on the replica the call reaches: with several replicas, list the adapter in the
+        config instead. Returns the names now served."""
+        from vllm.entrypoints.serve.engine.protocol import ErrorResponse
+        from vllm.entrypoints.serve.lora.protocol import LoadLoRAAdapterRequest
+
+        if not self.config.adapters:
+            raise LLMRequestError(400, "this engine started without LoRA (llm.adapters is empty), so it cannot take "
+                                       f"adapter {name!r} while serving: list an adapter in llm.adapters and redeploy")
+        if self._state is None:
+            raise RuntimeError("LLMDeployment is not initialised yet (its ASGI app has not been built)")
+        out = await self._state.openai_serving_models.load_lora_adapter(
+            LoadLoRAAdapterRequest(lora_name=name, lora_path=str(path)))
+        if isinstance(out, ErrorResponse):
+            raise LLMRequestError(out.error.code, f"loading adapter {name!r} from {path}: {out.error.message}",
+                                  out.error.type)
+        self._loaded[name] = str(path)
+        return await self.models()
 
     async def generate(self, prompt: str | None = None, messages: list[dict] | None = None,
                        model: str | None = None, sampling: dict[str, Any] | None = None) -> dict[str, Any]:

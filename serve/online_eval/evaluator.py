@@ -457,6 +457,11 @@ class OnlineEvaluator:
         return export_preferences(read(self._feedback_path, FeedbackRecord), out_dir, read(self._pairs_path, JudgedPair))
 
     # -- metrics and lifecycle ----------------------------------------------------------------
+    def reset_arms(self) -> None:
+        """Start every arm's evidence from zero (the router switched its champion or candidate)."""
+        with self._lock:
+            self.arms = {}
+
     def arm_metrics(self) -> dict[str, dict[str, float]]:
         return {name: stats.summary() for name, stats in self.arms.items()}
 

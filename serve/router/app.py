@@ -149,6 +149,12 @@ class RAGRouter:
 
             self.evaluator, self.prompt_versions = _start_online_eval(self.config.online_eval, embedder)
             self.arms = self.config.online_eval.experiment_arms
+        self.control = None
+        if self.config.control_path:
+            from serve.router.control import ControlWatcher
+
+            self.control = ControlWatcher(self.config.control_path, self.config.control_poll_s)
+            self._follow_control()
 
     async def __serve_build_asgi_app__(self):
         """Serve calls this after __init__: the FastAPI app behind the key check and the in-flight guard."""
@@ -163,9 +169,28 @@ class RAGRouter:
         return GuardMiddleware(self.app, api_key=key, max_inflight=self.config.max_inflight,
                                limited_paths=(CHAT_PATH,), open_paths=PAGE_PATHS)
 
+    def _follow_control(self) -> None:
+        """Take a switch of the live routing state (serve.router.control) between two requests: the
+        champion's model/version and the candidate arm change here, the replica never restarts."""
+        state = self.control.poll() if self.control is not None else None
+        if state is None:
+            return
+        if state.arms.mode != "off" and self.evaluator is None:
+            log.warning("routing state asks for a %s arm but online_eval is off: ignored", state.arms.mode)
+            state = state.model_copy(update={"arms": state.arms.model_copy(update={"mode": "off"})})
+        old_candidate = self.arms.candidate_model if self.arms is not None else None
+        self.config = self.config.model_copy(update={"model": state.model, "model_version": state.model_version})
+        self.core.config, self.arms = self.config, state.arms
+        if self.evaluator is not None and (state.arms.candidate_model != old_candidate or state.arms.mode == "off"):
+            self.evaluator.reset_arms()  # a new candidate (or champion) starts its evidence from zero
+        log.info("router routing switched: model=%s version=%s arm=%s/%s (%s)", state.model, state.model_version,
+                 state.arms.mode, state.arms.candidate_model, state.reason)
+
     @api.get("/")
     async def chat_page(self, request: Request):
         from serve.router.page import render_chat_page
+
+        self._follow_control()
 
         return HTMLResponse(render_chat_page(request.scope.get("root_path", ""), self._auth_required,
                                              self.config.model or ROUTER_MODEL, self.config.model_version))
@@ -177,6 +202,7 @@ class RAGRouter:
         except ValueError as e:
             return error_response(LLMRequestError(400, f"request body is not valid JSON: {e}"))
         t0_ns = time.time_ns()
+        self._follow_control()
         arm, model = self._arm_of(body)
         try:
             plan = await self.core.plan(body)
@@ -253,20 +279,20 @@ class RAGRouter:
         if (arms is not None and arms.mode == "shadow" and rag.get("route") != "refuse"
                 and unit_hash(request_id, "shadow") < arms.candidate_share):
             self.evaluator.expect(request_id)  # a vote before the shadow copy returns waits for it
-            task = asyncio.get_running_loop().create_task(self._shadow(record, plan))
+            task = asyncio.get_running_loop().create_task(self._shadow(record, plan, arms.candidate_model))
             self._shadow_tasks.add(task)  # held until done: the loop keeps only weak references
             task.add_done_callback(self._shadow_tasks.discard)
             return
         self.evaluator.submit(record)
 
-    async def _shadow(self, record, plan: dict) -> None:
+    async def _shadow(self, record, plan: dict, candidate: str) -> None:
         """The candidate answers the same prompt off the request path; the loop judges the pair (both
         orders) onto the champion's trace. A failing candidate never reaches the user."""
         try:
-            out = await self.core.llm.generate(messages=plan["messages"], model=self.arms.candidate_model,
+            out = await self.core.llm.generate(messages=plan["messages"], model=candidate,
                                                sampling=plan["sampling"])
         except Exception as e:  # noqa: BLE001 - counted as the candidate's error, the champion's answer stands
-            log.warning("shadow candidate %s failed on %s: %s", self.arms.candidate_model, record.request_id, e)
+            log.warning("shadow candidate %s failed on %s: %s", candidate, record.request_id, e)
             self.evaluator.count_error("shadow")
             self.evaluator.submit(record)
             return

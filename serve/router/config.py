@@ -60,6 +60,11 @@ class RouterConfig(Config):
         "admission limit (max_num_seqs + max_engine_waiting, times its replicas) split over the router's "
         "replicas, as more would only come back 429 from the LLM; serve.rag reads it from the LLM's "
         "endpoint.json, serve.router.app:build_app from the llm config, other callers get the default LLM's."))
+    control_path: str | None = Field(None, description=(
+        "Live routing state (serve.router.control): the champion model/version and the candidate arm, switched "
+        "while serving without a redeploy; `python -m serve.router.control rollback <path>` undoes a switch. "
+        "None: the routing is this config's, fixed. serve.rag sets it beside the feedback log."))
+    control_poll_s: float = Field(0.5, gt=0, description="How often a replica checks control_path for a switch.")
     online_eval: OnlineEvalConfig | None = Field(None, description=(
         "Evaluate live traffic off the request path (sampled traces, heuristics, judge, drift, feedback "
         "at POST /feedback); None turns the loop off."))

@@ -51,7 +51,11 @@ def lines_since(path: Path, start: int) -> tuple[list[dict], int]:
            description="Export the live stack's feedback and judged shadow pairs since the last committed turn "
                        "as a prefs artifact (trace-id provenance); stops when there are fewer than min_pairs.")
 def run_export(ctx, config: FlywheelExportConfig) -> dict[str, float]:
-    from components.eval.preferences import FeedbackRecord, JudgedPair, export_preferences
+    from components.eval.preferences import (
+        FeedbackRecord,
+        JudgedPair,
+        export_preferences,
+    )
 
     paths = log_paths(Endpoint.of(ctx, "rag", served="rag"))
     mark = read_watermark(paths)
@@ -96,15 +100,17 @@ def move_aliases(tracking_uri: str, gate: dict, action: str, trace_ids: list[str
     return {"champion": before, "was": before}
 
 
-@step_kind("flywheel.decide", inputs=("rag", "prefs?", "gate?"), num_cpus=0, cacheable=False,
+@step_kind("flywheel.decide", inputs=("rag", "prefs?", "gate?", "trial?"), num_cpus=0, cacheable=False,
            description="Apply the promotion rules (min samples, win-rate CI, thumbs-up, error-rate and drift guards) "
                        "to the live router's A/B and shadow metrics: promote, roll back or wait, with the evidence; "
-                       "with a `gate` input (eval.offline) the registry's champion alias follows the decision.")
+                       "with a `gate` input (eval.offline) the registry's champion alias follows the decision, "
+                       "with a `trial` input (flywheel.trial) the live router's champion too.")
 def run_decide(ctx, config: FlywheelDecideConfig) -> dict[str, float]:
     import httpx
 
-    from serve.online_eval.rules import decide
+    from serve.online_eval.rules import Decision, decide
     from serve.steps.auth import endpoint_api_key
+    from serve.steps.flywheel_live import TRIAL_FILE
 
     rag = Endpoint.of(ctx, "rag", served="rag")
     if not rag.online_metrics_url:
@@ -116,6 +122,9 @@ def run_decide(ctx, config: FlywheelDecideConfig) -> dict[str, float]:
     metrics = r.json()
     drifted = [k for k, v in (metrics.get("drift") or {}).items() if v.get("drifted")]
     decision = decide(metrics.get("arms") or {}, config.rules, drifted)
+    trial = json.loads((ctx.input("trial") / TRIAL_FILE).read_text()) if "trial" in ctx.inputs else None
+    if trial is not None and "skipped" in trial:  # the offline gate stopped the candidate before any traffic
+        decision = Decision("rollback", [trial["skipped"]], decision.evidence)
     (ctx.output / "decision.json").write_text(json.dumps(decision.to_dict(), indent=2))
     ctx.log_metrics(decision.evidence)
     ctx.set_tags({"flywheel.decision": decision.action, "flywheel.reasons": " | ".join(decision.reasons)[:4000]})
@@ -131,6 +140,17 @@ def run_decide(ctx, config: FlywheelDecideConfig) -> dict[str, float]:
         aliases = move_aliases(ctx.tracking_uri or default_tracking_uri(), gate, decision.action, trace_ids)
         (ctx.output / "registry.json").write_text(json.dumps(aliases))
         ctx.set_tags({"flywheel.champion_version": aliases["champion"]})
+    if decision.action != "wait" and trial is not None and "skipped" not in trial:
+        from serve.steps.flywheel_live import switch_router
+
+        version = None
+        if decision.action == "promote" and "gate" in ctx.inputs:
+            gate = json.loads((ctx.input("gate") / "gate.json").read_text())
+            version = f"{gate['registered_model']} v{gate['candidate']['version']}"
+        routed = switch_router(rag, trial, decision.action, version, "; ".join(decision.reasons))
+        (ctx.output / "router.json").write_text(json.dumps(routed))
+        ctx.set_tags({"flywheel.router_model": routed["model"]})
+        ctx.add_link("rollback", f"undo the router switch: python -m serve.router.control rollback {rag.control_path}")
     if decision.action != "wait" and "prefs" in ctx.inputs:
         # The evidence is in: the votes this turn trained on are used up.
         commit_watermark(log_paths(rag), json.loads((ctx.input("prefs") / RANGE_FILE).read_text()))

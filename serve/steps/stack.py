@@ -63,6 +63,14 @@ def run_rag(ctx, config: RagServeConfig) -> dict[str, float]:
             updates["feedback_path"] = str(Path(ctx.state_dir or ctx.output) / "online" / oe.feedback_path)
             Path(updates["feedback_path"]).parent.mkdir(parents=True, exist_ok=True)
         router = router.model_copy(update={"online_eval": oe.model_copy(update=updates)})
+    if router.control_path is None:  # the flywheel switches champion and candidate through it
+        router = router.model_copy(update={"control_path": str(Path(ctx.state_dir or ctx.output) / "online"
+                                                               / "router_control.json")})
+    from serve.router.control import RoutingState, deploy
+
+    deploy(router.control_path, RoutingState(
+        model=router.model, model_version=router.model_version, reason="serve.rag deploy",
+        arms=router.online_eval.experiment_arms if router.online_eval else RoutingState().arms))
     handle = serve.get_deployment_handle(llm.deployment, app_name=llm.app_name)
     t0 = time.perf_counter()
     # One key for the whole stack: the router takes the LLM app's (its variable, else the flow's key file).
@@ -77,7 +85,8 @@ def run_rag(ctx, config: RagServeConfig) -> dict[str, float]:
                         online_metrics_url=f"{root}/online/metrics" if router.online_eval else None,
                         llm_url=llm.url, startup_s=startup_s, api_key_env=llm.api_key_env,
                         api_key_file=llm.api_key_file,
-                        feedback_path=router.online_eval.feedback_path if router.online_eval else None)
+                        feedback_path=router.online_eval.feedback_path if router.online_eval else None,
+                        control_path=router.control_path)
     endpoint.write(ctx.output)
     add_endpoint_links(ctx, endpoint)
     ctx.set_tags({"serve.rag_url": endpoint.url, "serve.online_eval": bool(router.online_eval)})

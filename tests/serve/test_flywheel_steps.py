@@ -66,7 +66,7 @@ def test_a_turn_exports_new_votes_with_provenance_and_too_few_stop(tmp_path, rag
 class Metrics(BaseHTTPRequestHandler):
     body: dict = {}
 
-    def do_GET(self):  # noqa: N802 - http.server's name
+    def do_GET(self):
         raw = json.dumps(self.body).encode()
         self.send_response(200)
         self.send_header("content-type", "application/json")
@@ -130,3 +130,37 @@ def test_rollback_gives_the_alias_back_and_promote_keeps_lineage_to_the_votes(ml
     v2 = registry.version_by_alias(mlflow_uri, "flywheel-test", "champion")
     assert v2.version == "2" and v2.tags["flywheel.trace_ids"] == "tr-1,tr-2"
     assert v2.tags["flywheel.decision"] == "promote"
+
+
+@pytest.mark.parametrize(("wins", "losses", "skipped", "model"), [(40, 10, False, "flywheel-1"),
+                                                                   (24, 26, False, "sft"), (40, 10, True, "sft")])
+def test_decide_with_a_trial_switches_the_live_router(tmp_path, wins, losses, skipped, model):
+    from serve.router import control
+    from serve.router.control import RoutingState
+
+    path = tmp_path / "router_control.json"
+    rag = tmp_path / "rag"
+    Endpoint(served="rag", url=f"http://127.0.0.1:{METRICS_PORT}/v1", health_url="h", app_name="a", llm_url="l",
+             online_metrics_url=f"http://127.0.0.1:{METRICS_PORT}/online/metrics", control_path=str(path)).write(rag)
+    control.deploy(path, RoutingState(model="sft"))
+    control.switch(path, "ab", arms={"mode": "ab", "candidate_model": "flywheel-1"})
+    trial = tmp_path / "trial"
+    trial.mkdir()
+    (trial / "trial.json").write_text(json.dumps({"skipped": "offline gate: f1 fell"} if skipped
+                                                 else {"candidate_model": "flywheel-1"}))
+    Metrics.body = arms(wins, losses)
+    server = ThreadingHTTPServer(("127.0.0.1", METRICS_PORT), Metrics)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        run_decide(StepContext.for_test(tmp_path / "decide", {"rag": rag, "trial": trial}), FlywheelDecideConfig())
+    finally:
+        server.shutdown()
+        server.server_close()
+    decision = json.loads((tmp_path / "decide" / "decision.json").read_text())
+    state = control.current(path)
+    assert state.model == model, decision
+    if skipped:  # the gate's reason is the decision; the router was never switched to the candidate's traffic
+        assert decision == {**decision, "action": "rollback", "reasons": ["offline gate: f1 fell"]}
+        assert state.arms.mode == "ab"  # untouched: flywheel.trial did not start an arm for it
+    else:
+        assert state.arms.mode == "off"

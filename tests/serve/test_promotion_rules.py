@@ -45,3 +45,18 @@ def test_wilson_interval_holds_its_rate_even_at_0_and_1():
         low, high = wilson_ci(k, n)
         assert 0.0 <= low <= k / n <= high <= 1.0, (k, n, low, high)
     assert wilson_ci(8, 8)[1] == 1.0 and wilson_ci(0, 8)[0] == 0.0
+
+
+AB_RULES = PromotionRules(win_rate_from="ab_votes", min_votes_per_arm=40, max_thumbs_up_drop=0.0)
+
+
+def test_ab_votes_promote_a_candidate_users_like_more_without_any_judge():
+    d = decide(arms(wins=0, losses=0, up=(20, 36), votes=(40, 40)), AB_RULES)
+    assert d.action == "promote", d.reasons
+    assert d.evidence["ab_win_rate"] == 0.5 + (36 / 40 - 20 / 40) / 2 and d.evidence["ab_win_rate_ci_low"] > 0.5
+
+
+def test_ab_votes_roll_back_a_coin_flip_and_wait_for_votes():
+    d = decide(arms(wins=0, losses=0, up=(20, 23), votes=(40, 40)), AB_RULES)
+    assert d.action == "rollback" and d.evidence["ab_win_rate_ci_low"] < 0.5 < d.evidence["ab_win_rate_ci_high"]
+    assert decide(arms(wins=0, losses=0, up=(10, 20), votes=(20, 20)), AB_RULES).action == "wait"
