@@ -1,5 +1,7 @@
-"""The RAG index on an object-store root: a rag.index artifact committed to S3 (moto) is opened by the
-router on a node that never saw the local copy (its own empty cache), and answers the same searches."""
+"""The RAG index on an object-store root: a rag.index artifact committed to S3 (moto) is opened, as the
+router's constructor opens its `index_dir` (open_artifact, then open_index), on a node that never saw
+the local copy (its own empty cache), and answers the same searches. (The router class itself is a
+Serve ingress whose constructor only runs inside a replica.)"""
 from __future__ import annotations
 
 import shutil
@@ -16,7 +18,7 @@ ADDR = "f" * 64
 def test_router_opens_the_index_artifact_from_the_bucket(s3_endpoint, rag_index_dir, tmp_path, monkeypatch):
     from components.rag.embed import shared_embedder
     from components.rag.retriever import open_index
-    from serve.router.app import RAGRouter
+    from flows.engine.store import open_artifact
 
     monkeypatch.setenv("LLMFLOW_CACHE", str(tmp_path / "writer-cache"))
     store = ArtifactStore(f"s3://{BUCKET}/{tmp_path.name}")
@@ -26,9 +28,12 @@ def test_router_opens_the_index_artifact_from_the_bucket(s3_endpoint, rag_index_
     assert uri.startswith(f"s3://{BUCKET}/")
 
     monkeypatch.setenv("LLMFLOW_CACHE", str(tmp_path / "replica-cache"))  # another node: nothing cached
-    router = RAGRouter.func_or_class(None, {"index_dir": uri})  # the Serve replica's constructor
+    fetched = open_index(open_artifact(uri), read_only=True)
     assert (tmp_path / "replica-cache" / "index" / ADDR[:16] / "index.json").is_file()
     original = open_index(rag_index_dir, read_only=True)
-    assert router.store.count() == original.count() > 0
+    assert fetched.count() == original.count() > 0
     vector = shared_embedder().embed(["how are artifacts committed?"])[0]
-    assert [h.id for h in router.store.search_dense(vector, 5)] == [h.id for h in original.search_dense(vector, 5)]
+    assert [h.id for h in fetched.search_dense(vector, 5)] == [h.id for h in original.search_dense(vector, 5)]
+
+    with pytest.raises(FileNotFoundError, match="not a complete artifact"):
+        open_artifact(f"s3://{BUCKET}/{tmp_path.name}/index/{'0' * 64}")
