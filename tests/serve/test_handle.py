@@ -49,4 +49,5 @@ def test_handle_errors_carry_http_status(handle):
     with pytest.raises(LLMRequestError) as e:
         handle.generate.remote(prompt="hi", sampling={"temperature": -2}).result()
     assert e.value.status_code == 400
-    assert handle.models.remote().result() == ["tiny", "tiny-sft"]
+    # The shared app's own models come first; flywheel tests load candidate adapters on it at run time.
+    assert handle.models.remote().result()[:2] == ["tiny", "tiny-sft"]
