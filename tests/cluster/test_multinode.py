@@ -28,6 +28,7 @@ pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
 MLFLOW_PORT = 18796
 NUM_STEPS, CKPT_EVERY = 20, 5
+MICRO_BATCH = 128
 KILL_AFTER_STEP = 6  # past the step-5 checkpoint: the restart must resume from it, not from 0
 
 
@@ -74,7 +75,7 @@ def _freeze_between_checkpoints(metrics: Path, victim_pid: int, snapshot: str) -
     once Ray Train has registered the checkpoint before it; returns that step (the last one the first
     worker group can have logged).
 
-    Steps take ~50 ms here, so a kill "after step N" lands several steps later unless training is
+    Steps take ~1-2 s here (MICRO_BATCH), still short enough that a kill "after step N" lands later unless training is
     frozen first. Stopping one rank stops the other at its next collective; after a moment the log is
     final. A step L with L % CKPT_EVERY in 1..CKPT_EVERY-2 is safe: no checkpoint can complete after
     it. The one before it counts only once the controller has collected every rank's report of it
@@ -137,6 +138,10 @@ def submitted_run(multinode_cluster, s3_endpoint, mlflow_on_s3, tmp_path_factory
     job_env = {**s3_env(s3_endpoint), "MLFLOW_TRACKING_URI": mlflow_on_s3, "LLMFLOW_CACHE": str(cache)}
     sub = _cli(["submit", "multinode", "--address", state.dashboard_url, "--no-wait",
                 "--set", f"artifact_root={root}", "--set", f"steps.pretrain.config.num_steps={NUM_STEPS}",
+                # ~1-2 s a step instead of ~50 ms: Ray Train registers a checkpoint only after its controller's
+                # next 2 s poll, and at 50 ms a step the freeze window after a registered checkpoint was gone
+                # before the test saw it (CI: "never paused between registered checkpoints").
+                "--set", f"steps.pretrain.config.micro_batch_size={MICRO_BATCH}",
                 *(a for k, v in job_env.items() for a in ("--env", f"{k}={v}"))], env, timeout=120)
     assert sub.returncode == 0, sub.stdout + sub.stderr
     job_id = re.search(r"submitted job (\S+)", sub.stdout).group(1)
@@ -241,7 +246,7 @@ def test_pretraining_resumed_from_its_checkpoint_with_exact_steps(submitted_run,
     for rec in lines:  # the steps between the checkpoint and the kill were logged twice
         (again if rec["step"] in first else first)[rec["step"]] = rec["metrics"]
     assert sorted(first) == list(range(1, NUM_STEPS + 1))  # every step, none past the end
-    assert [first[s]["samples_consumed"] for s in sorted(first)] == [8 * s for s in range(1, NUM_STEPS + 1)]
+    assert [first[s]["samples_consumed"] for s in sorted(first)] == [2 * MICRO_BATCH * s for s in range(1, NUM_STEPS + 1)]  # 2 workers
     assert submitted_run["recovered_s"] < 240
 
 
