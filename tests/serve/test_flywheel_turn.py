@@ -42,8 +42,8 @@ WORD = re.compile(r"[a-z]{5,}")
 CHAMPION = "tiny-flywheel-0"
 # Sized for CI (about 4 minutes for both turns and tests/serve/test_router_switch.py on 2 cores);
 # benchmarks/RESULTS.md lists the sizes each measurement ran with.
-COLLECT_REQUESTS = int(os.environ.get("LLMFLOW_FLYWHEEL_REQUESTS", "72"))
-MIN_VOTES_PER_ARM = int(os.environ.get("LLMFLOW_FLYWHEEL_VOTES", "30"))
+COLLECT_REQUESTS = int(os.environ.get("LLMFLOW_FLYWHEEL_REQUESTS", "60"))
+MIN_VOTES_PER_ARM = int(os.environ.get("LLMFLOW_FLYWHEEL_VOTES", "24"))
 
 
 def topic_words(topic: str) -> set[str]:
