@@ -4,7 +4,8 @@ rise, and what do greedy answers look like before and after?
     .venv/bin/python benchmarks/grpo_rollouts.py FLOW_WORKDIR '{"top_k": 20}'
 
 FLOW_WORKDIR is a finished `llmflow run e2e --workdir` folder (pretrain, sft and instructions
-artifacts); the JSON overrides GRPOConfig fields on top of the e2e recipe's GRPO settings. It prints
+artifacts); the JSON overrides GRPOConfig fields on top of flows/recipes/e2e.yaml's GRPO settings
+(read from the recipe, so the benchmark follows it). It prints
 each step's reward, then a table: the mean reward of the last 7 steps against the first 7 (the last
 7 replay the first 7 steps' prompts), and greedy citation / token-F1 / empty answers on 24 held-out
 grounded prompts after GRPO against the SFT adapter it started from.
@@ -20,9 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-E2E_GRPO = {"num_steps": 30, "prompts_per_step": 6, "group_size": 4, "max_new_tokens": 64, "temperature": 0.7,
-            "learning_rate": 2e-3, "scale_rewards": True, "kl_beta": 0.05, "vllm_max_model_len": 640,
-            "rewards": [{"kind": "token_f1"}, {"kind": "citation", "weight": 0.5}]}
+RECIPE = Path(__file__).resolve().parents[1] / "flows" / "recipes" / "e2e.yaml"
 K = 7
 
 
@@ -42,7 +41,9 @@ def main(workdir: str, overrides: dict) -> None:
     prompts = [json.loads(line) for line in Path(glob.glob(f"{art}/instructions/*/prompts.jsonl")[0]).read_text().splitlines()]
     held, train = prompts[:24], prompts[24:]
     base = Path(Model.read(glob.glob(f"{art}/pretrain/*")[0]).dir)
-    cfg = GRPOConfig.model_validate(E2E_GRPO | overrides)
+    import yaml
+
+    cfg = GRPOConfig.model_validate(yaml.safe_load(RECIPE.read_text())["steps"]["grpo"]["config"] | overrides)
     torch.manual_seed(cfg.seed)
     model = add_lora(load_base(base), cfg.lora, adapter_dir=Adapter.read(glob.glob(f"{art}/sft/*")[0]).dir)
     tok = AutoTokenizer.from_pretrained(base)

@@ -122,13 +122,14 @@ def grpo_train(model, tokenizer, prompts: list[dict], rewards, config: GRPOConfi
                                      temperature=config.temperature, seed=config.seed * 100003 + step,
                                      top_k=config.top_k, top_p=config.top_p)
             gen_s = time.perf_counter() - t0
-            completions = [c.text for g in groups for c in g]
+            flat = [c for g in groups for c in g]
+            completions = [c.text for c in flat]
             keys = dict.fromkeys(k for r in batch for k in r)  # a mixed prompt set: missing columns are None
             columns = {k: [r.get(k) for r in batch for _ in range(config.group_size)] for k in keys}
             columns["prompts"] = columns.pop("prompt")
             reward_list, reward_means = score(rewards, completions, **columns)
             reward_list, reward_means["truncated_share"] = punish_truncated(
-                reward_list, [c for g in groups for c in g], config.max_new_tokens, tokenizer.eos_token_id,
+                reward_list, flat, config.max_new_tokens, tokenizer.eos_token_id,
                 config.truncated_reward)
             rollout = (groups, reward_list, reward_means, gen_s)
         groups, reward_list, reward_means, gen_s = comm.broadcast(rollout)
