@@ -35,7 +35,7 @@ def main(workdir: str, overrides: dict) -> None:
     from components.rl.rewards import build_rewards, citation, token_f1
     from components.rl.rollout import VLLMRollout, merged_state_dict, write_weights
     from components.sft.chat import prompt_text
-    from components.sft.lora import add_lora, load_base
+    from components.sft.lora import add_lora, load_base, load_reference
 
     art = Path(workdir) / ".llmflow" / "artifacts"
     prompts = [json.loads(line) for line in Path(glob.glob(f"{art}/instructions/*/prompts.jsonl")[0]).read_text().splitlines()]
@@ -45,7 +45,10 @@ def main(workdir: str, overrides: dict) -> None:
 
     cfg = GRPOConfig.model_validate(yaml.safe_load(RECIPE.read_text())["steps"]["grpo"]["config"] | overrides)
     torch.manual_seed(cfg.seed)
-    model = add_lora(load_base(base), cfg.lora, adapter_dir=Adapter.read(glob.glob(f"{art}/sft/*")[0]).dir)
+    sft_dir = Adapter.read(glob.glob(f"{art}/sft/*")[0]).dir
+    model = add_lora(load_base(base), cfg.lora, adapter_dir=sft_dir)
+    if cfg.kl_reference == "start":  # as components/rl/workers.py does
+        load_reference(model, sft_dir)
     tok = AutoTokenizer.from_pretrained(base)
     engine = VLLMRollout(base, cfg.vllm_max_model_len, cfg.seed)
 

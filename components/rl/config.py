@@ -55,7 +55,7 @@ def default_rewards(columns: set[str]) -> list[RewardSpec]:
 
 
 class GRPOConfig(Config):
-    """GRPO on a LoRA adapter with vLLM rollouts; the KL reference is the base (adapter disabled)."""
+    """GRPO on a LoRA adapter with vLLM rollouts; the KL reference is the adapter it starts from."""
 
     lora: LoRASettings = Field(default_factory=LoRASettings, description="Adapter settings (ignored when an adapter input is given: it is trained further).")
     rewards: list[RewardSpec] | None = Field(None, description=(
@@ -82,6 +82,11 @@ class GRPOConfig(Config):
     minibatch_size: int = Field(32, ge=1, description="Sequences per gradient step within a pass.")
     clip_eps: float = Field(0.2, gt=0, description="PPO clip range epsilon on the importance ratio.")
     kl_beta: float = Field(0.02, ge=0, description="Weight of the k3 KL estimator to the reference model.")
+    kl_reference: Literal["start", "base"] = Field("start", description=(
+        "The KL term's reference. start: the adapter input, frozen (the SFT policy GRPO improves on); "
+        "base: the base model (adapter disabled). Without an adapter input both are the base. On the e2e "
+        "model the KL to the base pulled the policy toward the base's never-ending text: its greedy "
+        "answers became repeated citations while the SFT adapter's were short quotes."))
     scale_rewards: bool = Field(True, description="Divide group-centred rewards by the group std (GRPO); False: Dr.GRPO-style centring only.")
     rollout_backend: Literal["vllm", "hf"] = Field("vllm", description=(
         "vllm: in-process vllm.LLM with weights reloaded in place; hf: transformers generate (slower; for comparison)."))

@@ -4,8 +4,9 @@ Runs in every Ray Train worker (``grpo_worker`` in components/rl/workers.py) or 
 owns the rollout engine: it samples the step's groups, scores them and broadcasts the batch;
 each rank then takes every world_size-th sequence for reference log-probs and the update, and
 DDP averages the adapter gradients. After the update rank 0 pushes the merged weights into its
-engine every ``sync_every`` steps. The reference is the same model with the adapter disabled,
-so the KL term costs one extra forward pass and no second copy of the weights.
+engine every ``sync_every`` steps. The KL reference is the adapter the run started from, loaded a
+second time and frozen (``kl_reference: start``), or the base with the adapter disabled (``base``, or
+when there is no starting adapter): one extra forward pass, and no second copy of the base weights.
 """
 from __future__ import annotations
 
@@ -96,6 +97,7 @@ def grpo_train(model, tokenizer, prompts: list[dict], rewards, config: GRPOConfi
     from components.rl.rewards import score
     from components.rl.rollout import merged_state_dict, write_weights
     from components.sft.chat import prompt_text, token_logprobs
+    from components.sft.lora import reference_model
     from components.train.fit import LocalComm
 
     comm = comm or LocalComm()
@@ -143,7 +145,7 @@ def grpo_train(model, tokenizer, prompts: list[dict], rewards, config: GRPOConfi
 
         t0 = time.perf_counter()
         # Reference log-probs are computed even at kl_beta=0: the KL is still worth watching.
-        with torch.no_grad(), model.disable_adapter():
+        with torch.no_grad(), reference_model(model):
             ref_logp = _logprobs(model, ids, attn, config.minibatch_size)
         ref_s = time.perf_counter() - t0
 

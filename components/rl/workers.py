@@ -26,18 +26,21 @@ def _without_train_group_env():
         os.environ.update(saved)
 
 
-def _policy(loop_config: dict, lora, seed: int):
-    """(rank, PEFT model, DDP wrapper or None, comm, tokenizer) for this worker."""
+def _policy(loop_config: dict, lora, seed: int, reference: bool = False):
+    """(rank, PEFT model, DDP wrapper or None, comm, tokenizer) for this worker; with ``reference`` and a
+    starting adapter, that adapter is also loaded frozen as the KL reference (components.sft.lora)."""
     import torch
     from transformers import AutoTokenizer
 
-    from components.sft.lora import add_lora, load_base
+    from components.sft.lora import add_lora, load_base, load_reference
     from components.train.fit import distribute, rank_world
 
     rank, _ = rank_world()
     torch.manual_seed(seed)
     start = Path(loop_config["adapter_dir"]) if loop_config["adapter_dir"] else None
     model = add_lora(load_base(loop_config["model_dir"], lora.quantize_4bit), lora, adapter_dir=start)
+    if reference and start is not None:
+        load_reference(model, start)
     ddp_model, comm = distribute(model)
     return rank, model, ddp_model, comm, AutoTokenizer.from_pretrained(loop_config["model_dir"])
 
@@ -48,10 +51,12 @@ def grpo_worker(loop_config: dict) -> list[dict]:
     from components.rl.grpo import grpo_train
     from components.rl.rewards import build_rewards
     from components.rl.rollout import HFRollout, VLLMRollout
+    from components.sft.lora import drop_reference
     from components.train.fit import progress, report_final
 
     cfg = GRPOConfig.model_validate(loop_config["settings"])
-    rank, model, ddp_model, comm, tok = _policy(loop_config, cfg.lora, cfg.seed)
+    rank, model, ddp_model, comm, tok = _policy(loop_config, cfg.lora, cfg.seed,
+                                                reference=cfg.kl_reference == "start")
     base = Path(loop_config["model_dir"])
     engine, engine_start_s = None, 0.0
     if rank == 0:
@@ -72,6 +77,7 @@ def grpo_worker(loop_config: dict) -> list[dict]:
             if engine is not None:
                 engine.close()
     history[0]["time/engine_start_s"] = engine_start_s
+    drop_reference(model)
     report_final({"step": cfg.num_steps, "done": 1.0}, save=(model, tok) if rank == 0 else None)
     return history
 

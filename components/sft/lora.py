@@ -1,9 +1,12 @@
 """Load a base causal LM and wrap it in a PEFT LoRA adapter (QLoRA on GPU)."""
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 from components.sft.config import LoRASettings
+
+REFERENCE = "reference"  # the frozen adapter a KL term is measured against (load_reference)
 
 
 def load_base(model_dir: str | Path, quantize_4bit: bool = False, dtype=None):
@@ -41,6 +44,36 @@ def add_lora(model, lora: LoRASettings, adapter_dir: str | Path | None = None):
     cfg = LoraConfig(r=lora.rank, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
                      target_modules=target_modules(model, lora), task_type="CAUSAL_LM", bias="none")
     return get_peft_model(model, cfg)
+
+
+def load_reference(peft_model, adapter_dir: str | Path) -> None:
+    """Load the adapter at ``adapter_dir`` a second time, frozen, as the KL reference of
+    :func:`reference_model`; the trainable adapter stays active. Call it before wrapping the model in DDP,
+    so DDP never sees the reference's (frozen) parameters."""
+    peft_model.load_adapter(str(adapter_dir), adapter_name=REFERENCE, is_trainable=False)
+    peft_model.set_adapter("default")
+
+
+@contextlib.contextmanager
+def reference_model(peft_model):
+    """Run the body as the KL reference: the frozen starting adapter when :func:`load_reference` loaded
+    one, else the base (adapter disabled). TRL's DPO does the same with its ``ref_adapter_name``."""
+    if REFERENCE not in peft_model.peft_config:
+        with peft_model.disable_adapter():
+            yield
+        return
+    active = peft_model.active_adapter
+    peft_model.set_adapter(REFERENCE, inference_mode=True)  # freezes every other adapter too
+    try:
+        yield
+    finally:
+        peft_model.set_adapter(active)  # the trainable adapter is active and trainable again
+
+
+def drop_reference(peft_model) -> None:
+    """Remove the reference adapter, so a saved model holds only the trained one."""
+    if REFERENCE in peft_model.peft_config:
+        peft_model.delete_adapter(REFERENCE)
 
 
 def target_modules(model, lora: LoRASettings) -> list[str]:
