@@ -27,6 +27,14 @@ def test_a_fresh_home_needs_no_ray_state_and_the_summary_says_where_the_token_is
     assert head["token_path"] == str(token)
 
 
+def test_the_run_output_has_no_warning_loop_from_ray_train(e2e_stack):
+    # Without a dashboard Ray Train's placement-group cleaner warned every few seconds of training
+    # (flows/engine/cluster.py, LOCAL_RUNTIME_ENV); the user saw it scroll past the flow's own lines.
+    log = (e2e_stack["workdir"] / "run1.log").read_text()  # stdout and stderr (worker logs come on stderr)
+    assert "Ray Train" in log or "pretrain" in log  # the log is the run's
+    assert "Failed to query Ray Train Controller" not in log
+
+
 def test_every_step_ran_and_left_a_complete_artifact(e2e_stack):
     recipe = load_recipe("e2e")
     steps = e2e_stack["state"]["steps"]
