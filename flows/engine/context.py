@@ -39,6 +39,9 @@ class StepContext:
     # A resumable step's state that every node must see (s3://<root>/.tmp/...) when the artifact root
     # is an object store and the cluster shares no disk; None on a local root (``output`` serves).
     scratch_uri: str | None = None
+    # Where each input lives in the artifact store (s3://... on an object-store root): for a step that
+    # hands an input to a process on another node (a Serve replica) instead of reading it here.
+    input_uris: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.output = Path(self.output)
@@ -56,6 +59,10 @@ class StepContext:
         if name not in self.inputs:
             raise KeyError(f"step {self.name!r} has no input {name!r}; it has {sorted(self.inputs)}")
         return self.inputs[name]
+
+    def input_uri(self, name: str) -> str:
+        """The input's address in the artifact store; its local path on a local root (and in tests)."""
+        return self.input_uris.get(name) or str(self.input(name))
 
     # -- reporting -----------------------------------------------------------------
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:

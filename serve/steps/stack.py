@@ -53,7 +53,7 @@ def run_rag(ctx, config: RagServeConfig) -> dict[str, float]:
     # unless the recipe named one.
     served = {"model": llm.served_model} if "model" not in config.router.model_fields_set and \
         llm.served_model and llm.served_model != llm.model else {}
-    router = config.router.model_copy(deep=True, update={"index_dir": str(ctx.input("index")),
+    router = config.router.model_copy(deep=True, update={"index_dir": ctx.input_uri("index"),
                                                          **_budget_from(llm, config.router), **served})
     if router.online_eval is not None:
         oe, updates = router.online_eval, {}

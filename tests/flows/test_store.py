@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from flows.engine.store import MARKER, ArtifactStore
+from flows.engine.context import StepContext
 
 
 def test_commit_is_atomic_and_replaces(tmp_path):
@@ -45,3 +46,34 @@ def test_resumable_temp_is_the_same_on_every_attempt(tmp_path):
     again = store.new_temp("train", "d" * 64, reuse=True)
     assert again == first and (again / "checkpoints").exists()
     assert store.new_temp("train", "d" * 64) != first  # ordinary steps start clean
+
+
+def test_a_step_sees_where_its_inputs_live_in_the_store(tmp_path, monkeypatch):
+    """On an object-store root a step reads a local copy of each input, and can hand its store URI to a
+    process on another node (serve.rag gives the router the index's s3:// address, not this node's copy)."""
+    from pydantic import BaseModel
+
+    from flows.engine.registry import StepKind
+    from flows.engine.runner import PlannedStep, _execute
+
+    monkeypatch.setenv("LLMFLOW_CACHE", str(tmp_path / "cache"))
+    store = ArtifactStore("memory://llmflow-test/inputs")
+    up = store.new_temp("index", "e" * 64)
+    (up / "index.json").write_text("{}")
+    store.commit(up, "index", "e" * 64, {"ok": True})
+    seen = {}
+
+    class NoConfig(BaseModel):
+        pass
+
+    def run(ctx, config):
+        seen["path"], seen["uri"] = ctx.input("index"), ctx.input_uri("index")
+
+    step = PlannedStep("rag_serve", StepKind("test.reads_index", run, NoConfig, inputs=("index",)), NoConfig(),
+                       "f" * 64, {"index": "index"}, store.uri("rag_serve", "f" * 64))
+    _execute(step, "memory://llmflow-test/inputs", str(tmp_path), {"index": ("index", "e" * 64)}, None, None, None)
+    assert seen["uri"] == "memory://llmflow-test/inputs/index/" + "e" * 16
+    assert (seen["path"] / "index.json").exists() and str(seen["path"]).startswith(str(tmp_path / "cache"))
+    # a local root: the URI is the local path
+    ctx_uri = StepContext.for_test(tmp_path / "out", {"index": tmp_path / "idx"}).input_uri("index")
+    assert ctx_uri == str(tmp_path / "idx")
