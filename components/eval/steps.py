@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Collection
 from pathlib import Path
 
 from components.artifacts import Adapter, Model, Tokens
@@ -22,7 +23,9 @@ from components.eval.text_metrics import exact_match, qa_metrics, token_f1
 from flows.engine.registry import step_kind
 
 
-def load_eval_rows(data_artifact: Path, max_rows: int, seed: int) -> list[dict]:
+def load_eval_rows(data_artifact: Path, max_rows: int, seed: int,
+                   source_ids: Collection[str] | None = None) -> list[dict]:
+    """Up to ``max_rows`` shuffled eval.jsonl rows; with ``source_ids``, only rows about those documents."""
     path = data_artifact / "eval.jsonl"
     if not path.exists():
         raise FileNotFoundError(f"{path} is missing: wire eval.offline's `data` input to an sft.dataset step")
@@ -32,6 +35,11 @@ def load_eval_rows(data_artifact: Path, max_rows: int, seed: int) -> list[dict]:
             raise ValueError(f"{path}:{i + 1} needs question and answer fields, has {sorted(r)}")
     if not rows:
         raise ValueError(f"{path} is empty: sft.dataset produced no eval rows")
+    if source_ids is not None:
+        rows = [r for r in rows if r.get("source_id") in source_ids]
+        if not rows:
+            raise ValueError(f"no row of {path} is about a document the index holds ({len(source_ids)} indexed): "
+                             "index the documents sft.dataset asks about, or set rag.indexed_only: false")
     random.Random(seed).shuffle(rows)
     return rows[:max_rows]
 
@@ -86,7 +94,13 @@ def run_offline_eval(ctx, config: OfflineEvalConfig, judge_backend=None) -> dict
     if tokens is not None:
         Tokens.of(ctx)
     index = ctx.inputs.get("index")
-    rows = load_eval_rows(ctx.input("data"), config.max_questions, config.seed)
+    indexed = None
+    if index is not None and config.rag.indexed_only:
+        from components.rag.retriever import open_index
+
+        with open_index(index) as store:
+            indexed = set(store.doc_hashes())
+    rows = load_eval_rows(ctx.input("data"), config.max_questions, config.seed, indexed)
     tracking_uri = ctx.tracking_uri or default_tracking_uri()
     prompts = sync_prompts(tracking_uri)
     prompt_versions = {name: ref.uri for name, ref in prompts.items()}

@@ -64,6 +64,18 @@ def test_groundedness_without_its_prompt_is_an_error():
 
 
 @pytest.mark.integration
+def test_eval_rows_about_indexed_documents_only(tmp_path):
+    from components.eval.steps import load_eval_rows
+
+    rows = [{"question": f"q{i}", "answer": "a", "source_id": f"doc{i % 4}"} for i in range(40)]
+    (tmp_path / "eval.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    picked = load_eval_rows(tmp_path, 8, seed=0, source_ids={"doc1", "doc3"})
+    assert len(picked) == 8 and {r["source_id"] for r in picked} == {"doc1", "doc3"}
+    assert len(load_eval_rows(tmp_path, 100, seed=0)) == 40
+    with pytest.raises(ValueError, match="indexed_only"):
+        load_eval_rows(tmp_path, 8, seed=0, source_ids={"elsewhere"})
+
+
 def test_offline_eval_with_index_scores_groundedness_and_logs_genai(tmp_path, mlflow_uri, tiny_model_dir,
                                                                    rag_index_dir, rag_docs, judge_url):
     from mlflow.tracking import MlflowClient
@@ -77,6 +89,9 @@ def test_offline_eval_with_index_scores_groundedness_and_logs_genai(tmp_path, ml
     data.mkdir()
     rows = [{"question": f"What does the {k} statement do?", "answer": rag_docs[k].strip().split("\n")[0][:80],
              "source_id": k} for k in ("assert", "lambda", "yield", "global")]
+    # a question about a document the index does not hold is not asked (rag.indexed_only)
+    rows.insert(1, {"question": "What does the frobnicate module do?", "answer": "It frobs.",
+                    "source_id": "module/not-indexed"})
     (data / "eval.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     cfg = OfflineEvalConfig(max_questions=4, max_new_tokens=8, gate=GateConfig(enabled=False),
                             judge=JudgeConfig(base_url=judge_url, model="tiny", constrained_choice=True),
@@ -94,6 +109,7 @@ def test_offline_eval_with_index_scores_groundedness_and_logs_genai(tmp_path, ml
     assert 1 <= metrics["rag_judge_groundedness"] <= 5  # the constrained judge always gives a 1-5 score
     results = [json.loads(x) for x in (ctx.output / "results.jsonl").read_text().splitlines()]
     assert all(r["rag_source_ids"] and "rag_prediction" in r for r in results)
+    assert sorted(r["source_id"] for r in results) == ["assert", "global", "lambda", "yield"]
     report = json.loads((ctx.output / "report.json").read_text())
     assert report["rag"]["index"] == str(rag_index_dir) and report["mlflow_genai"].startswith("ran")
     assert report["prompt_versions"]["llmflow-judge-groundedness"].startswith("prompts:/llmflow-judge-groundedness/")
