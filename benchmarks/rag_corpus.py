@@ -121,7 +121,9 @@ def main() -> None:
     t0, start = time.perf_counter(), done
     while done < len(texts):
         part = texts[done:done + args.batch]
-        np.save(args.cache / f"emb-{done}.npy", embedder.embed(part).astype(np.float32))
+        vecs = embedder.embed(part).astype(np.float32)
+        # bf16 normalizes in bf16 (norms up to ~1.007); unit vectors in fp32, as the fp32 path gives
+        np.save(args.cache / f"emb-{done}.npy", vecs / np.linalg.norm(vecs, axis=1, keepdims=True))
         done += len(part)
         rate = (done - start) / (time.perf_counter() - t0)
         print(f"embedded {done}/{len(texts)} ({rate:.0f} chunks/s)", flush=True)
