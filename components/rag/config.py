@@ -53,7 +53,7 @@ class HnswConfig(Config):
     benchmarks/rag_search.py's sweep (recall@10 >= 0.998 on 5.9k real MiniLM chunks and on 100k
     synthetic vectors, p50 < 0.5 ms). ``m`` 16 / ``ef_construct`` 100 (Qdrant's defaults) were swept
     against 32 / 200 on 10k and 25.4k real MiniLM chunks: the defaults give recall@10 0.9955-0.997
-    at ef 128 (goal 0.98), 32 / 200 adds 0.002-0.003 for a 1.4-4x longer build, so they stay
+    at ef 128 (goal 0.98), 32 / 200 adds 0.002-0.0035 for a 1.4-4x longer build, so they stay
     (benchmarks/RESULTS.md, issue 19)."""
 
     m: int = Field(16, ge=4, le=128, description="Edges per node of the graph; more = better recall, more memory.")
