@@ -6,7 +6,9 @@ The corpus is this machine's own documentation: /usr/share/doc (READMEs, changel
 copyright files, gzip or plain) and /usr/share/man (troff markup stripped), ~41M words. Texts are cut into ~``--chunk-words``
 word chunks; exact duplicates (licence texts repeat across packages) are dropped; the order is a
 seeded shuffle, so the first N of a larger run are the N of a smaller one. Embedding is the slow
-part (~100 chunks/s on 2 shared cores): it runs in batches appended to ``--cache`` (``chunks.jsonl``
+part: the chunks fill MiniLM's 256-token window (254 tokens on average), ~15 chunks/s in fp32 on
+2 shared cores, ~27 with ``--bf16`` (weights in bf16, AMX; cosine >= 0.9998 to the fp32 vectors,
+checked at start). It runs in batches appended to ``--cache`` (``chunks.jsonl``
 + ``emb-*.npy``), so an interrupted run resumes where it stopped.
 """
 from __future__ import annotations
@@ -77,6 +79,20 @@ def load(cache: Path, n: int) -> tuple[list[str], np.ndarray]:
     return texts, vecs
 
 
+def bf16_check(embedder, texts: list[str], cache: Path, done: int, n: int = 256) -> None:
+    """Switch to bf16 weights; print how close they embed the first cached (fp32) chunks."""
+    import torch
+
+    embedder.model.to(torch.bfloat16)
+    if done < n:
+        print("no fp32 embeddings cached to check bf16 against", flush=True)
+        return
+    _, ref = load(cache, n)
+    vecs = embedder.embed(texts[:n]).astype(np.float32)
+    cos = (vecs / np.linalg.norm(vecs, axis=1, keepdims=True) * ref).sum(1)
+    print(f"bf16 vs cached fp32 embeddings, {n} chunks: cosine min {cos.min():.5f}, mean {cos.mean():.5f}", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--num-chunks", type=int, default=100_000)
@@ -84,6 +100,8 @@ def main() -> None:
     ap.add_argument("--cache", type=Path, default=Path("/work/cache-edge/corpus"))
     ap.add_argument("--batch", type=int, default=2048, help="chunks per saved embedding file")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--bf16", action="store_true",
+                    help="bf16 weights (AMX/AVX512-bf16 CPUs: ~4x faster); first checks them against the fp32 cache")
     args = ap.parse_args()
     args.cache.mkdir(parents=True, exist_ok=True)
     chunk_file = args.cache / "chunks.jsonl"
@@ -98,10 +116,14 @@ def main() -> None:
 
     embedder = Embedder(batch_size=64)
     done = sum(len(np.load(p, mmap_mode="r")) for p in args.cache.glob("emb-*.npy"))
+    if args.bf16:
+        bf16_check(embedder, texts, args.cache, done)
     t0, start = time.perf_counter(), done
     while done < len(texts):
         part = texts[done:done + args.batch]
-        np.save(args.cache / f"emb-{done}.npy", embedder.embed(part).astype(np.float32))
+        vecs = embedder.embed(part).astype(np.float32)
+        # bf16 normalizes in bf16 (norms up to ~1.007); unit vectors in fp32, as the fp32 path gives
+        np.save(args.cache / f"emb-{done}.npy", vecs / np.linalg.norm(vecs, axis=1, keepdims=True))
         done += len(part)
         rate = (done - start) / (time.perf_counter() - t0)
         print(f"embedded {done}/{len(texts)} ({rate:.0f} chunks/s)", flush=True)

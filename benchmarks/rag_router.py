@@ -8,7 +8,7 @@ the tests use; pass ``--model DIR`` for a trained one) served by ``serve.llm.dep
 the router in front. Queries are derived from the corpus (``rag.evaluate``'s query maker) plus
 a few off-topic ones. Per request the router reports its own split (``rag.timings_ms``); the
 baseline is the same question sent straight to the LLM's ``/v1/chat/completions`` (no
-retrieval, shorter prompt). Greedy, ``max_tokens`` fixed. Serve HTTP on 18100.
+retrieval, shorter prompt). Greedy, ``max_tokens`` fixed. Serve HTTP on ``--port`` (18100).
 The retrieval share is, per request, the router's embed + search time over the request's
 end-to-end HTTP time.
 
@@ -130,6 +130,7 @@ def main() -> None:
     ap.add_argument("--model", default=None, help="HF model dir (default: a random-init tiny Llama)")
     ap.add_argument("--extra-chunks", type=int, default=0, help="filler chunks added to the index (see above)")
     ap.add_argument("--cache", type=Path, default=Path("/work/cache-edge/corpus"), help="rag_corpus.py's cache")
+    ap.add_argument("--port", type=int, default=PORT, help="Serve HTTP port (the LLM app and the router)")
     args = ap.parse_args()
 
     from pydoc_data.topics import topics
@@ -159,7 +160,7 @@ def main() -> None:
         model = args.model or str(tiny_model(root / "model"))
         llm = start(ServeAppConfig(llm=LLMServeConfig(model=model, served_model_name="tiny", max_model_len=MAX_MODEL_LEN,
                                                       api_key_env="LLMFLOW_API_KEY"),
-                                   app_name="bench-llm", http_port=PORT, route_prefix="/llm"))
+                                   app_name="bench-llm", http_port=args.port, route_prefix="/llm"))
         handle = serve.get_deployment_handle(llm["deployment"], app_name="bench-llm")
         serve.run(build_router(RouterConfig(index_dir=str(root / "index"), fallback="generate", max_source_chars=400,
                                             retrieval={"top_k": 3}, tokenizer=model, max_model_len=MAX_MODEL_LEN),
@@ -178,7 +179,7 @@ def main() -> None:
             for q in queries:  # interleave ours and the baseline so load drifts hit both
                 msgs = [{"role": "user", "content": q}]
                 t = time.perf_counter()
-                r = client.post(f"http://127.0.0.1:{PORT}/rag/v1/chat/completions", json={**body, "messages": msgs})
+                r = client.post(f"http://127.0.0.1:{args.port}/rag/v1/chat/completions", json={**body, "messages": msgs})
                 rep["router_total_ms"].append((time.perf_counter() - t) * 1e3)
                 r.raise_for_status()
                 timings = r.json()["rag"]["timings_ms"]
@@ -186,7 +187,7 @@ def main() -> None:
                     rep[k].append(v)
                 rep["retrieval_share"].append((timings["embed_ms"] + timings["search_ms"]) / rep["router_total_ms"][-1])
                 t = time.perf_counter()
-                client.post(f"http://127.0.0.1:{PORT}/llm/v1/chat/completions",
+                client.post(f"http://127.0.0.1:{args.port}/llm/v1/chat/completions",
                             json={**body, "messages": msgs}).raise_for_status()
                 rep["llm_direct_ms"].append((time.perf_counter() - t) * 1e3)
             per_repeat.append({k: stats(v) for k, v in rep.items()})
