@@ -141,7 +141,7 @@ def _pairs_split_evenly(cfg):
 
 
 class DPOConfig(Config):
-    """DPO on a ``prefs`` artifact (components.artifacts) with a LoRA adapter; reference = adapter disabled."""
+    """DPO on a ``prefs`` artifact (components.artifacts) with a LoRA adapter; reference = the starting policy."""
 
     lora: LoRASettings = Field(default_factory=LoRASettings, description="Adapter settings.")
     beta: float = Field(0.1, gt=0, description="DPO temperature beta.")
