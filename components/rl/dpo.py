@@ -2,6 +2,9 @@
 
 loss = -log sigmoid(beta * ((pi_c - ref_c) - (pi_r - ref_r))), log-probs summed over response tokens.
 The headline metric is the held-out implicit-reward margin (pi_c - ref_c) - (pi_r - ref_r).
+With ``nll_weight`` > 0 the loss adds that weight times the chosen answers' mean per-token negative
+log-likelihood (RPO, Pang et al. 2024; TRL's ``rpo_alpha``): plain DPO can lower the chosen answers'
+likelihood along with the rejected ones', moving mass to answers nobody voted on.
 
 The reference is the starting policy: the ``adapter`` input when training starts from one (the
 champion, in a flywheel turn), else the base (a fresh adapter's B is zero). Disabling the adapter gave
@@ -38,6 +41,13 @@ def _chosen_rejected(model, batch):
     lp = sequence_logps(model, batch)
     half = len(lp) // 2
     return lp[:half], lp[half:]
+
+
+def _response_tokens(batch):
+    """Response tokens per sequence (at least 1): the per-token scale of the NLL term."""
+    from components.sft.chat import IGNORE
+
+    return (batch["labels"][:, 1:] != IGNORE).sum(-1).clamp(min=1)
 
 
 def _logps(model, tok, pairs, cfg: DPOConfig, device):
@@ -96,6 +106,8 @@ def dpo_train(model, tok, train: list[dict], held: list[dict], cfg: DPOConfig,
         pc, pr = _chosen_rejected(learner, b)
         margin = (pc - rc) - (pr - rr)
         loss = -F.logsigmoid(cfg.beta * margin).mean()
+        if cfg.nll_weight:
+            loss = loss + cfg.nll_weight * (-pc / _response_tokens(b)[:len(pc)]).mean()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()

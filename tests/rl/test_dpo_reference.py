@@ -77,3 +77,26 @@ def test_a_pair_trains_on_its_served_chat_and_keeps_its_response_when_the_prompt
     assert "The assert statement" in tok.decode(enc["input_ids"])  # the sources the model saw, not the bare question
     short = encode_pair_side(tok, "What does assert do?", "It checks a condition.", 256)
     assert "Sources" not in tok.decode(short["input_ids"]) and "What does assert do?" in tok.decode(short["input_ids"])
+
+
+def test_the_nll_term_adds_the_chosen_answers_likelihood_to_the_loss(tiny_model_dir, champion_dir):
+    import math
+
+    from transformers import AutoTokenizer
+
+    from components.rl.config import DPOConfig
+    from components.rl.dpo import dpo_train
+    from components.sft.config import LoRASettings
+    from components.sft.lora import add_lora, load_base
+
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    runs = {}
+    for weight in (0.0, 1.0):
+        model = add_lora(load_base(tiny_model_dir), LoRASettings(), adapter_dir=champion_dir)
+        cfg = DPOConfig(num_steps=6, batch_size=4, learning_rate=1e-2, max_seq_len=64, nll_weight=weight)
+        runs[weight] = dpo_train(model, tok, PAIRS, [], cfg, lambda rec, step: None)
+    # Step 1: policy = reference, so the DPO part is log 2; the NLL part is the chosen answers' per-token
+    # NLL under a random model (about log of the 2,048-token vocabulary).
+    assert abs(runs[0.0][1]["loss"] - math.log(2)) < 1e-3
+    assert runs[1.0][1]["loss"] - math.log(2) > 0.5 * math.log(2048), runs[1.0][1]
+    assert runs[1.0][-1]["chosen_reward"] > 0  # the chosen answers became likelier than under the champion
