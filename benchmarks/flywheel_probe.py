@@ -14,7 +14,6 @@ The models are built here as the test fixtures build them (stdlib-docs BPE 2,048
 from __future__ import annotations
 
 import argparse
-import random
 import re
 import sys
 import time
