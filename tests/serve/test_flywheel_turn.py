@@ -43,8 +43,8 @@ CHAMPION = "tiny-flywheel-0"
 # benchmarks/RESULTS.md lists the sizes each measurement ran with.
 COLLECT_REQUESTS = int(os.environ.get("LLMFLOW_FLYWHEEL_REQUESTS", "60"))
 MIN_VOTES_PER_ARM = int(os.environ.get("LLMFLOW_FLYWHEEL_VOTES", "24"))
-# The router budgets grounded prompts to this context (the engine's is 512): trimmed sources keep DPO on
-# the served chats (up to 512 tokens) from costing ~25 s more per turn on 2 cores.
+# The router budgets grounded prompts to this context (the engine's is 512) and DPO trains on chats of that
+# size: with 512 DPO took ~40 s a turn and the test's call 128 s (benchmarks/RESULTS.md, issue 17, run 3).
 ROUTER_CONTEXT = 192
 
 
