@@ -50,11 +50,16 @@ class PreferenceRow(BaseModel):
         default_factory=list, description="MLflow trace ids of the requests behind the pair: feedback → "
                                           "[chosen's, rejected's]; judge → [the shadowed request's].")
     verdict: Literal["a", "b"] | None = Field(None, description="judge: which answer (a = primary) won.")
+    messages: list[dict] | None = Field(
+        None, description="The chat the model answered, without the answer (live traffic: the router's grounded "
+                          "prompt with its sources, redacted). Training renders it instead of `prompt`: a pair "
+                          "must train on what the model saw.")
     created_at: str | None = Field(None, description="When the pair was exported (ISO 8601, UTC).")
 
-    def pair(self) -> dict[str, str]:
-        """The three fields training uses."""
-        return {"prompt": self.prompt, "chosen": self.chosen, "rejected": self.rejected}
+    def pair(self) -> dict:
+        """The fields training uses (``messages`` only when the row has them)."""
+        out = {"prompt": self.prompt, "chosen": self.chosen, "rejected": self.rejected}
+        return out | ({"messages": self.messages} if self.messages is not None else {})
 
 
 def write_preferences(out_dir: str | Path, rows: Iterable[PreferenceRow]) -> Path:
@@ -86,7 +91,7 @@ def read_preferences(artifact: str | Path, *, input: str | None = None, step: st
             problems += [f"{path}:{i}: {'.'.join(map(str, err['loc'])) or 'row'}: {err['msg']}" for err in e.errors()]
     if problems:
         raise ValueError(f"{len(problems)} problem(s) in {path}; each line must be a JSON object with prompt, "
-                         "chosen, rejected (and optionally source, trace_ids, verdict, created_at):\n  "
+                         "chosen, rejected (and optionally source, trace_ids, verdict, messages, created_at):\n  "
                          + "\n  ".join(problems[:20]))
     return rows
 

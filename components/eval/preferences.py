@@ -1,7 +1,8 @@
 """Close the loop: user feedback and judge verdicts → a preference dataset for ``rl.dpo``.
 
 Layout written by ``export_preferences(records, out_dir)`` (the ``prefs`` artifact):
-  preferences.jsonl  prompt/chosen/rejected + provenance (source, trace ids, verdict): the one
+  preferences.jsonl  prompt/chosen/rejected (+ messages: the chat the model answered) + provenance
+                     (source, trace ids, verdict): the one
                      format of ``components.artifacts``, which rl.dpo and rl.reward_model read
   failures.jsonl     {"prompt", "response", "comment", "trace_id"} — thumbs-down answers with no
                      better answer to pair with (for SFT fixes / GRPO prompts)
@@ -33,6 +34,7 @@ class FeedbackRecord:
     comment: str = ""
     arm: str = "primary"
     user: str = "user"   # who voted: one vote per (trace_id, user), the last one counts
+    messages: list[dict] | None = None  # the redacted chat the model answered (the router's grounded prompt)
 
 
 @dataclass
@@ -42,10 +44,14 @@ class JudgedPair:
     answer_b: str
     verdict: str         # "a", "b", "tie", "invalid" — from judge.combine_orders
     trace_id: str = ""
+    messages: list[dict] | None = None  # the chat both answered (the router's served prompt)
 
 
-def _key(prompt: str) -> str:
-    return " ".join(prompt.split()).lower()
+def _key(r: FeedbackRecord) -> str:
+    """Answers pair only when the model saw the same prompt: the question, and the served chat when known
+    (the same question with other sources is another prompt)."""
+    served = json.dumps(r.messages, sort_keys=True, ensure_ascii=False) if r.messages is not None else ""
+    return " ".join(r.prompt.split()).lower() + "\x00" + served
 
 
 def label_requests(feedback: list[FeedbackRecord]) -> list[FeedbackRecord]:
@@ -76,7 +82,7 @@ def build_pairs(feedback: list[FeedbackRecord], judged: list[JudgedPair] = (),
     """Returns (preference rows, failures)."""
     by_prompt: dict[str, dict[str, list[FeedbackRecord]]] = {}
     for r in label_requests(feedback):
-        by_prompt.setdefault(_key(r.prompt), {"up": [], "down": []})["up" if r.thumb > 0 else "down"].append(r)
+        by_prompt.setdefault(_key(r), {"up": [], "down": []})["up" if r.thumb > 0 else "down"].append(r)
     rows, failures = [], []
     for group in by_prompt.values():
         downs = list(group["down"])
@@ -86,7 +92,8 @@ def build_pairs(feedback: list[FeedbackRecord], judged: list[JudgedPair] = (),
                 continue
             downs.remove(down)
             rows.append(PreferenceRow(prompt=up.prompt, chosen=up.response, rejected=down.response, source="feedback",
-                                      trace_ids=[up.trace_id, down.trace_id], created_at=created_at))
+                                      trace_ids=[up.trace_id, down.trace_id], messages=up.messages,
+                                      created_at=created_at))
         failures += [{"prompt": d.prompt, "response": d.response, "comment": d.comment, "trace_id": d.trace_id}
                      for d in downs]
     for j in judged:
@@ -95,7 +102,7 @@ def build_pairs(feedback: list[FeedbackRecord], judged: list[JudgedPair] = (),
         chosen, rejected = (j.answer_a, j.answer_b) if j.verdict == "a" else (j.answer_b, j.answer_a)
         rows.append(PreferenceRow(prompt=j.prompt, chosen=chosen, rejected=rejected, source="judge",
                                   trace_ids=[j.trace_id] if j.trace_id else [], verdict=j.verdict,
-                                  created_at=created_at))
+                                  messages=j.messages, created_at=created_at))
     return rows, failures
 
 

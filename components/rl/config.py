@@ -146,10 +146,13 @@ def _pairs_split_evenly(cfg):
 
 
 class DPOConfig(Config):
-    """DPO on a ``prefs`` artifact (components.artifacts) with a LoRA adapter; reference = adapter disabled."""
+    """DPO on a ``prefs`` artifact (components.artifacts) with a LoRA adapter; reference = the starting policy."""
 
     lora: LoRASettings = Field(default_factory=LoRASettings, description="Adapter settings.")
     beta: float = Field(0.1, gt=0, description="DPO temperature beta.")
+    nll_weight: float = Field(0.0, ge=0, description=(
+        "Weight of the chosen answers' per-token negative log-likelihood added to the DPO loss (RPO; TRL's "
+        "rpo_alpha, 1.0 in the RPO paper). 0: plain DPO."))
     learning_rate: float = Field(2e-3, gt=0, description="AdamW learning rate of the adapter.")
     num_steps: int = Field(40, ge=1, description="Optimizer steps.")
     batch_size: int = Field(8, ge=1, description="Pairs per step.")

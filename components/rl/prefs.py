@@ -13,10 +13,19 @@ if TYPE_CHECKING:
     import torch
 
 
-def encode_pair_side(tokenizer, prompt: str, response: str, max_len: int) -> dict:
-    from components.sft.chat import encode_chat
+def encode_pair_side(tokenizer, prompt: str, response: str, max_len: int, messages: list[dict] | None = None) -> dict:
+    """``messages`` (the chat the model answered, e.g. the router's grounded prompt) when known, else the
+    prompt as one user turn; then the response as the assistant turn. Over ``max_len`` the end is cut, unless
+    that would cut the whole response (a long grounded prompt): then the start of the prompt goes instead,
+    so a pair never silently trains on no response token."""
+    from components.sft.chat import IGNORE, encode_chat
 
-    return encode_chat(tokenizer, [{"role": "user", "content": prompt}, {"role": "assistant", "content": response}], max_len)
+    chat = [dict(m) for m in messages] if messages is not None else [{"role": "user", "content": prompt}]
+    chat.append({"role": "assistant", "content": response})
+    full = encode_chat(tokenizer, chat, 1 << 30)
+    if len(full["input_ids"]) <= max_len or any(t != IGNORE for t in full["labels"][:max_len]):
+        return {k: v[:max_len] for k, v in full.items()}
+    return {k: v[-max_len:] for k, v in full.items()}
 
 
 def split(pairs: list[dict], eval_fraction: float, seed: int) -> tuple[list[dict], list[dict]]:

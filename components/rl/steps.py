@@ -116,7 +116,8 @@ def run_dpo(ctx, config: DPOConfig) -> dict[str, float]:
                    config.num_workers, 1.0, "dpo")
     for step, rec in enumerate(history):
         ctx.log_metrics(rec, step=step)
-    ctx.set_tags({"dpo.reference": "base_with_adapter_disabled", "dpo.num_pairs": len(pairs),
+    ctx.set_tags({"dpo.reference": "starting_policy (the adapter input, else the base)", "dpo.num_pairs": len(pairs),
+                  "dpo.pairs_with_served_prompt": sum("messages" in p for p in pairs),
                   "dpo.num_workers": config.num_workers})
     summary = {"eval_margin": history[-1]["eval_margin"], "eval_margin_before": history[0]["eval_margin"],
                "eval_accuracy": history[-1]["eval_accuracy"], "eval_accuracy_before": history[0]["eval_accuracy"]}

@@ -76,7 +76,8 @@ class ArmRouter:
         start = time.time_ns()
         ans = await fn(messages)
         record = RequestRecord(request_id=request_id, query=query or messages[-1]["content"], response=ans.text,
-                               start_time_ns=start, end_time_ns=time.time_ns(), messages=messages, context=context,
+                               start_time_ns=start, end_time_ns=time.time_ns(), messages=messages,
+                               served_messages=messages, context=context,
                                retrieved_ids=retrieved_ids, prompt_tokens=ans.prompt_tokens,
                                completion_tokens=ans.completion_tokens, arm=arm, model=ans.model,
                                prompt_versions=prompt_versions or {})

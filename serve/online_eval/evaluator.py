@@ -44,6 +44,9 @@ class RequestRecord:
     start_time_ns: int
     end_time_ns: int
     messages: list[dict] | None = None
+    # What the model was given (the router's grounded prompt with its sources): the prompt a preference
+    # pair must train on; None when no model answered (a refusal) or the caller does not know it.
+    served_messages: list[dict] | None = None
     context: str = ""
     retrieved_ids: list[str] | None = None
     prompt_tokens: int | None = None
@@ -251,13 +254,16 @@ class OnlineEvaluator:
     def _trace(self, record: RequestRecord, scores: dict[str, float], extra_tags: dict[str, str]) -> tuple[str, dict]:
         counts: Counter = Counter()
         red = redact_obj({"query": record.query, "messages": record.messages, "response": record.response,
-                          "context": record.context, "retrieved_ids": record.retrieved_ids}, counts)
+                          "served_messages": record.served_messages, "context": record.context,
+                          "retrieved_ids": record.retrieved_ids}, counts)
         self.counters["pii_redactions"] += sum(counts.values())
         inputs = {"query": red["query"]}
         if red["messages"] is not None:
             inputs["messages"] = red["messages"]
         if red["context"]:
             inputs["context"] = red["context"]
+        if red["served_messages"] is not None:
+            inputs["served_messages"] = red["served_messages"]
         prompts = {**self.prompt_versions, **record.prompt_versions}
         attrs = {"latency_ms": record.latency_ms, "arm": record.arm, "model": record.model,
                  "prompt_tokens": record.prompt_tokens, "completion_tokens": record.completion_tokens,
@@ -272,7 +278,7 @@ class OnlineEvaluator:
                                            tags=tags, retrieved_ids=red["retrieved_ids"])
         with self._lock:
             self._traced[record.request_id] = (trace_id, {"prompt": red["query"], "response": red["response"],
-                                                          "arm": record.arm})
+                                                          "arm": record.arm, "messages": red["served_messages"]})
             if len(self._traced) > self.config.recent_size:
                 self._traced.popitem(last=False)
         return trace_id, red
@@ -347,7 +353,8 @@ class OnlineEvaluator:
         stats.shadow[res.verdict] += 1
         self.traces.log_feedback(trace_id, "shadow_pairwise", res.verdict, f"orders={res.first},{res.second}",
                                  "LLM_JUDGE", "judge", {"prompt": res.prompt_uri})
-        pair = JudgedPair(red["query"], red["response"], shadow_red, res.verdict, trace_id)
+        # Both answered plan["messages"] (the router's served prompt): the pair trains on that prompt.
+        pair = JudgedPair(red["query"], red["response"], shadow_red, res.verdict, trace_id, red["served_messages"])
         with self._lock, open(self._pairs_path, "a") as f:
             f.write(json.dumps(asdict(pair), ensure_ascii=False) + "\n")
 
@@ -416,7 +423,8 @@ class OnlineEvaluator:
                 info = self._info_from_store(trace_id)
         comment_red = redact_obj(comment)
         self.traces.log_feedback(trace_id, "user_feedback", thumb > 0, comment_red or None, "HUMAN", user)
-        rec = FeedbackRecord(trace_id, info["prompt"], info["response"], thumb, comment_red, info["arm"], user)
+        rec = FeedbackRecord(trace_id, info["prompt"], info["response"], thumb, comment_red, info["arm"], user,
+                             info.get("messages"))
         thumbs = self.arms.setdefault(rec.arm, ArmStats()).thumbs
         with self._lock:
             previous = self._votes.get((trace_id, user))
@@ -446,7 +454,7 @@ class OnlineEvaluator:
         inputs = json.loads(attrs.get("mlflow.spanInputs", "{}"))
         outputs = json.loads(attrs.get("mlflow.spanOutputs", "{}"))
         return {"prompt": inputs.get("query", ""), "response": outputs.get("response", ""),
-                "arm": json.loads(attrs.get("arm", '"primary"'))}
+                "arm": json.loads(attrs.get("arm", '"primary"')), "messages": inputs.get("served_messages")}
 
     def export_preferences(self, out_dir: str | Path) -> dict[str, int]:
         """Feedback + judged shadow pairs → ``preferences.jsonl`` (prompt/chosen/rejected) for rl.dpo."""

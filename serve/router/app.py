@@ -269,6 +269,7 @@ class RAGRouter:
         record = RequestRecord(
             request_id=request_id, query=rag.get("query", ""), response=text, start_time_ns=t0_ns,
             end_time_ns=time.time_ns(), messages=body.get("messages"),
+            served_messages=plan["messages"] if rag.get("route") != "refuse" else None,
             context="\n\n".join(s.get("text") or s.get("snippet", "") for s in rag.get("sources", [])),
             retrieved_ids=[str(s.get("id")) for s in rag.get("sources", [])],
             prompt_tokens=usage.get("prompt_tokens"), completion_tokens=usage.get("completion_tokens"),

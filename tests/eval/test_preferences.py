@@ -75,3 +75,24 @@ def test_votes_are_per_user_and_a_request_joins_one_pair(tmp_path):
     rows, failures = build_pairs(fb)
     assert [r.pair() for r in rows] == [{"prompt": "q", "chosen": "B", "rejected": "C"}]  # B is in one pair, not two
     assert [f["trace_id"] for f in failures] == ["tr-d"]  # the unpaired thumbs-down is a failure to fix
+
+
+def test_pairs_keep_the_served_prompt_and_pair_only_answers_to_the_same_one(tmp_path):
+    """An answer is judged against the prompt the model saw (the router's grounded chat): two answers to the
+    same question pair only when they were served the same chat, and the pair carries that chat."""
+    grounded = [{"role": "user", "content": "Sources: [1] lists are mutable.\n\nQuestion: What is a list?"}]
+    other = [{"role": "user", "content": "Sources: [1] tuples are fixed.\n\nQuestion: What is a list?"}]
+    fb = [FeedbackRecord("tr-1", "What is a list?", "Mutable.", +1, messages=grounded),
+          FeedbackRecord("tr-2", "What is a list?", "A fruit.", -1, messages=other),   # other sources: no pair
+          FeedbackRecord("tr-3", "What is a list?", "A fish.", -1, messages=grounded)]
+    judged = [JudgedPair("What is a list?", "A list.", "Mutable.", "b", "tr-4", messages=grounded)]
+    assert export_preferences(fb, tmp_path, judged)["num_pairs"] == 2
+    fed, judge = read_preferences(tmp_path)
+    assert fed.pair() == {"prompt": "What is a list?", "chosen": "Mutable.", "rejected": "A fish.", "messages": grounded}
+    assert fed.trace_ids == ["tr-1", "tr-3"]
+    assert judge.messages == grounded and (judge.chosen, judge.rejected) == ("Mutable.", "A list.")
+    # Logs written before the served prompt was recorded still export (the question is the prompt).
+    old = [{"trace_id": "tr-5", "prompt": "q", "response": "a", "thumb": 1},
+           {"trace_id": "tr-6", "prompt": "q", "response": "b", "thumb": -1}]
+    assert export_preferences([FeedbackRecord(**r) for r in old], tmp_path / "old")["num_pairs"] == 1
+    assert pairs(tmp_path / "old") == [{"prompt": "q", "chosen": "a", "rejected": "b"}]

@@ -61,18 +61,29 @@ def test_one_vote_per_request_and_voter_a_repeat_replaces_it(evaluator, tmp_path
     assert (row.chosen, row.rejected) == ("An unordered collection.", "A kind of list.")
 
 
-def test_pii_is_scrubbed_before_traces_logs_and_pairs(evaluator, tmp_path):
-    served(evaluator, "r-1", f"I am {EMAIL}: what is a dict?", f"Call {PHONE}: a mapping.")
-    served(evaluator, "r-2", f"I am {EMAIL}: what is a dict?", "A list.")
+def test_pii_is_scrubbed_before_traces_logs_and_pairs_and_pairs_keep_the_served_chat(evaluator, tmp_path):
+    """The router serves a grounded chat (sources + question): the feedback log, the trace and the exported
+    pair keep that chat, the prompt the answers were given, scrubbed; by request id and by trace id alike."""
+    grounded = [{"role": "system", "content": "Answer from the sources."},
+                {"role": "user", "content": f"[1] Write to {EMAIL}. A dict maps keys.\n\nQuestion: what is a dict?"}]
+    for rid, answer in (("r-1", f"Call {PHONE}: a mapping."), ("r-2", "A list.")):
+        now = time.time_ns()
+        evaluator.submit(RequestRecord(request_id=rid, query=f"I am {EMAIL}: what is a dict?", response=answer,
+                                       start_time_ns=now - 1_000_000, end_time_ns=now, served_messages=grounded))
     evaluator.flush()
     up = evaluator.feedback(1, comment=f"thanks, {EMAIL}", request_id="r-1", user="key:a")
-    evaluator.feedback(-1, comment=f"call me on {PHONE}", request_id="r-2", user="key:a")
+    down = evaluator._traced["r-2"][0]
+    evaluator._traced.clear()  # as if the recent buffer rolled over: the vote reads the stored trace back
+    evaluator.feedback(-1, comment=f"call me on {PHONE}", trace_id=down, user="key:a")
     evaluator.export_preferences(tmp_path / "prefs")
     stored = [evaluator.traces.get_trace_json(up), (tmp_path / "fb.jsonl").read_text(),
               *(p.read_text() for p in (tmp_path / "prefs").iterdir() if p.is_file())]
     for text in stored:
         assert EMAIL not in text and PHONE not in text
     assert "<EMAIL>" in (tmp_path / "prefs" / "preferences.jsonl").read_text()
+    [row] = read_preferences(tmp_path / "prefs")
+    assert row.messages == [grounded[0], {"role": "user", "content": grounded[1]["content"].replace(EMAIL, "<EMAIL>")}]
+    assert (row.chosen, row.rejected) == ("Call <PHONE>: a mapping.", "A list.")
 
 
 def test_the_voter_is_the_key_holder_never_the_key():
@@ -97,3 +108,4 @@ def test_a_vote_before_the_record_arrives_waits_for_it(evaluator):
                                    end_time_ns=now), shadow_response="b.")
     voter.join(30)
     assert got["trace"].startswith("tr-")
+
