@@ -63,8 +63,9 @@ class ArtifactStore:
 
     # -- writing -------------------------------------------------------------------
     def scratch_uri(self, step: str, address: str) -> str | None:
-        """Where a resumable step keeps state every node must see (Ray Train checkpoints): under the
-        root's ``.tmp/`` on an object store; None on a local root, where the step's temp dir serves."""
+        """Where a step keeps state every node must see (Ray Train checkpoints, files its workers send
+        back): under the root's ``.tmp/`` on an object store; None on a local root, where the step's temp
+        dir serves. The same folder on every attempt, so a resumable step finds its checkpoints."""
         if not self.remote:
             return None
         return f"{self.root_uri}/.tmp/{step}-{address[:16]}-resumable"

@@ -146,15 +146,16 @@ def submitted_run(multinode_cluster, s3_endpoint, mlflow_on_s3, tmp_path_factory
     assert sub.returncode == 0, sub.stdout + sub.stderr
     job_id = re.search(r"submitted job (\S+)", sub.stdout).group(1)
 
-    # Pretraining writes into its resumable temp folder in the node-local cache; watch its metrics.
-    metrics = _wait_for(".tmp/pretrain-*-resumable/train_metrics.jsonl", cache,
+    # Pretraining's workers write into their node's folder beside the step's temp folder (one cache on one
+    # machine) and send the files to the bucket, where the driver reads them; watch the local metrics.
+    metrics = _wait_for(".tmp/pretrain-*-resumable.worker/train_metrics.jsonl", cache,
                         lambda p: max(_steps_logged(p), default=0) >= 1, timeout_s=400)
     workers = [json.loads(x) for x in (metrics.parent / "train_workers.jsonl").read_text().splitlines() if x]
     victim_worker = next(w for w in workers if names.get(w["node_id"], "head") != "head")
     victim = names[victim_worker["node_id"]]
     raylets = local_cluster.node_processes(state.node(victim), "raylet")
     assert len(raylets) == 1
-    scratch = f"{root.removeprefix('s3://')}/.tmp/{metrics.parent.name}"  # Ray Train's storage_path
+    scratch = f"{root.removeprefix('s3://')}/.tmp/{metrics.parent.name.removesuffix('.worker')}"  # Ray Train's storage_path
     killed_after = _freeze_between_checkpoints(metrics, victim_worker["pid"],
                                                f"{scratch}/pretrain-pretrain/checkpoint_manager_snapshot.json")
     killed_at = time.time()
