@@ -18,18 +18,19 @@ from typing import Any
 
 
 def fit(worker: Callable[[dict], Any], loop_config: dict, *, num_workers: int, cpus_per_worker: float, name: str,
-        output: Path, subdir: str, storage_uri: str | None = None) -> Any:
+        output: Path, subdir: str, storage_uri: str | None = None,
+        set_tags: Callable[[dict], None] | None = None) -> Any:
     """``worker(loop_config)`` on ``num_workers`` workers; ``<checkpoint>/<subdir>`` → ``output/<subdir>``.
 
     Returns rank 0's return value. The checkpoint is Ray Train's storage: a temp dir of this node, or,
     with ``storage_uri`` (``ctx.scratch_uri`` on an object-store root, where rank 0 may run on a node
     that shares no disk with this one), that folder in the bucket, which the checkpoint is read back from.
+    ``set_tags`` (``ctx.set_tags``) gets where each rank ran: ``llmflow.train_worker.rank<N>.node_id``.
     """
     from ray.train import RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
     from components.train.device import distributed_backend, use_gpu
-
     from components.train.outbox import ray_storage, remove
 
     # A fresh run name in the bucket: Ray Train would resume a run of the same name found there.
@@ -37,7 +38,7 @@ def fit(worker: Callable[[dict], Any], loop_config: dict, *, num_workers: int, c
     with tempfile.TemporaryDirectory() as tmp:
         storage = ray_storage(storage_uri) if storage_uri else {"storage_path": str(Path(tmp) / "ray")}
         trainer = TorchTrainer(
-            worker, train_loop_config=loop_config,
+            _with_nodes(worker), train_loop_config=loop_config,
             scaling_config=ScalingConfig(num_workers=num_workers, use_gpu=use_gpu(),
                                          resources_per_worker={"CPU": cpus_per_worker}),
             torch_config=TorchConfig(backend=distributed_backend()),
@@ -50,7 +51,28 @@ def fit(worker: Callable[[dict], Any], loop_config: dict, *, num_workers: int, c
             shutil.copytree(Path(ckpt) / subdir, Path(output) / subdir)
     if storage_uri is not None:
         remove(f"{storage_uri.rstrip('/')}/{run_name}")  # copied into the artifact; a retry starts afresh
-    return result.return_value
+    out = result.return_value
+    if set_tags is not None:
+        set_tags({**{f"llmflow.train_worker.rank{r}.node_id": n for r, n in enumerate(out["nodes"])},
+                  "llmflow.train_worker.nodes": ",".join(sorted(set(out["nodes"])))})
+    return out["value"]
+
+
+def _with_nodes(worker: Callable[[dict], Any]) -> Callable[[dict], dict]:
+    """``worker``, returning ``{"value": its value, "nodes": [node id of rank 0, 1, ...]}`` (gathered over
+    the workers' process group), so the step can say where its workers ran."""
+    def run(loop_config: dict) -> dict:
+        import ray
+        import torch.distributed as dist
+
+        value = worker(loop_config)
+        node = ray.get_runtime_context().get_node_id()
+        nodes = [node]
+        if dist.is_initialized() and dist.get_world_size() > 1:
+            nodes = [None] * dist.get_world_size()
+            dist.all_gather_object(nodes, node)
+        return {"value": value, "nodes": nodes}
+    return run
 
 
 def _in_train_worker() -> bool:

@@ -1,5 +1,6 @@
-"""`train.pretrain` on an object-store root takes its final model, summary and logs from the bucket,
-never from a folder the Ray Train workers wrote on their nodes.
+"""Ray Train steps on an object-store root take their final model, summary and logs from the bucket,
+never from a folder the workers wrote on their nodes: `train.pretrain` (its workers send files to the
+step's scratch folder) and `fit` of the post-training steps (rank 0's final checkpoint in the bucket).
 
 On one machine every "node" shares this disk, so the proof is what the driver holds when it starts
 collecting: its output folder must still be empty (the workers were never given its path), and once
@@ -29,6 +30,7 @@ from pathlib import Path
 import ray
 
 tokens, out, scratch, env = sys.argv[2], Path(sys.argv[3]), sys.argv[4], json.loads(sys.argv[5])
+steps = int(sys.argv[6])
 ray.init(address=sys.argv[1], log_to_driver=False, runtime_env={"env_vars": env})
 
 @ray.remote(num_cpus=1, resources={"llmflow_head": 1})
@@ -56,10 +58,44 @@ outbox.collect = spy
 ctx = StepContext(name="pretrain", output=out, inputs={"tokens": Path(tokens)}, scratch_uri=scratch,
                   show_progress=False)
 config = PretrainConfig(model={"depth": 2}, strategy="none", num_workers=2, micro_batch_size=4,
-                        num_steps=%d, warmup_steps=1, eval_every=%d, checkpoint_every=2, seed=0)
+                        num_steps=steps, warmup_steps=1, eval_every=steps, checkpoint_every=2, seed=0)
 summary = run_pretrain(ctx, config)
-print("RESULT " + json.dumps({**seen, "summary": summary, "driver_node": ray.get_runtime_context().get_node_id()}))
-""" % (STEPS, STEPS)
+
+# The post-training steps' path (components/train/fit.py): rank 0's final checkpoint, read back by the driver.
+import fsspec
+from components.train import fit as fit_module
+
+def save_where(cfg):
+    import ray
+    from components.train.fit import rank_world, report_final
+
+    class Saver:  # stands in for (model, tokenizer): what report_final saves into the checkpoint
+        def save_pretrained(self, path):
+            Path(path).mkdir(parents=True, exist_ok=True)
+            (Path(path) / "where.json").write_text(json.dumps({"node": ray.get_runtime_context().get_node_id()}))
+
+    rank, _ = rank_world()
+    report_final({"step": 1, "done": 1.0}, save=(Saver(), Saver()) if rank == 0 else None)
+    return [{"rank": rank}]
+
+real_remove = outbox.remove
+
+def spy_remove(uri):  # the run folder fit() read the checkpoint from, just before it is removed
+    fs, path = fsspec.core.url_to_fs(uri)
+    seen["fit_run"] = uri
+    seen["fit_files"] = sorted(p.rsplit("/", 1)[-1] for p in fs.find(path))
+    real_remove(uri)
+
+outbox.remove = spy_remove
+post = out.with_name("post-out")
+post.mkdir()
+history = fit_module.fit(save_where, {}, num_workers=2, cpus_per_worker=1.0, name="post", output=post,
+                         subdir="adapter", storage_uri=scratch + "-post", set_tags=lambda t: seen.update(fit_tags=t))
+seen["where"] = json.loads((post / "adapter" / "where.json").read_text())["node"]
+seen["fit_run_left"] = fsspec.core.url_to_fs(seen["fit_run"])[0].exists(seen["fit_run"])
+print("RESULT " + json.dumps({**seen, "summary": summary, "history": history,
+                              "driver_node": ray.get_runtime_context().get_node_id()}))
+"""
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +112,7 @@ def remote_run(multinode_cluster, s3_endpoint, stdlib_texts, tiny_tokenizer_dir,
     job_env = {**s3_env(s3_endpoint), "PYTHONPATH": str(REPO)}
     t0 = time.time()
     proc = subprocess.run([sys.executable, "-c", DRIVER, state.gcs_address, str(tokens), str(out), scratch,
-                           json.dumps(job_env)], env=env, text=True, capture_output=True, timeout=400, check=False)
+                           json.dumps(job_env), str(STEPS)], env=env, text=True, capture_output=True, timeout=400, check=False)
     line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
     assert line, proc.stdout[-3000:] + proc.stderr[-5000:]
     print(f"pretrain on an s3 root, rank 0 off the driver's node: {time.time() - t0:.1f} s")
@@ -109,3 +145,16 @@ def test_the_files_are_the_buckets_and_rank0_ran_on_another_node(remote_run, s3_
     rank_nodes = {remote_run["names"].get(w["node_id"]) for w in workers}
     assert rank_nodes == {"node1", "node2"}, rank_nodes  # the driver is on the head: no rank shared its disk
     assert remote_run["result"]["driver_node"] not in {w["node_id"] for w in workers}
+
+
+def test_post_training_fit_reads_rank0s_checkpoint_from_the_bucket(remote_run):
+    result = remote_run["result"]
+    assert result["fit_run"].startswith(f"{remote_run['scratch']}-post/post-"), result["fit_run"]
+    assert "where.json" in result["fit_files"]  # the final checkpoint was in the bucket when fit() read it
+    assert not result["fit_run_left"]  # and is removed once in the artifact
+    assert remote_run["names"].get(result["where"]) in ("node1", "node2")  # written on a node not the driver's
+    assert result["history"] == [{"rank": 0}]
+    tags = result["fit_tags"]  # where each rank ran, for the step's MLflow run
+    ranks = {tags["llmflow.train_worker.rank0.node_id"], tags["llmflow.train_worker.rank1.node_id"]}
+    assert {remote_run["names"].get(n) for n in ranks} == {"node1", "node2"}
+    assert result["where"] == tags["llmflow.train_worker.rank0.node_id"]
