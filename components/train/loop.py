@@ -262,7 +262,8 @@ def _record_worker(out: Outbox) -> None:
 
 
 def train_loop_per_worker(loop_config: dict) -> None:
-    """Ray Train entry: ``loop_config`` = {"config": PretrainConfig dump, "tokens_dir", "output_dir",
+    """Ray Train entry: ``loop_config`` = {"config": PretrainConfig dump, "tokens_dir" (a path or the
+    tokens artifact's store URI), "output_dir",
     "ray_checkpoints", "output_uri"}; with an ``output_uri`` (no shared disk), ``output_dir`` is a folder
     on this worker's node that only the workers use, removed by rank 0 once everything is in the bucket."""
     import ray.train
@@ -275,7 +276,12 @@ def train_loop_per_worker(loop_config: dict) -> None:
     t_record = time.perf_counter()
     if not device.use_gpu():
         torch.set_num_threads(max(1, int(config.cpus_per_worker)))
-    summary = train(config, loop_config["tokens_dir"], output_dir,
+    # An input's store URI (s3://...) on an object-store root: this node's copy, downloaded once into its
+    # cache; the driver's local copy is on another node's disk.
+    from flows.engine.store import open_artifact
+
+    tokens_dir = open_artifact(loop_config["tokens_dir"])
+    summary = train(config, tokens_dir, output_dir,
                     ray_checkpoints=loop_config.get("ray_checkpoints", False), output_uri=output_uri)
     t_report = time.perf_counter()
     # Ray Train 2 keeps reported metrics only alongside checkpoints, and ours live in the

@@ -96,7 +96,9 @@ def run_pretrain(ctx, config: PretrainConfig) -> dict[str, float]:
     remote = ctx.scratch_uri is not None
     worker_dir = ctx.output.with_name(ctx.output.name + ".worker") if remote else ctx.output
     output_uri = f"{ctx.scratch_uri}/outputs" if remote else None
-    build_trainer(config, tokens_dir, worker_dir, run_name=f"pretrain-{ctx.name}", checkpoint_uri=ctx.scratch_uri,
+    # Workers read the tokens from the store (their node's cache) on a remote root, not the driver's copy.
+    worker_tokens = ctx.input_uri("tokens") if remote else tokens_dir
+    build_trainer(config, worker_tokens, worker_dir, run_name=f"pretrain-{ctx.name}", checkpoint_uri=ctx.scratch_uri,
                   output_uri=output_uri).fit()
     if remote:
         from components.train.outbox import collect

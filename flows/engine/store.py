@@ -58,7 +58,12 @@ class ArtifactStore:
         if not (local / MARKER).exists():
             tmp = local.with_name(local.name + f".part-{uuid.uuid4().hex[:8]}")
             self.fs.get(self.uri(step, address) + "/", str(tmp), recursive=True)
-            tmp.rename(local) if not local.exists() else shutil.rmtree(tmp)
+            try:
+                tmp.rename(local)
+            except OSError:  # another process of this node (a second Ray Train worker) got there first
+                shutil.rmtree(tmp, ignore_errors=True)
+                if not (local / MARKER).exists():
+                    raise
         return local
 
     # -- writing -------------------------------------------------------------------

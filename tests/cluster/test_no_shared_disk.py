@@ -1,6 +1,7 @@
 """Ray Train steps on an object-store root take their final model, summary and logs from the bucket,
 never from a folder the workers wrote on their nodes: `train.pretrain` (its workers send files to the
-step's scratch folder) and `fit` of the post-training steps (rank 0's final checkpoint in the bucket).
+step's scratch folder, and read their tokens from the bucket into their own cache) and `fit` of the
+post-training steps (rank 0's final checkpoint in the bucket).
 
 On one machine every "node" shares this disk, so the proof is what the driver holds when it starts
 collecting: its output folder must still be empty (the workers were never given its path), and once
@@ -41,10 +42,19 @@ class HoldHead:  # the head's one CPU: both Ray Train workers go to node1 and no
 hold = HoldHead.remote()
 ray.get(hold.ping.remote())
 
+import shutil
 from components.train import outbox
 from components.train.config import PretrainConfig
 from components.train.steps import run_pretrain
 from flows.engine.context import StepContext
+from flows.engine.store import ArtifactStore
+
+# The tokens as a committed artifact in the bucket: the driver reads its copy (this process's cache),
+# the workers theirs (LLMFLOW_CACHE of their environment, another folder).
+store, addr = ArtifactStore(scratch.rsplit("/.tmp/", 1)[0]), "7" * 64
+tmp = store.new_temp("tokens", addr)
+shutil.copytree(tokens, tmp, dirs_exist_ok=True)
+store.commit(tmp, "tokens", addr, {"step": "tokens"})
 
 seen = {}
 real_collect = outbox.collect
@@ -55,8 +65,8 @@ def spy(uri, dest):  # what the driver holds at the moment it starts reading the
     return real_collect(uri, dest)
 
 outbox.collect = spy
-ctx = StepContext(name="pretrain", output=out, inputs={"tokens": Path(tokens)}, scratch_uri=scratch,
-                  show_progress=False)
+ctx = StepContext(name="pretrain", output=out, inputs={"tokens": store.local_path("tokens", addr)}, scratch_uri=scratch,
+                  input_uris={"tokens": store.uri("tokens", addr)}, show_progress=False)
 config = PretrainConfig(model={"depth": 2}, strategy="none", num_workers=2, micro_batch_size=4,
                         num_steps=steps, warmup_steps=1, eval_every=steps, checkpoint_every=2, seed=0)
 summary = run_pretrain(ctx, config)
@@ -108,15 +118,16 @@ def remote_run(multinode_cluster, s3_endpoint, stdlib_texts, tiny_tokenizer_dir,
     tokens = make_token_shards(stdlib_texts, tiny_tokenizer_dir, tmp_path_factory.mktemp("tokens"), seq_len=64)
     out = tmp_path_factory.mktemp("nsd") / "pretrain-out"
     scratch = f"s3://{BUCKET}/no-shared-disk-{int(time.time())}/.tmp/pretrain"
-    env = cluster_env(state)
-    job_env = {**s3_env(s3_endpoint), "PYTHONPATH": str(REPO)}
+    caches = tmp_path_factory.mktemp("caches")
+    env = cluster_env(state, {"LLMFLOW_CACHE": str(caches / "driver")})
+    job_env = {**s3_env(s3_endpoint), "PYTHONPATH": str(REPO), "LLMFLOW_CACHE": str(caches / "workers")}
     t0 = time.time()
     proc = subprocess.run([sys.executable, "-c", DRIVER, state.gcs_address, str(tokens), str(out), scratch,
                            json.dumps(job_env), str(STEPS)], env=env, text=True, capture_output=True, timeout=400, check=False)
     line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
     assert line, proc.stdout[-3000:] + proc.stderr[-5000:]
     print(f"pretrain on an s3 root, rank 0 off the driver's node: {time.time() - t0:.1f} s")
-    return {"result": json.loads(line.removeprefix("RESULT ")), "out": out, "scratch": scratch,
+    return {"result": json.loads(line.removeprefix("RESULT ")), "out": out, "scratch": scratch, "caches": caches,
             "names": _nodes(state, env)}
 
 
@@ -158,3 +169,9 @@ def test_post_training_fit_reads_rank0s_checkpoint_from_the_bucket(remote_run):
     ranks = {tags["llmflow.train_worker.rank0.node_id"], tags["llmflow.train_worker.rank1.node_id"]}
     assert {remote_run["names"].get(n) for n in ranks} == {"node1", "node2"}
     assert result["where"] == tags["llmflow.train_worker.rank0.node_id"]
+
+
+def test_workers_read_the_tokens_from_the_bucket_not_the_drivers_copy(remote_run):
+    caches = remote_run["caches"]
+    assert [p.parent.name for p in (caches / "driver").glob("tokens/*/_COMPLETE.json")] == ["tokens"]
+    assert [p.parent.name for p in (caches / "workers").glob("tokens/*/_COMPLETE.json")] == ["tokens"]
