@@ -173,5 +173,5 @@ def test_post_training_fit_reads_rank0s_checkpoint_from_the_bucket(remote_run):
 
 def test_workers_read_the_tokens_from_the_bucket_not_the_drivers_copy(remote_run):
     caches = remote_run["caches"]
-    assert [p.parent.name for p in (caches / "driver").glob("tokens/*/_COMPLETE.json")] == ["tokens"]
-    assert [p.parent.name for p in (caches / "workers").glob("tokens/*/_COMPLETE.json")] == ["tokens"]
+    assert [p.parent.parent.name for p in (caches / "driver").glob("tokens/*/_COMPLETE.json")] == ["tokens"]
+    assert [p.parent.parent.name for p in (caches / "workers").glob("tokens/*/_COMPLETE.json")] == ["tokens"]
