@@ -35,7 +35,8 @@ def run_draft(ctx, config: DraftDistillConfig) -> dict[str, float]:
     draft_config(target_config, config)  # shape errors here, before any worker starts
 
     out = fit(distill_worker, {"target_dir": str(target_dir), "tokens_dir": str(tokens), "settings": config.model_dump()},
-              num_workers=config.num_workers, cpus_per_worker=1.0, name="distill", output=ctx.output, subdir="model")
+              num_workers=config.num_workers, cpus_per_worker=1.0, name="distill", output=ctx.output, subdir="model",
+              storage_uri=ctx.scratch_uri, set_tags=ctx.set_tags)
     for name in ("distill", "data_only"):
         for step, rec in enumerate(out[name], 1):
             ctx.log_metrics({f"{name}/{k}": v for k, v in rec.items()}, step=step)

@@ -21,7 +21,8 @@ def _fit(ctx, worker, loop_config: dict, num_workers: int, cpus_per_worker: floa
     loop_config = {"model_dir": str(Model.of(ctx).dir), "adapter_dir": str(start) if start else None,
                    **loop_config}
     return fit(worker, loop_config, num_workers=num_workers, cpus_per_worker=cpus_per_worker, name=name,
-               output=ctx.output, subdir=subdir)
+               output=ctx.output, subdir=subdir, storage_uri=ctx.scratch_uri,
+               set_tags=ctx.set_tags)
 
 
 @step_kind("rl.grpo", inputs=("model", "data", "adapter?"), num_cpus=0, effects=("reward",),

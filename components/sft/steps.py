@@ -102,7 +102,7 @@ def run_lora(ctx, config: SFTConfig) -> dict[str, float]:
         history = fit(sft_train, {"model_dir": str(base), "train_path": str(train_path), "eval_path": str(eval_path),
                                   "settings": config.model_dump()},
                       num_workers=config.num_workers, cpus_per_worker=1.0, name="sft", output=ctx.output,
-                      subdir="adapter")
+                      subdir="adapter", storage_uri=ctx.scratch_uri, set_tags=ctx.set_tags)
     # The base's own tokenizer files, not a re-save through the class transformers picks by model_type
     # (which may add tokens): the adapter is served, and merged, with exactly the base's tokenizer.
     copy_tokenizer_files(base, ctx.output / "adapter")

@@ -4,43 +4,75 @@
 The post-training steps (``sft.lora``, ``rl.*``, ``distill.draft``) share this: N
 ``TorchTrainer`` workers (gloo on CPU, NCCL on GPU, chosen in ``components.train.device``),
 the function's return value on rank 0 as the history, and one folder of rank 0's last
-checkpoint copied into the step's artifact. Outside a worker (a plain call, GPU images
-without Ray) the worker helpers act as a single process.
+checkpoint copied into the step's artifact (through the bucket when the nodes share no disk).
+Outside a worker (a plain call, GPU images without Ray) the worker helpers act as a single process.
 """
 from __future__ import annotations
 
 import shutil
 import tempfile
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 
 def fit(worker: Callable[[dict], Any], loop_config: dict, *, num_workers: int, cpus_per_worker: float, name: str,
-        output: Path, subdir: str) -> Any:
+        output: Path, subdir: str, storage_uri: str | None = None,
+        set_tags: Callable[[dict], None] | None = None) -> Any:
     """``worker(loop_config)`` on ``num_workers`` workers; ``<checkpoint>/<subdir>`` → ``output/<subdir>``.
 
-    Returns rank 0's return value.
+    Returns rank 0's return value. The checkpoint is Ray Train's storage: a temp dir of this node, or,
+    with ``storage_uri`` (``ctx.scratch_uri`` on an object-store root, where rank 0 may run on a node
+    that shares no disk with this one), that folder in the bucket, which the checkpoint is read back from.
+    ``set_tags`` (``ctx.set_tags``) gets where each rank ran: ``llmflow.train_worker.rank<N>.node_id``.
     """
     from ray.train import RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
     from components.train.device import distributed_backend, use_gpu
+    from components.train.outbox import ray_storage, remove
 
+    # A fresh run name in the bucket: Ray Train would resume a run of the same name found there.
+    run_name = name if storage_uri is None else f"{name}-{uuid.uuid4().hex[:8]}"
     with tempfile.TemporaryDirectory() as tmp:
+        storage = ray_storage(storage_uri) if storage_uri else {"storage_path": str(Path(tmp) / "ray")}
         trainer = TorchTrainer(
-            worker, train_loop_config=loop_config,
+            _with_nodes(worker), train_loop_config=loop_config,
             scaling_config=ScalingConfig(num_workers=num_workers, use_gpu=use_gpu(),
                                          resources_per_worker={"CPU": cpus_per_worker}),
             torch_config=TorchConfig(backend=distributed_backend()),
-            run_config=RunConfig(storage_path=str(Path(tmp) / "ray"), name=name),
+            run_config=RunConfig(name=run_name, **storage),
         )
         result = trainer.fit()
         if result.error:
             raise result.error
         with result.checkpoint.as_directory() as ckpt:
             shutil.copytree(Path(ckpt) / subdir, Path(output) / subdir)
-    return result.return_value
+    if storage_uri is not None:
+        remove(f"{storage_uri.rstrip('/')}/{run_name}")  # copied into the artifact; a retry starts afresh
+    out = result.return_value
+    if set_tags is not None:
+        set_tags({**{f"llmflow.train_worker.rank{r}.node_id": n for r, n in enumerate(out["nodes"])},
+                  "llmflow.train_worker.nodes": ",".join(sorted(set(out["nodes"])))})
+    return out["value"]
+
+
+def _with_nodes(worker: Callable[[dict], Any]) -> Callable[[dict], dict]:
+    """``worker``, returning ``{"value": its value, "nodes": [node id of rank 0, 1, ...]}`` (gathered over
+    the workers' process group), so the step can say where its workers ran."""
+    def run(loop_config: dict) -> dict:
+        import ray
+        import torch.distributed as dist
+
+        value = worker(loop_config)
+        node = ray.get_runtime_context().get_node_id()
+        nodes = [node]
+        if dist.is_initialized() and dist.get_world_size() > 1:
+            nodes = [None] * dist.get_world_size()
+            dist.all_gather_object(nodes, node)
+        return {"value": value, "nodes": nodes}
+    return run
 
 
 def _in_train_worker() -> bool:

@@ -30,6 +30,7 @@ from components.train import checkpoint, device
 from components.train.config import PretrainConfig
 from components.train.data import RankSampler, TokenBlocks, val_indices
 from components.train.flops import mfu
+from components.train.outbox import Outbox
 
 
 def lr_at(step: int, config: PretrainConfig) -> float:
@@ -93,25 +94,27 @@ def _maybe_inject_fault(config: PretrainConfig, step: int, rank: int, world: int
 
 
 def train(config: PretrainConfig | dict, tokens_dir: str | Path, output_dir: str | Path,
-          ray_checkpoints: bool = False) -> dict[str, float]:
+          ray_checkpoints: bool = False, output_uri: str | None = None) -> dict[str, float]:
     """Train (or resume) to ``config.num_steps``; returns the final metrics (same on every rank).
 
     ``ray_checkpoints``: checkpoint through ``ray.train.report`` into Ray Train's storage (an object
-    store on a cluster) instead of ``output_dir/checkpoints`` (only inside a Ray Train worker)."""
+    store on a cluster) instead of ``output_dir/checkpoints`` (only inside a Ray Train worker).
+    ``output_uri``: also send the output files there (components/train/outbox.py): on a cluster with no
+    shared disk ``output_dir`` is this node's folder, and the driver reads the files from the bucket."""
     entered_unix = time.time()  # wall clock: the benchmark compares it with the driver's fit() call
     config = PretrainConfig.model_validate(config) if isinstance(config, dict) else config
     tokens_dir, output_dir = Path(tokens_dir), Path(output_dir)
     info = device.describe(config.precision)
     made_group = _init_process_group(config.strategy, info)
     try:
-        return _train(config, tokens_dir, output_dir, info, entered_unix, ray_checkpoints)
+        return _train(config, tokens_dir, output_dir, info, entered_unix, ray_checkpoints, output_uri)
     finally:
         if made_group:
             dist.destroy_process_group()
 
 
 def _train(config: PretrainConfig, tokens_dir: Path, output_dir: Path, info: device.DeviceInfo,
-           entered_unix: float, ray_checkpoints: bool = False) -> dict[str, float]:
+           entered_unix: float, ray_checkpoints: bool = False, output_uri: str | None = None) -> dict[str, float]:
     t_enter = time.perf_counter()
     from transformers import AutoModelForCausalLM
 
@@ -121,6 +124,7 @@ def _train(config: PretrainConfig, tokens_dir: Path, output_dir: Path, info: dev
     t_imports = time.perf_counter()
     rank = dist.get_rank() if dist.is_initialized() else 0
     world = dist.get_world_size() if dist.is_initialized() else 1
+    out = Outbox(output_dir, output_uri, rank)
     manifest = Tokens.read(tokens_dir)
     seq_len = manifest.seq_len
     train_blocks, val_blocks = TokenBlocks(tokens_dir, "train"), TokenBlocks(tokens_dir, "val")
@@ -148,13 +152,9 @@ def _train(config: PretrainConfig, tokens_dir: Path, output_dir: Path, info: dev
         state, where = restored
         step, samples, resumed_from = state["step"], state["samples_consumed"], state["step"]
         if rank == 0:  # which checkpoint each restart read (the summary only has the last one's step)
-            output_dir.mkdir(parents=True, exist_ok=True)
-            with open(output_dir / RESUMES_FILE, "a") as f:
-                f.write(json.dumps({"step": step, "checkpoint": where, "ts": time.time()}) + "\n")
+            out.append(RESUMES_FILE, {"step": step, "checkpoint": where, "ts": time.time()})
 
     t_model = time.perf_counter()
-    output_dir.mkdir(parents=True, exist_ok=True)
-    metrics_path = output_dir / "train_metrics.jsonl"
     tokens_per_step = sampler.global_batch * seq_len
     peak = config.peak_tflops * 1e12 if config.peak_tflops else info.peak_flops
     step_times: list[float] = []
@@ -199,6 +199,7 @@ def _train(config: PretrainConfig, tokens_dir: Path, output_dir: Path, info: dev
         if step % config.checkpoint_every == 0 or step == config.num_steps:
             t_ckpt = time.perf_counter()
             train_state = {"step": step, "samples_consumed": samples, "world_size": world, "seed": config.seed}
+            out.flush()  # the log in the bucket reaches at least the checkpoint a restart resumes from
             if ray_checkpoints:
                 checkpoint.report(train_state, config.strategy, wrapped.model, wrapped.optimizer)
             else:
@@ -207,14 +208,14 @@ def _train(config: PretrainConfig, tokens_dir: Path, output_dir: Path, info: dev
             ckpt_s += time.perf_counter() - t_ckpt
         last = record
         if rank == 0 and (step % config.log_every == 0 or step == config.num_steps or "val_loss" in record):
-            with open(metrics_path, "a") as f:
-                f.write(json.dumps({"step": step, "metrics": record}) + "\n")
+            out.append(METRICS_FILE, {"step": step, "metrics": record})
 
     t_loop_end = time.perf_counter()
     steady_steps = step - steady_from if steady_t0 is not None else 0
     state_dict = checkpoint.full_state_dict(config.strategy, wrapped.model, config.zero_stage)
     if rank == 0:
         export_hf(state_dict, model_config, tokens_dir / "tokenizer", output_dir / "model", info.dtype)
+        out.put("model")
     if dist.is_initialized():
         dist.barrier()
 
@@ -236,48 +237,66 @@ def _train(config: PretrainConfig, tokens_dir: Path, output_dir: Path, info: dev
     if run_mfu is not None:
         summary["mfu"] = run_mfu
     if rank == 0:
-        (output_dir / "train_summary.json").write_text(json.dumps(summary, indent=1))
+        out.write_text(SUMMARY_FILE, json.dumps(summary, indent=1))
+    out.close()
     return summary
 
 
+METRICS_FILE = "train_metrics.jsonl"
+SUMMARY_FILE = "train_summary.json"
 WORKERS_FILE = "train_workers.jsonl"
 RESUMES_FILE = "train_resumes.jsonl"
 RAY_CALLS_FILE = "ray_calls.json"  # rank 0's timing of the Ray calls around train() (benchmarks read it)
 
 
-def _record_worker(output_dir: Path) -> None:
+def _record_worker(out: Outbox) -> None:
     """One line per worker start: rank, Ray node and process id, so a run (and a restart after a node
     loss) shows where its workers ran (the step tags them in MLflow; fault tests find the process)."""
     import ray
     import ray.train
 
     ctx = ray.train.get_context()
-    output_dir.mkdir(parents=True, exist_ok=True)
-    with open(output_dir / WORKERS_FILE, "a") as f:
-        f.write(json.dumps({"rank": ctx.get_world_rank(), "node_id": ray.get_runtime_context().get_node_id(),
-                            "pid": os.getpid(), "ts": time.time()}) + "\n")
+    out.append(WORKERS_FILE, {"rank": ctx.get_world_rank(), "node_id": ray.get_runtime_context().get_node_id(),
+                              "pid": os.getpid(), "ts": time.time()})
+    out.close()
 
 
 def train_loop_per_worker(loop_config: dict) -> None:
-    """Ray Train entry: ``loop_config`` = {"config": PretrainConfig dump, "tokens_dir", "output_dir"}."""
+    """Ray Train entry: ``loop_config`` = {"config": PretrainConfig dump, "tokens_dir" (a path or the
+    tokens artifact's store URI), "output_dir",
+    "ray_checkpoints", "output_uri"}; with an ``output_uri`` (no shared disk), ``output_dir`` is a folder
+    on this worker's node that only the workers use, removed by rank 0 once everything is in the bucket."""
     import ray.train
 
     entered_unix, t0 = time.time(), time.perf_counter()
     config = PretrainConfig.model_validate(loop_config["config"])
-    output_dir = Path(loop_config["output_dir"])
-    _record_worker(output_dir)
+    output_dir, output_uri = Path(loop_config["output_dir"]), loop_config.get("output_uri")
+    rank = ray.train.get_context().get_world_rank()
+    _record_worker(Outbox(output_dir, output_uri, rank))
     t_record = time.perf_counter()
     if not device.use_gpu():
         torch.set_num_threads(max(1, int(config.cpus_per_worker)))
-    summary = train(config, loop_config["tokens_dir"], output_dir,
-                    ray_checkpoints=loop_config.get("ray_checkpoints", False))
+    # An input's store URI (s3://...) on an object-store root: this node's copy, downloaded once into its
+    # cache; the driver's local copy is on another node's disk.
+    from flows.engine.store import open_artifact
+
+    tokens_dir = open_artifact(loop_config["tokens_dir"])
+    summary = train(config, tokens_dir, output_dir,
+                    ray_checkpoints=loop_config.get("ray_checkpoints", False), output_uri=output_uri)
     t_report = time.perf_counter()
     # Ray Train 2 keeps reported metrics only alongside checkpoints, and ours live in the
-    # artifact; the driver reads train_summary.json. The report still marks a clean finish.
+    # artifact; the driver reads train_summary.json. The report still marks a clean finish
+    # (and is a barrier: past it, no rank writes to output_dir any more).
     ray.train.report(summary)
-    if ray.train.get_context().get_world_rank() == 0:
+    if rank == 0:
         # Written after the report, so the driver sees what the report itself cost.
-        (output_dir / RAY_CALLS_FILE).write_text(json.dumps({
+        box = Outbox(output_dir, output_uri, rank)
+        box.write_text(RAY_CALLS_FILE, json.dumps({
             "entered_unix": entered_unix, "record_worker_s": t_record - t0, "report_s": time.perf_counter() - t_report,
             "function_s": time.perf_counter() - t0, "returned_unix": time.time(),
             "nice": os.getpriority(os.PRIO_PROCESS, 0)}))  # Ray starts workers at RAY_worker_niceness (15)
+        box.close()
+        if output_uri is not None:
+            import shutil
+
+            shutil.rmtree(output_dir, ignore_errors=True)  # all of it is in the bucket; the driver reads it there

@@ -1,9 +1,12 @@
 """The `train.pretrain` step: drive Ray Train's TorchTrainer over ``loop.train_loop_per_worker``.
 
 The step itself holds no CPU (num_cpus=0 in its kind) so the workers can have them.
-Workers write checkpoints, metrics and the final model straight into the step's artifact
-(a filesystem every worker sees: local disk on one machine, a shared mount on a cluster);
-after ``fit`` the driver replays the metrics to MLflow through ``ctx``.
+On a local root, workers write checkpoints, metrics and the final model straight into the step's
+artifact (the driver's temp dir: every worker sees it on one machine). On an object-store root the
+cluster shares no disk: checkpoints go to the step's scratch folder in the bucket, the workers write
+into a folder of their own node and send metrics, summary and model/ to ``<scratch>/outputs``
+(components/train/outbox.py), and the driver downloads them into its artifact. After ``fit`` the
+driver replays the metrics to MLflow through ``ctx``.
 """
 from __future__ import annotations
 
@@ -16,24 +19,22 @@ from flows.engine.registry import step_kind
 
 
 def _storage(output_dir: Path, checkpoint_uri: str | None) -> dict:
-    """RunConfig's storage: the artifact's temp dir, or an object-store folder (``s3://...``) through
-    the same fsspec filesystem the artifact store uses (its endpoint and keys from the environment)."""
+    """RunConfig's storage: the artifact's temp dir, or an object-store folder (``s3://...``)."""
     if checkpoint_uri is None:
         return {"storage_path": str(Path(output_dir).resolve() / "_ray_train")}
-    import fsspec
-    import pyarrow.fs
+    from components.train.outbox import ray_storage
 
-    fs, path = fsspec.core.url_to_fs(checkpoint_uri)
-    return {"storage_path": path, "storage_filesystem": pyarrow.fs.PyFileSystem(pyarrow.fs.FSSpecHandler(fs))}
+    return ray_storage(checkpoint_uri)
 
 
 def build_trainer(config: PretrainConfig, tokens_dir: Path, output_dir: Path, run_name: str = "pretrain",
-                  checkpoint_uri: str | None = None):
+                  checkpoint_uri: str | None = None, output_uri: str | None = None):
     """The TorchTrainer for ``config`` (split out so benchmarks and tests run the same thing).
 
     With ``checkpoint_uri`` (an object-store folder) checkpoints are Ray Train's, persisted there
     and restored with ``ray.train.get_checkpoint()`` on whichever nodes the restarted workers get;
-    without, they are files in ``output_dir/checkpoints`` (one machine, or a shared mount)."""
+    without, they are files in ``output_dir/checkpoints`` (one machine, or a shared mount). With
+    ``output_uri`` the workers also send their output files there (``output_dir`` is then node-local)."""
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
@@ -43,7 +44,8 @@ def build_trainer(config: PretrainConfig, tokens_dir: Path, output_dir: Path, ru
     return TorchTrainer(
         train_loop_per_worker,
         train_loop_config={"config": config.model_dump(), "tokens_dir": str(tokens_dir),
-                           "output_dir": str(output_dir), "ray_checkpoints": checkpoint_uri is not None},
+                           "output_dir": str(output_dir), "ray_checkpoints": checkpoint_uri is not None,
+                           "output_uri": output_uri},
         scaling_config=ScalingConfig(num_workers=config.num_workers, use_gpu=device.use_gpu(),
                                      resources_per_worker={"CPU": config.cpus_per_worker}),
         torch_config=TorchConfig(backend=device.distributed_backend()),
@@ -88,8 +90,20 @@ def run_pretrain(ctx, config: PretrainConfig) -> dict[str, float]:
     tokens_dir = ctx.input("tokens")
     ctx.set_tags({"strategy": config.strategy, "num_workers": config.num_workers,
                   "zero_stage": config.zero_stage if config.strategy == "deepspeed" else "-"})
-    # On an object-store root (a cluster without a shared disk) checkpoints go there too.
-    build_trainer(config, tokens_dir, ctx.output, run_name=f"pretrain-{ctx.name}", checkpoint_uri=ctx.scratch_uri).fit()
+    # On an object-store root (a cluster without a shared disk) checkpoints and outputs go there too:
+    # rank 0 may run on a node where ctx.output does not exist. Workers get their own folder (beside
+    # ctx.output on one machine, its namesake on another node) and the driver reads only the bucket.
+    remote = ctx.scratch_uri is not None
+    worker_dir = ctx.output.with_name(ctx.output.name + ".worker") if remote else ctx.output
+    output_uri = f"{ctx.scratch_uri}/outputs" if remote else None
+    # Workers read the tokens from the store (their node's cache) on a remote root, not the driver's copy.
+    worker_tokens = ctx.input_uri("tokens") if remote else tokens_dir
+    build_trainer(config, worker_tokens, worker_dir, run_name=f"pretrain-{ctx.name}", checkpoint_uri=ctx.scratch_uri,
+                  output_uri=output_uri).fit()
+    if remote:
+        from components.train.outbox import collect
+
+        collect(output_uri, ctx.output)
     ctx.set_tags(worker_node_tags(ctx.output))
     for step, metrics in read_metrics(ctx.output).items():
         ctx.log_metrics(metrics, step=step)

@@ -36,8 +36,9 @@ class StepContext:
     state_dir: Path | None = None
     # Logs to the step's run (made by the flow's tracker, flows.engine.tracking); None: the artifact only.
     logger: StepLogger | None = None
-    # A resumable step's state that every node must see (s3://<root>/.tmp/...) when the artifact root
-    # is an object store and the cluster shares no disk; None on a local root (``output`` serves).
+    # A folder every node sees (s3://<root>/.tmp/..., removed when the step commits) when the artifact
+    # root is an object store and the cluster shares no disk: a resumable step's checkpoints, what Ray
+    # Train workers on other nodes send back; None on a local root (``output`` serves).
     scratch_uri: str | None = None
     # Where each input lives in the artifact store (s3://... on an object-store root): for a step that
     # hands an input to a process on another node (a Serve replica) instead of reading it here.

@@ -112,8 +112,8 @@ def _execute(step: PlannedStep, root: str, workdir: str, inputs: dict[str, tuple
     tmp = store.new_temp(step.name, step.address, reuse=step.kind.resumable)
     ctx = StepContext(name=step.name, output=tmp, inputs=input_paths, address=step.address,
                       run_id=run_id, tracking_uri=tracking_uri, state_dir=Path(workdir) / ".llmflow" / "state",
-                      logger=logger, scratch_uri=store.scratch_uri(step.name, step.address) if step.kind.resumable
-                      else None, input_uris={k: store.uri(up, addr) for k, (up, addr) in inputs.items()})
+                      logger=logger, scratch_uri=store.scratch_uri(step.name, step.address),
+                      input_uris={k: store.uri(up, addr) for k, (up, addr) in inputs.items()})
     node_id = _node_id()
     ctx.set_tags({"llmflow.node_id": node_id})  # where it ran: on a cluster, lineage names the node
     t0 = time.time()

@@ -58,13 +58,19 @@ class ArtifactStore:
         if not (local / MARKER).exists():
             tmp = local.with_name(local.name + f".part-{uuid.uuid4().hex[:8]}")
             self.fs.get(self.uri(step, address) + "/", str(tmp), recursive=True)
-            tmp.rename(local) if not local.exists() else shutil.rmtree(tmp)
+            try:
+                tmp.rename(local)
+            except OSError:  # another process of this node (a second Ray Train worker) got there first
+                shutil.rmtree(tmp, ignore_errors=True)
+                if not (local / MARKER).exists():
+                    raise
         return local
 
     # -- writing -------------------------------------------------------------------
     def scratch_uri(self, step: str, address: str) -> str | None:
-        """Where a resumable step keeps state every node must see (Ray Train checkpoints): under the
-        root's ``.tmp/`` on an object store; None on a local root, where the step's temp dir serves."""
+        """Where a step keeps state every node must see (Ray Train checkpoints, files its workers send
+        back): under the root's ``.tmp/`` on an object store; None on a local root, where the step's temp
+        dir serves. The same folder on every attempt, so a resumable step finds its checkpoints."""
         if not self.remote:
             return None
         return f"{self.root_uri}/.tmp/{step}-{address[:16]}-resumable"

@@ -70,14 +70,24 @@ def _steps_logged(metrics_file: Path) -> list[int]:
     return [json.loads(line)["step"] for line in metrics_file.read_text().splitlines() if line.strip()]
 
 
-def _freeze_between_checkpoints(metrics: Path, victim_pid: int, snapshot: str) -> int:
+def _steps_sent(parts: str) -> list[int]:
+    """Steps of the metrics log as the workers sent it to the bucket (what the driver will read)."""
+    import s3fs
+
+    bucket = s3fs.S3FileSystem(skip_instance_cache=True)
+    return [json.loads(line)["step"] for p in sorted(bucket.glob(f"{parts}/*"))
+            for line in bucket.cat_file(p).decode().splitlines() if line.strip()]
+
+
+def _freeze_between_checkpoints(metrics: Path, victim_pid: int, snapshot: str, parts: str) -> int:
     """SIGSTOP the victim's Ray Train worker at a logged step with no checkpoint at or just after it,
     once Ray Train has registered the checkpoint before it; returns that step (the last one the first
     worker group can have logged).
 
     Steps take ~1-2 s here (MICRO_BATCH), still short enough that a kill "after step N" lands later unless training is
     frozen first. Stopping one rank stops the other at its next collective; after a moment the log is
-    final. A step L with L % CKPT_EVERY in 1..CKPT_EVERY-2 is safe: no checkpoint can complete after
+    final in the bucket (``parts``: rank 0 sends each line from a background thread, and a frozen
+    rank 0 sends no more). A step L with L % CKPT_EVERY in 1..CKPT_EVERY-2 is safe: no checkpoint can complete after
     it. The one before it counts only once the controller has collected every rank's report of it
     (it polls every 2 s and then writes ``snapshot``, its list of checkpoints, to storage): a rank
     killed before that takes its report along and the restart would begin at an earlier checkpoint.
@@ -97,7 +107,7 @@ def _freeze_between_checkpoints(metrics: Path, victim_pid: int, snapshot: str) -
                 and registered(CKPT_EVERY * (logged // CKPT_EVERY))):
             os.kill(victim_pid, signal.SIGSTOP)
             time.sleep(1.0)  # the other rank finishes what it can without its peer
-            settled = max(_steps_logged(metrics))
+            settled = max(_steps_sent(parts), default=0)
             if 0 < settled % CKPT_EVERY < CKPT_EVERY - 1 and settled < NUM_STEPS and settled // CKPT_EVERY == \
                     logged // CKPT_EVERY:
                 return settled
@@ -146,17 +156,19 @@ def submitted_run(multinode_cluster, s3_endpoint, mlflow_on_s3, tmp_path_factory
     assert sub.returncode == 0, sub.stdout + sub.stderr
     job_id = re.search(r"submitted job (\S+)", sub.stdout).group(1)
 
-    # Pretraining writes into its resumable temp folder in the node-local cache; watch its metrics.
-    metrics = _wait_for(".tmp/pretrain-*-resumable/train_metrics.jsonl", cache,
+    # Pretraining's workers write into their node's folder beside the step's temp folder (one cache on one
+    # machine) and send the files to the bucket, where the driver reads them; watch the local metrics.
+    metrics = _wait_for(".tmp/pretrain-*-resumable.worker/train_metrics.jsonl", cache,
                         lambda p: max(_steps_logged(p), default=0) >= 1, timeout_s=400)
     workers = [json.loads(x) for x in (metrics.parent / "train_workers.jsonl").read_text().splitlines() if x]
     victim_worker = next(w for w in workers if names.get(w["node_id"], "head") != "head")
     victim = names[victim_worker["node_id"]]
     raylets = local_cluster.node_processes(state.node(victim), "raylet")
     assert len(raylets) == 1
-    scratch = f"{root.removeprefix('s3://')}/.tmp/{metrics.parent.name}"  # Ray Train's storage_path
+    scratch = f"{root.removeprefix('s3://')}/.tmp/{metrics.parent.name.removesuffix('.worker')}"  # Ray Train's storage_path
     killed_after = _freeze_between_checkpoints(metrics, victim_worker["pid"],
-                                               f"{scratch}/pretrain-pretrain/checkpoint_manager_snapshot.json")
+                                               f"{scratch}/pretrain-pretrain/checkpoint_manager_snapshot.json",
+                                               f"{scratch}/outputs/train_metrics.jsonl.parts")
     killed_at = time.time()
     # The whole node dies at once: its raylet and the (frozen) Ray Train worker on it. Killing only the
     # raylet let the worker run on until it noticed (Ray checks its raylet about once a second), and at
