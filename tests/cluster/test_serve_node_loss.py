@@ -34,7 +34,7 @@ class HoldHead:
     def ping(self):
         return 1
 
-hold = HoldHead.options(name="llmflow-hold-head", lifetime="detached").remote()
+hold = HoldHead.options(name="llmflow-hold-head", lifetime="detached", get_if_exists=True).remote()
 ray.get(hold.ping.remote())
 serve.start(proxy_location="HeadOnly", http_options={"host": "127.0.0.1", "port": int(sys.argv[2])})
 
@@ -64,8 +64,14 @@ def test_serve_replica_comes_back_after_its_node_is_killed(multinode_cluster):
             local_cluster.restart_node(state.workdir, plan.name)
     state = local_cluster.read_state(state.workdir)
     env = cluster_env(state)
-    out = subprocess.run([sys.executable, "-c", DEPLOY, state.gcs_address, str(SERVE_PORT)], env=env, text=True,
-                         capture_output=True, timeout=240, check=False)
+    for _ in range(2):
+        out = subprocess.run([sys.executable, "-c", DEPLOY, state.gcs_address, str(SERVE_PORT)], env=env, text=True,
+                             capture_output=True, timeout=240, check=False)
+        # Once in CI (after the node-kill tests restarted nodes) Serve's controller killed the head's
+        # proxy before it started and serve.start failed; starting Serve again is the user's remedy too.
+        if "deployed" in out.stdout or "ProxyActor" not in out.stderr:
+            break
+        time.sleep(5)
     assert "deployed" in out.stdout, out.stdout[-2000:] + out.stderr[-3000:]
     names = _nodes(state, env)
     before = _where()
