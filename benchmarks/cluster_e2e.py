@@ -70,6 +70,7 @@ def main() -> int:
     s3, endpoint = start_s3_server(work / "moto.log")
     os.environ.update(s3_env(endpoint))
     os.environ["MLFLOW_ARTIFACTS_DESTINATION"] = f"s3://{BUCKET}/mlflow"
+    (work / "mlflow").mkdir()
     mlflow = start_mlflow_server(work / "mlflow", MLFLOW_PORT)
     mlflow_uri = f"http://127.0.0.1:{MLFLOW_PORT}"
     t0 = time.perf_counter()
