@@ -4,7 +4,7 @@ to the 3-node local cluster, artifacts on an S3 API: where every step and Ray Tr
     flock /tmp/llmflow-heavy.lock timeout 2400 .venv/bin/python benchmarks/cluster_e2e.py
 
 Starts moto's S3 server (127.0.0.1:18795), an MLflow server with its artifacts on it (18796) and a
-head + 2 worker nodes (flows/engine/local_cluster.py, ports 18750–18794, ``--cpus`` logical CPUs
+head + 2 worker nodes (flows/engine/local_cluster.py, ports 20000–20299, ``--cpus`` logical CPUs
 each); submits e2e with E2E_SMALLEST (tests/flows/conftest.py; Serve on 18798) and
 ``artifact_root=s3://llmflow/e2e-<time>``; waits for the job; reads every step's MLflow run and prints
 the node each step ran on (``llmflow.node_id``) and each Ray Train rank's (``llmflow.train_worker.*``).
@@ -74,7 +74,9 @@ def main() -> int:
     mlflow = start_mlflow_server(work / "mlflow", MLFLOW_PORT)
     mlflow_uri = f"http://127.0.0.1:{MLFLOW_PORT}"
     t0 = time.perf_counter()
-    state = local_cluster.up(work / "cluster", num_workers=2, num_cpus_per_node=args.cpus)
+    # Its own port range, wide enough for the e2e flow's worker processes (the tests' 45 ports are not).
+    state = local_cluster.up(work / "cluster", num_workers=2, num_cpus_per_node=args.cpus, base_port=20000,
+                             port_span=300)
     up_s = time.perf_counter() - t0
     ok = False
     try:

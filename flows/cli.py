@@ -227,13 +227,15 @@ def cluster_up(workers: int = typer.Option(2, "--workers", help="Worker nodes be
                cpus: int = typer.Option(1, "--cpus", help="Logical CPUs of each node."),
                object_store_mb: int = typer.Option(150, "--object-store-mb", help="Object store of each node, MiB."),
                base_port: int = typer.Option(18750, "--base-port", help="Every port the cluster binds is in "
-                                             "[base, base+45)."),
+                                             "[base, base+port-span)."),
+               port_span: int = typer.Option(300, "--port-span", help="Ports for the cluster: fixed ones plus one "
+                                             "per Ray worker process (the e2e flow needs dozens a node)."),
                workdir: Path = typer.Option(Path("."), "--workdir")):
     """Start a head and worker nodes as separate `ray start` processes on 127.0.0.1."""
     from flows.engine import local_cluster
 
     state = local_cluster.up(workdir, num_workers=workers, num_cpus_per_node=cpus, object_store_mb=object_store_mb,
-                             base_port=base_port)
+                             base_port=base_port, port_span=port_span)
     _print_cluster(state)
     console.print(f"submit with: llmflow submit RECIPE   (or RAY_ADDRESS={state.dashboard_url})", markup=False)
 

@@ -171,15 +171,19 @@ def _start_node(plan: NodePlan, state: ClusterState, env: dict, num_cpus: int, o
 
 
 def up(workdir: Path, *, num_workers: int = 2, num_cpus_per_node: int = 1, object_store_mb: int = 150,
-       base_port: int = 18750) -> ClusterState:
-    """Start a head and ``num_workers`` worker nodes (or return the running cluster of this workdir)."""
+       base_port: int = 18750, port_span: int = 45) -> ClusterState:
+    """Start a head and ``num_workers`` worker nodes (or return the running cluster of this workdir).
+
+    ``port_span`` 45 (the tests' range) leaves each worker node 6 worker processes: enough for the tests'
+    recipes, not for the e2e flow, whose Ray Data, Ray Train, vLLM and Serve workers ran out of ports
+    ("No available ports ... --min-worker-port") on the 3-node cluster; `llmflow cluster up` asks for more."""
     workdir = Path(workdir).resolve()
     running = read_state(workdir)
     if running is not None:
         if all(n.pid and _alive(n.pid) for n in running.nodes):
             return running
         down(workdir)  # a half-dead cluster (a node killed, a reboot): clean it before starting another
-    state = ClusterState(str(workdir), str(temp_root(workdir)), base_port, plan_ports(base_port, num_workers),
+    state = ClusterState(str(workdir), str(temp_root(workdir)), base_port, plan_ports(base_port, num_workers, port_span),
                          num_cpus_per_node, object_store_mb)
     env = node_env(workdir)
     try:
