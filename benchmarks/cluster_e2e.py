@@ -91,7 +91,10 @@ def main() -> int:
         root = f"s3://{BUCKET}/e2e-{int(time.time())}"
         job_env = {**s3_env(endpoint), "MLFLOW_TRACKING_URI": mlflow_uri, "LLMFLOW_CACHE": str(work / "cache"),
                    "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "VLLM_CPU_KVCACHE_SPACE": "1",
-                   "VLLM_CPU_OMP_THREADS_BIND": "nobind"}
+                   "VLLM_CPU_OMP_THREADS_BIND": "nobind",
+                   # cluster/runtime_env.yaml names the KubeRay cluster's Qdrant service; this laptop cluster
+                   # has none, so the index is the embedded engine's (the first run failed to resolve it)
+                   "QDRANT_URL": ""}
         sets = [*smallest_overrides(), f"artifact_root={root}"]
         t0 = time.perf_counter()
         sub = subprocess.run(
