@@ -198,9 +198,11 @@ def run_offline_eval(ctx, config: OfflineEvalConfig, judge_backend=None) -> dict
     (out / "report.json").write_text(json.dumps(report, indent=2))
 
     if config.gate.enabled:
-        source = str(adapter if adapter is not None else ctx.input("model"))
+        # The registry records where the candidate lives in the artifact store (s3://... on a cluster):
+        # an MLflow server refuses a local path, and this node's cached copy is nowhere else.
+        source = ctx.input_uri("adapter" if adapter is not None else "model")
         gate = run_gate(tracking_uri, config.gate, metrics, source, run_id=ctx.run_id,
-                        tags={"llmflow.address": ctx.address, "base_model": str(ctx.input("model")),
+                        tags={"llmflow.address": ctx.address, "base_model": ctx.input_uri("model"),
                               "eval.judge": judge_status["status"]}, base=base_metrics)
     else:
         gate = {"promoted": False, "gated": False, "reason": "gate.enabled is false: report only"}
