@@ -95,7 +95,8 @@ def main() -> int:
                    # cluster/runtime_env.yaml names the KubeRay cluster's Qdrant service; this laptop cluster
                    # has none, so the index is the embedded engine's (the first run failed to resolve it)
                    "QDRANT_URL": ""}
-        sets = [*smallest_overrides(), f"artifact_root={root}"]
+        # All 79 topics indexed, as the e2e test does: smoke asks about topics past the first 20.
+        sets = [*smallest_overrides(), "steps.index.config.max_docs=null", f"artifact_root={root}"]
         t0 = time.perf_counter()
         sub = subprocess.run(
             [sys.executable, "-m", "flows.cli", "submit", "e2e", "--address", state.dashboard_url,
