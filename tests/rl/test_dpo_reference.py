@@ -8,20 +8,9 @@ import pytest
 @pytest.fixture(scope="module")
 def champion_dir(tmp_path_factory, tiny_model_dir):
     """A trained-looking champion: a q/v LoRA whose B is far from zero, so it answers unlike the base."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import LlamaForCausalLM
+    from tests.fixtures.hf_models import write_random_lora
 
-    torch.manual_seed(3)
-    model = get_peft_model(LlamaForCausalLM.from_pretrained(tiny_model_dir),
-                           LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if "lora_B" in name:
-                p.normal_(0, 0.5)
-    out = tmp_path_factory.mktemp("champion")
-    model.save_pretrained(out)
-    return out
+    return write_random_lora(tiny_model_dir, tmp_path_factory.mktemp("champion"), rank=4, seed=3)
 
 
 PAIRS = [{"prompt": f"What is {w}?", "chosen": f"{w} is a builtin name of Python.", "rejected": "I do not know."}

@@ -25,20 +25,9 @@ QUESTIONS = ["What does the assert statement do?", "How does a while loop end?",
 @pytest.fixture(scope="module")
 def candidate_adapter(tmp_path_factory, tiny_model_dir):
     """A second rank-8 LoRA (random B, another seed): answers visibly differ from the base model's."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import LlamaForCausalLM
+    from tests.fixtures.hf_models import write_random_lora
 
-    torch.manual_seed(7)
-    model = get_peft_model(LlamaForCausalLM.from_pretrained(tiny_model_dir),
-                           LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if "lora_B" in name:
-                p.normal_(0, 0.5)
-    out = tmp_path_factory.mktemp("cand_adapter")
-    model.save_pretrained(out)
-    return out
+    return write_random_lora(tiny_model_dir, tmp_path_factory.mktemp("cand_adapter"), rank=8, seed=7)
 
 
 def ask(url: str, i: int) -> tuple[int, str | None]:
