@@ -71,3 +71,33 @@ def cited_numbers(text: str) -> list[int]:
         if n not in out:
             out.append(n)
     return out
+
+
+# A sentence ends at . ! ? : followed by space, or at a blank line or a new list item.
+_SENTENCE_BREAK = re.compile(r"(?<=[.!?:])\s+|\n\s*\n|\n(?=\s*[-*•]\s)")
+
+
+def quote_choices(sources: Sequence[Passage], max_source_chars: int, *, min_words: int = 5, max_words: int = 32,
+                  max_choices: int = 64) -> list[str]:
+    """The answers quote mode allows: ``"[n] <sentence>"`` for each sentence of each source as the grounded
+    prompt shows it (cut to ``max_source_chars``, less a word the cut splits), in source order.
+
+    Sentences under ``min_words`` words (headings, fragments) are left out; longer than ``max_words``
+    they keep their first ``max_words`` words, so the answer fits a small ``max_tokens``. Whitespace is
+    collapsed; the words are the source's own, so every choice copies its source word for word.
+    """
+    out: list[str] = []
+    for n, s in enumerate(sources, 1):
+        shown = s.text[:max_source_chars]
+        if len(s.text) > max_source_chars:  # the prompt cuts it mid-word: quote whole words only
+            shown = shown.rsplit(None, 1)[0] if len(shown.split()) > 1 else ""
+        for part in _SENTENCE_BREAK.split(shown):
+            tokens = part.split()
+            if len(words(part)) < min_words:
+                continue
+            choice = f"[{n}] " + " ".join(tokens[:max_words])
+            if choice not in out:
+                out.append(choice)
+                if len(out) == max_choices:
+                    return out
+    return out

@@ -1,7 +1,14 @@
 """components.grounded: the router's prompt format and the copy/citation measures built on it."""
 from dataclasses import dataclass
 
-from components.grounded import cited_numbers, grounded_prompt, longest_common_span_words, without_citations, words
+from components.grounded import (
+    cited_numbers,
+    grounded_prompt,
+    longest_common_span_words,
+    quote_choices,
+    without_citations,
+    words,
+)
 
 
 @dataclass
@@ -45,3 +52,31 @@ def test_citations_are_read_in_order_without_repeats():
     assert cited_numbers("see [2], then [1] and [2] again") == [2, 1]
     assert cited_numbers("no sources") == []
     assert words(without_citations("copied text [3].")) == ["copied", "text"]
+
+
+WITH = ('The "with" statement\n\nThe "with" statement is used to wrap the execution of a block with methods defined '
+        'by a context manager. This allows common try...except...finally usage patterns to be encapsulated.\n\n'
+        '   with_stmt ::= "with" ...')
+
+
+def test_quote_choices_are_sentences_of_the_shown_sources_with_their_number():
+    sources = [P("with", WITH), P("del", "Deletion is recursively defined, very similar to assignment. Short one.")]
+    choices = quote_choices(sources, max_source_chars=300)
+    assert choices == [
+        '[1] The "with" statement is used to wrap the execution of a block with methods defined by a context manager.',
+        "[1] This allows common try...except...finally usage patterns to be encapsulated.",
+        "[2] Deletion is recursively defined, very similar to assignment."]  # under 5 words: left out
+    for c in choices:  # every choice copies its own source word for word
+        source = sources[cited_numbers(c)[0] - 1].text
+        assert longest_common_span_words(c, source) == len(words(without_citations(c)))
+
+
+def test_quote_choices_follow_the_prompt_cut_and_bounds():
+    # Only what the prompt shows can be quoted: the cut falls inside the second sentence.
+    cut = quote_choices([P("with", WITH)], max_source_chars=WITH.index("This") + 45)  # "...finally usa"
+    assert cut[-1] == "[1] This allows common try...except...finally"
+    long = P("t", " ".join(f"w{i}" for i in range(50)) + ".")
+    assert quote_choices([long], 1000, max_words=10) == ["[1] " + " ".join(f"w{i}" for i in range(10))]
+    many = P("t", " ".join(f"Sentence {i} has five words." for i in range(20)))
+    assert len(quote_choices([many], 10_000, max_choices=7)) == 7
+    assert quote_choices([P("t", "Too short. Also short.")], 1000) == []

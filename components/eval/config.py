@@ -80,6 +80,10 @@ class RagEvalConfig(Config):
     max_prompt_tokens: int | None = Field(None, ge=16, description="keep at most this many prompt tokens (the "
                                           "question end is kept); None → the model's max_position_embeddings "
                                           "minus max_new_tokens")
+    answer_mode: Literal["generate", "quote"] = Field("generate", description=(
+        "As the router's `answer_mode`, so the gate scores answers decoded as they will be served: "
+        "'quote' picks one '[n] <sentence>' of the shown sources (components.grounded.quote_choices) by "
+        "greedy search over the choices' tokens, as vLLM's choice grammar does; 'generate': free text."))
     indexed_only: bool = Field(True, description=(
         "Ask only questions whose source document the index holds (every answer can then be found in the "
         "sources); False: all eval.jsonl rows. In the e2e flow the index holds the 79 pydoc topics and "

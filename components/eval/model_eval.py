@@ -68,11 +68,7 @@ def prompt_budget(model, max_new_tokens: int) -> int | None:
     return max(limit - max_new_tokens, 16) if limit else None
 
 
-def generate_answers(model, tok, device, questions: list[str], system_prompt: str, max_new_tokens: int,
-                     batch_size: int, use_chat_template: bool, max_prompt_tokens: int | None = None) -> list[str]:
-    """Greedy answers. Prompts longer than ``max_prompt_tokens`` lose their start (the question is last)."""
-    import torch
-
+def _prompts(tok, questions: list[str], system_prompt: str, use_chat_template: bool) -> list[str]:
     prompts = []
     for q in questions:
         if use_chat_template and tok.chat_template:
@@ -80,6 +76,15 @@ def generate_answers(model, tok, device, questions: list[str], system_prompt: st
             prompts.append(tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True))
         else:
             prompts.append(f"{system_prompt}\n\nQuestion: {q}\nAnswer:")
+    return prompts
+
+
+def generate_answers(model, tok, device, questions: list[str], system_prompt: str, max_new_tokens: int,
+                     batch_size: int, use_chat_template: bool, max_prompt_tokens: int | None = None) -> list[str]:
+    """Greedy answers. Prompts longer than ``max_prompt_tokens`` lose their start (the question is last)."""
+    import torch
+
+    prompts = _prompts(tok, questions, system_prompt, use_chat_template)
     answers: list[str] = []
     with torch.no_grad():
         for i in range(0, len(prompts), batch_size):
@@ -90,3 +95,43 @@ def generate_answers(model, tok, device, questions: list[str], system_prompt: st
                                  pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
             answers += tok.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
     return [a.strip() for a in answers]
+
+
+def choose_answers(model, tok, device, questions: list[str], choices: list[list[str]], system_prompt: str,
+                   max_new_tokens: int, use_chat_template: bool, max_prompt_tokens: int | None = None) -> list[str]:
+    """Greedy answers constrained to one of each question's ``choices`` (the router's quote mode).
+
+    Token by token, the most likely token among those that continue a choice still possible (or
+    EOS once a whole choice is written): what vLLM's ``structured_outputs.choice`` grammar does with
+    greedy decoding, over the tokenizer's own spelling of each choice. A question without choices
+    gets an empty answer; past ``max_new_tokens`` the answer is the prefix written so far.
+    """
+    import torch
+
+    prompts = _prompts(tok, questions, system_prompt, use_chat_template)
+    tok.truncation_side = "left"
+    answers = []
+    with torch.no_grad():
+        for prompt, options in zip(prompts, choices):
+            spelled = [tok(c, add_special_tokens=False)["input_ids"] for c in options]
+            enc = tok(prompt, return_tensors="pt", add_special_tokens=False,
+                      truncation=max_prompt_tokens is not None, max_length=max_prompt_tokens).to(device)
+            out = model(**enc, use_cache=True)
+            alive, written = list(range(len(spelled))), []
+            while alive and len(written) < max_new_tokens:
+                pos = len(written)
+                nexts = sorted({spelled[i][pos] for i in alive if len(spelled[i]) > pos})
+                finished = any(len(spelled[i]) == pos for i in alive)
+                allowed = nexts + ([tok.eos_token_id] if finished and tok.eos_token_id is not None else [])
+                if not allowed or (finished and tok.eos_token_id is None):
+                    break
+                logits = out.logits[0, -1, allowed]
+                best = allowed[int(torch.argmax(logits))]
+                if best == tok.eos_token_id and finished:
+                    break
+                written.append(best)
+                alive = [i for i in alive if len(spelled[i]) > pos and spelled[i][pos] == best]
+                out = model(input_ids=torch.tensor([[best]], device=device), past_key_values=out.past_key_values,
+                            use_cache=True)
+            answers.append(tok.decode(written, skip_special_tokens=True).strip())
+    return answers

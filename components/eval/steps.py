@@ -119,8 +119,16 @@ def run_offline_eval(ctx, config: OfflineEvalConfig, judge_backend=None) -> dict
         if rag_sources is None:
             return plain, None
         grounded = grounded_prompts(questions, rag_sources, config.rag.max_source_chars)
-        return plain, answer_all(ctx, model, tok, device, grounded, system, config,
-                                 config.rag.max_prompt_tokens or budget, f"{desc} from sources")
+        max_prompt = config.rag.max_prompt_tokens or budget
+        if config.rag.answer_mode == "quote":
+            from components.eval.model_eval import choose_answers
+            from components.grounded import quote_choices
+
+            choices = [quote_choices(s, config.rag.max_source_chars) for s in rag_sources]
+            return plain, choose_answers(model, tok, device, grounded, choices, system, config.max_new_tokens,
+                                         config.use_chat_template, max_prompt)
+        return plain, answer_all(ctx, model, tok, device, grounded, system, config, max_prompt,
+                                 f"{desc} from sources")
 
     preds, rag_preds = answers("answering")
     base_metrics: dict[str, float] | None = None

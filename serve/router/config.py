@@ -27,6 +27,12 @@ class RouterConfig(Config):
     fallback: Literal["generate", "refuse"] = Field("refuse", description=(
         "Below the threshold: 'generate' answers from the model alone, 'refuse' says it doesn't know "
         "without calling the LLM."))
+    answer_mode: Literal["generate", "quote"] = Field("generate", description=(
+        "How a grounded answer is decoded. 'generate': free text. 'quote': constrained (vLLM structured "
+        "outputs, `choice`) to one sentence of a source shown in the prompt, as '[n] <sentence>' "
+        "(components.grounded.quote_choices): the model picks the sentence; a model too small to copy "
+        "text on its own (the laptop flow's) then answers only in its sources' words. The response's "
+        "`rag.answer_mode` says which mode produced it."))
     refusal_text: str = Field("I don't know: none of the indexed documents is relevant to this question.",
                               description="The answer of the 'refuse' route.")
     max_query_chars: int = Field(2000, ge=1, description="Longer queries are rejected with 413.")

@@ -28,6 +28,7 @@ from components.rag.budget import (
     load_chat_token_counter,
     request_max_tokens,
 )
+from components.grounded import quote_choices
 from components.rag.routing import (
     choose_route,
     cited_sources,
@@ -175,7 +176,16 @@ class RouterCore:
         else:
             budget = {"max_model_len": cfg.max_model_len, "max_tokens": max_tokens, "prompt_tokens": question_tokens,
                       "dropped": [], "trimmed": []}
-        rag = {"route": route, "threshold": cfg.relevance_threshold, "query": query,
+        answer_mode = "refuse" if route == "refuse" else "generate"
+        if route == "rag" and cfg.answer_mode == "quote":
+            # The sentences of the sources exactly as the prompt shows them (trimmed ones trimmed).
+            choices = quote_choices(cited, cfg.max_source_chars)
+            if choices:
+                sampling["structured_outputs"] = {"choice": choices}
+                answer_mode = "quote"
+            else:  # said in the response: the sources shown have no sentence of 5+ words to quote
+                answer_mode = "generate (no sentence of 5+ words in the sources shown)"
+        rag = {"route": route, "threshold": cfg.relevance_threshold, "query": query, "answer_mode": answer_mode,
                "sources": [{"n": n, **s.to_dict(), "snippet": snippet(s.text)} for n, s in enumerate(cited, 1)],
                "retrieved": [s.to_dict() for s in sources], "budget": budget, "timings_ms": timings}
         return {"messages": llm_messages, "sampling": sampling, "stream": stream, "rag": rag, "refusal": refusal}

@@ -70,9 +70,9 @@ def test_the_gate_decided_what_is_served(e2e_stack):
 
 
 def test_router_answers_hand_written_questions_from_cited_sources(e2e_stack):
-    """Labelled questions the index can answer get answers with their sources cited, most non-empty.
-    How many answers quote a cited source (>= 5 words in a row) is recorded, not asserted: the goal
-    (half of them) is missed on CPU-sized models; see README's results table."""
+    """Labelled questions the index can answer get answers from their cited sources: none empty, and at
+    least half quote a cited source (>= 5 words in a row). The recipe serves in quote mode (the
+    4M-parameter model picks a sentence of a source; it cannot copy one by free generation)."""
     from openai import OpenAI
 
     steps = e2e_stack["state"]["steps"]
@@ -86,14 +86,14 @@ def test_router_answers_hand_written_questions_from_cited_sources(e2e_stack):
                                            messages=[{"role": "user", "content": q.question}])
         answer, rag = r.choices[0].message.content or "", r.model_extra["rag"]
         cited = [docs[s["doc_id"]] for s in rag["sources"] if s["doc_id"] in docs]
-        rows.append({"question": q.question, "answer": answer, "route": rag["route"],
+        rows.append({"question": q.question, "answer": answer, "route": rag["route"], "mode": rag["answer_mode"],
                      "cited": [s["doc_id"] for s in rag["sources"]], "span_words": longest_shared_span(answer, cited)})
     answered = [row for row in rows if row["route"] == "rag"]
     assert len(answered) >= len(rows) // 2, rows  # the index holds their documents: most are answered from it
     assert all(row["cited"] for row in answered), rows
-    # The test's 20-step model sometimes ends an answer at once; most answers must still say something.
     empty = sum(not row["answer"].strip() for row in answered)
     share = sum(row["span_words"] >= SPAN_WORDS for row in answered) / len(answered)
     (e2e_stack["workdir"] / "router_answers.json").write_text(
         json.dumps({"span_share": share, "empty": empty, "rows": rows}, indent=2))
-    assert empty <= len(answered) // 2, rows
+    assert all(row["mode"] == "quote" for row in answered), rows
+    assert empty == 0 and share >= 0.5, rows  # issue 16's goal for the laptop flow

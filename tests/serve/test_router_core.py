@@ -76,6 +76,32 @@ def test_relevant_query_gets_grounded_prompt_and_citations():
     assert out["object"] == "chat.completion" and out["choices"][0]["message"]["content"] == prompt
 
 
+def test_quote_mode_constrains_the_answer_to_sentences_of_the_sources():
+    long = Source(id="p1", doc_id="assert", title="assert", source="pydoc", chunk_index=0, score=0.5, relevance=0.8,
+                  text="Assert statements are a convenient way to insert debugging assertions. Short. "
+                       "The simple form raises AssertionError when the expression is false.")
+
+    class OneSource(FakeRetriever):
+        def timed_search(self, query):
+            return [long], {"embed_ms": 1.0, "search_ms": 2.0}
+
+    llm = FakeLLM()
+    out = asyncio.run(core(retriever=OneSource(), llm=llm, answer_mode="quote").complete(ask("what does assert do?")))
+    sampling = llm.calls[0][1]
+    assert sampling["structured_outputs"] == {"choice": [
+        "[1] Assert statements are a convenient way to insert debugging assertions.",
+        "[1] The simple form raises AssertionError when the expression is false."]}
+    assert out["rag"]["answer_mode"] == "quote"
+    # Default mode, and a source with no sentence to quote: free generation, said in the response.
+    llm = FakeLLM()
+    out = asyncio.run(core(llm=llm).complete(ask("what does assert do?")))
+    assert "structured_outputs" not in llm.calls[0][1] and out["rag"]["answer_mode"] == "generate"
+    llm = FakeLLM()
+    out = asyncio.run(core(llm=llm, answer_mode="quote").complete(ask("what does assert do?")))
+    assert "structured_outputs" not in llm.calls[0][1]
+    assert out["rag"]["answer_mode"].startswith("generate (no sentence")
+
+
 def test_irrelevant_query_refuses_without_calling_the_llm():
     llm = FakeLLM()
     out = run(core(retriever=FakeRetriever(relevance=0.2), llm=llm).complete(ask("weather in Paris?")))

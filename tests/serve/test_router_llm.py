@@ -69,3 +69,31 @@ def test_streaming_from_the_llm_through_the_router(router_url):
 def test_llm_validation_errors_pass_through(router_url):
     r = chat(router_url, "What does the assert statement do?", temperature=-1)
     assert r.status_code == 400 and r.json()["error"]["code"] == 400
+
+
+def test_quote_mode_answers_with_one_sentence_of_a_source_from_vllm(llm_app):
+    """Quote mode through the real LLM deployment: vLLM's choice grammar keeps even a random-init
+    model's answer to exactly one "[n] sentence" of the sources it was shown."""
+    import asyncio
+
+    from components.rag.retriever import Source
+    from serve.router.core import HandleLLM, RouterCore
+
+    text = ("The assert statement is a convenient way to insert debugging assertions into a program. "
+            "The simple form raises AssertionError when its expression is false.")
+
+    class Retriever:
+        def timed_search(self, query):
+            return [Source(id="p1", doc_id="assert", title="assert", source="pydoc", text=text, chunk_index=0,
+                           score=0.5, relevance=0.9)], {"embed_ms": 0.0, "search_ms": 0.0}
+
+    handle = serve.get_deployment_handle(llm_app["deployment"], app_name=llm_app["app_name"])
+    core = RouterCore(RouterConfig(index_dir="unused", answer_mode="quote", max_source_chars=300), Retriever(),
+                      HandleLLM(handle))
+    choices = ["[1] The assert statement is a convenient way to insert debugging assertions into a program.",
+               "[1] The simple form raises AssertionError when its expression is false."]
+    for seed in (0, 1):
+        out = asyncio.run(core.complete({"model": "tiny", "max_tokens": 128, "temperature": 1.0, "seed": seed,
+                                         "messages": [{"role": "user", "content": "What does assert do?"}]}))
+        assert out["rag"]["answer_mode"] == "quote"
+        assert out["choices"][0]["message"]["content"] in choices, out["choices"][0]["message"]
