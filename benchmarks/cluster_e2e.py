@@ -101,12 +101,21 @@ def main() -> int:
         # All 79 topics indexed, as the e2e test does: smoke asks about topics past the first 20.
         sets = [*smallest_overrides(), "steps.index.config.max_docs=null", f"artifact_root={root}"]
         t0 = time.perf_counter()
-        sub = subprocess.run(
-            [sys.executable, "-m", "flows.cli", "submit", "e2e", "--address", state.dashboard_url,
-             *(a for s in sets for a in ("--set", s)), *(a for k, v in job_env.items() for a in ("--env", f"{k}={v}"))],
-            cwd=REPO, env=env, text=True, capture_output=True, timeout=args.timeout, check=False)
+        log = work / "job.log"  # written as the job streams, so a timeout still leaves how far it got
+        with log.open("w") as out:
+            try:
+                sub = subprocess.run(
+                    [sys.executable, "-m", "flows.cli", "submit", "e2e", "--address", state.dashboard_url,
+                     *(a for s in sets for a in ("--set", s)),
+                     *(a for k, v in job_env.items() for a in ("--env", f"{k}={v}"))],
+                    cwd=REPO, env=env, text=True, stdout=out, stderr=subprocess.STDOUT, timeout=args.timeout,
+                    check=False)
+            except subprocess.TimeoutExpired:
+                print(f"the job did not end within {args.timeout} s; its log so far:\n"
+                      + log.read_text()[-6000:], flush=True)
+                return 1
         job_s = time.perf_counter() - t0
-        (work / "job.log").write_text(sub.stdout + sub.stderr)
+        sub.stdout, sub.stderr = log.read_text(), ""
         flow = re.search(r"flow e2e — ([\d.]+)s", sub.stdout)
         print(f"layout {args.layout}: job rc {sub.returncode}: {job_s:.1f} s (flow {flow.group(1) if flow else '?'} s); cluster up "
               f"{up_s:.1f} s; load {os.getloadavg()}; log {work / 'job.log'}", flush=True)
