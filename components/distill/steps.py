@@ -21,7 +21,7 @@ def run_draft(ctx, config: DraftDistillConfig) -> dict[str, float]:
     from components.distill.draft import draft_config
     from components.distill.worker import distill_worker
     from components.train.data import TokenBlocks
-    from components.train.fit import fit
+    from components.train.fit import fit, input_ref
 
     target_dir = Model.of(ctx).dir
     Tokens.of(ctx)
@@ -34,7 +34,9 @@ def run_draft(ctx, config: DraftDistillConfig) -> dict[str, float]:
         raise ValueError("token ids exceed the target's vocabulary: the tokens input was packed with another tokenizer")
     draft_config(target_config, config)  # shape errors here, before any worker starts
 
-    out = fit(distill_worker, {"target_dir": str(target_dir), "tokens_dir": str(tokens), "settings": config.model_dump()},
+    # References the workers open on their own nodes (the store URI on an object-store root).
+    out = fit(distill_worker, {"target_dir": input_ref(ctx, "model", target_dir), "tokens_dir": input_ref(ctx, "tokens"),
+                               "settings": config.model_dump()},
               num_workers=config.num_workers, cpus_per_worker=1.0, name="distill", output=ctx.output, subdir="model",
               storage_uri=ctx.scratch_uri, set_tags=ctx.set_tags)
     for name in ("distill", "data_only"):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 
 def distill_worker(loop_config: dict) -> dict:
-    """``loop_config``: target_dir, tokens_dir, settings (DraftDistillConfig dict).
+    """``loop_config``: target_dir, tokens_dir (paths or ``input_ref`` references), settings (DraftDistillConfig dict).
 
     Returns {"distill": history, "data_only": history or [], "result": acceptance metrics (rank 0)}.
     """
@@ -26,13 +26,20 @@ def distill_worker(loop_config: dict) -> dict:
         train_draft,
     )
     from components.train.data import TokenBlocks
-    from components.train.fit import distribute, progress, rank_world, report_final
+    from components.train.fit import (
+        distribute,
+        open_ref,
+        progress,
+        rank_world,
+        report_final,
+    )
 
     cfg = DraftDistillConfig.model_validate(loop_config["settings"])
     rank, _ = rank_world()
-    target = AutoModelForCausalLM.from_pretrained(loop_config["target_dir"], dtype=torch.float32).eval()
-    tok = AutoTokenizer.from_pretrained(loop_config["target_dir"])
-    train_blocks, val_blocks = TokenBlocks(loop_config["tokens_dir"], "train"), TokenBlocks(loop_config["tokens_dir"], "val")
+    target_dir, tokens_dir = open_ref(loop_config["target_dir"]), open_ref(loop_config["tokens_dir"])  # this node's copies
+    target = AutoModelForCausalLM.from_pretrained(target_dir, dtype=torch.float32).eval()
+    tok = AutoTokenizer.from_pretrained(target_dir)
+    train_blocks, val_blocks = TokenBlocks(tokens_dir, "train"), TokenBlocks(tokens_dir, "val")
     dc = draft_config(target.config, cfg)
 
     def train(model, teacher, prefix: str) -> list[dict]:

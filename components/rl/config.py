@@ -23,7 +23,8 @@ class RewardSpec(Config):
     weight: float = Field(1.0, description="Multiplier of this reward in the sum.")
     pattern: str | None = Field(None, description="regex: pattern matched (re.match) against the stripped completion.")
     target_chars: int | None = Field(None, ge=1, description="length: the completion length (characters) that scores 1.")
-    path: str | None = Field(None, description="reward_model: directory of an rl.reward_model artifact (or its model/).")
+    path: str | None = Field(None, description="reward_model: directory of an rl.reward_model artifact (or its model/), "
+                                               "or the artifact's store URI (s3://...; opened on the worker's node).")
     ref: str | None = Field(None, description="callable: 'package.module:function' importable on the workers.")
 
     @model_validator(mode="after")

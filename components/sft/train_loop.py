@@ -44,7 +44,8 @@ def evaluate_response_loss(model, examples: list[dict], pad_id: int, batch_size:
 
 
 def sft_train(loop_config: dict) -> list[dict]:
-    """Train a LoRA adapter. ``loop_config``: model_dir, train_path, eval_path, settings (SFTConfig dict)."""
+    """Train a LoRA adapter. ``loop_config``: model_dir, train_path (paths, or ``input_ref`` references the
+    worker opens on its node), eval_rows (held-out chats) or eval_path, settings (SFTConfig dict)."""
     import torch
     from transformers import AutoTokenizer
 
@@ -52,21 +53,28 @@ def sft_train(loop_config: dict) -> list[dict]:
     from components.sft.config import SFTConfig
     from components.sft.dataset import read_jsonl
     from components.sft.lora import add_lora, load_base
-    from components.train.fit import distribute, progress, rank_world, report_final
+    from components.train.fit import (
+        distribute,
+        open_ref,
+        progress,
+        rank_world,
+        report_final,
+    )
 
     cfg = SFTConfig.model_validate(loop_config["settings"])
     rank, world = rank_world()
     torch.manual_seed(cfg.seed)
-    tok = AutoTokenizer.from_pretrained(loop_config["model_dir"])
-    train = [encode_chat(tok, r["messages"], cfg.max_seq_len) for r in read_jsonl(loop_config["train_path"])]
+    model_dir = open_ref(loop_config["model_dir"])
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    train = [encode_chat(tok, r["messages"], cfg.max_seq_len) for r in read_jsonl(open_ref(loop_config["train_path"]))]
     train = [e for e in train if any(t != -100 for t in e["labels"])]
     if not train:
         raise ValueError("no SFT example has a response token left after truncation; raise max_seq_len")
-    evals = [encode_chat(tok, r["messages"], cfg.max_seq_len)
-             for r in read_jsonl(loop_config["eval_path"])][:cfg.num_eval_examples]
+    eval_rows = loop_config["eval_rows"] if "eval_rows" in loop_config else read_jsonl(open_ref(loop_config["eval_path"]))
+    evals = [encode_chat(tok, r["messages"], cfg.max_seq_len) for r in eval_rows][:cfg.num_eval_examples]
     shard = train[rank::world]
 
-    model = add_lora(load_base(loop_config["model_dir"], cfg.lora.quantize_4bit), cfg.lora)
+    model = add_lora(load_base(model_dir, cfg.lora.quantize_4bit), cfg.lora)
     bare = model
     model = distribute(bare)[0] or bare
     params = [p for p in model.parameters() if p.requires_grad]

@@ -6,6 +6,10 @@ The post-training steps (``sft.lora``, ``rl.*``, ``distill.draft``) share this: 
 the function's return value on rank 0 as the history, and one folder of rank 0's last
 checkpoint copied into the step's artifact (through the bucket when the nodes share no disk).
 Outside a worker (a plain call, GPU images without Ray) the worker helpers act as a single process.
+
+What a worker reads from the step's inputs travels as ``input_ref(ctx, name, path)`` and is opened in
+the worker with ``open_ref``: on an object-store root the driver's copy of an input is on the driver's
+disk only, so the worker gets the input's store URI and downloads it into its own node's cache.
 """
 from __future__ import annotations
 
@@ -15,6 +19,43 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+# A reference ``open_ref`` resolves: a local path (str), or {"artifact": store URI, "path": inside it}.
+Ref = str | dict[str, str]
+
+
+def input_ref(ctx, name: str, path: str | Path | None = None) -> Ref:
+    """A reference to input ``name`` of ``ctx`` (or to ``path``, a file or folder inside it) that a Ray
+    Train worker on any node opens with ``open_ref``.
+
+    On a local root: the local path itself (every worker sees this disk). On an object-store root
+    (``ctx.input_uri(name)`` is ``s3://...``): ``{"artifact": <the input's store URI>, "path": <path
+    relative to the input>}``, never the driver's copy, which lies on the driver's node only.
+    """
+    root = Path(ctx.input(name))
+    target = root if path is None else Path(path)
+    uri = ctx.input_uri(name)
+    if "://" not in uri or uri.startswith("file://"):
+        return str(target)
+    try:
+        rel = target.relative_to(root)
+    except ValueError:
+        raise ValueError(f"{target} is not inside input {name!r} of step {ctx.name!r} ({root}): a worker on "
+                         "another node can only open files of the step's inputs; pass a path inside it, or "
+                         "send small data inline in loop_config") from None
+    return {"artifact": uri, "path": rel.as_posix()}
+
+
+def open_ref(ref: Ref | Path | None) -> Path | None:
+    """The local path of an ``input_ref`` on this worker's node: a local path as is; a store reference
+    downloaded once into this node's cache (``flows.engine.store.open_artifact``). None stays None."""
+    from flows.engine.store import open_artifact
+
+    if ref is None:
+        return None
+    if isinstance(ref, dict):
+        return open_artifact(ref["artifact"]) / ref["path"]
+    return open_artifact(str(ref))
 
 
 def fit(worker: Callable[[dict], Any], loop_config: dict, *, num_workers: int, cpus_per_worker: float, name: str,

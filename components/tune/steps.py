@@ -30,7 +30,9 @@ def run_sweep(ctx, config: SweepConfig) -> dict[str, float]:
     from components.tune.sweep import run_phase, search_lr, storage_root
 
     t0 = time.time()
-    tokens_dir = ctx.input("tokens")
+    # The trials may run on nodes that share no disk with this one: they open the tokens from its store
+    # URI (its local path on a local root) into their node's cache (components.tune.trial.tune_trainable).
+    tokens_dir = ctx.input_uri("tokens")
     manifest = Tokens.of(ctx)
     vocab_size, seq_len = manifest.vocab_size, manifest.seq_len
     trials, skipped = plan_trials(config, vocab_size, seq_len)
@@ -121,7 +123,7 @@ def fit_rows(rows: list[dict], config: SweepConfig, predict_budget: float) -> di
 
 
 def _holdout(report: dict, rows: list[dict], config: SweepConfig, vocab_size: int, seq_len: int,
-             tokens_dir: Path, callbacks: list, experiment: str) -> dict:
+             tokens_dir: str, callbacks: list, experiment: str) -> dict:
     """Train the shape nearest the predicted N_opt at a budget above the sweep; compare with L(N, D)."""
     from ray import tune
 

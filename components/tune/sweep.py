@@ -20,7 +20,7 @@ def storage_root(config: SweepConfig) -> str:
     return str(Path(os.path.expanduser("~/.cache/llmflow/tune")))
 
 
-def _trainable(config: SweepConfig, tokens_dir: Path):
+def _trainable(config: SweepConfig, tokens_dir: str | Path):
     from ray import tune
 
     from components.tune.trial import tune_trainable
@@ -29,7 +29,7 @@ def _trainable(config: SweepConfig, tokens_dir: Path):
     return tune.with_resources(fn, {"cpu": config.cpus_per_trial})
 
 
-def run_phase(name: str, param_space: dict, config: SweepConfig, tokens_dir: Path, callbacks: list,
+def run_phase(name: str, param_space: dict, config: SweepConfig, tokens_dir: str | Path, callbacks: list,
               scheduler=None) -> list[dict]:
     """Run (or resume) one Tune experiment; returns one row per trial: its spec, learning rate and last result."""
     from ray import tune
@@ -71,7 +71,7 @@ def run_phase(name: str, param_space: dict, config: SweepConfig, tokens_dir: Pat
     return rows
 
 
-def search_lr(trials: list[Trial], config: SweepConfig, tokens_dir: Path, callbacks: list,
+def search_lr(trials: list[Trial], config: SweepConfig, tokens_dir: str | Path, callbacks: list,
               experiment: str) -> dict[tuple[int, int], float]:
     """Per shape, ASHA over ``lr_search.learning_rates`` on its cheapest planned trial; best lr per (depth, width).
 

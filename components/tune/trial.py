@@ -134,12 +134,15 @@ def _report_row(record: dict, trial: dict) -> dict:
 
 
 def tune_trainable(params: dict, config_json: str, tokens_dir: str) -> None:
-    """Ray Tune function trainable: ``params`` = {"trial": Trial dict, "learning_rate"?: override}."""
+    """Ray Tune function trainable: ``params`` = {"trial": Trial dict, "learning_rate"?: override};
+    ``tokens_dir``: the tokens artifact's path or store URI (opened into this node's cache)."""
     from ray import tune
+
+    from flows.engine.store import open_artifact
 
     trial = dict(params["trial"])
     if "learning_rate" in params:
         trial["learning_rate"] = params["learning_rate"]
     config = SweepConfig.model_validate_json(config_json)
     out = Path(tune.get_context().get_trial_dir()) / "train"
-    run_trial(trial, config, tokens_dir, out, report=tune.report)
+    run_trial(trial, config, open_artifact(tokens_dir), out, report=tune.report)

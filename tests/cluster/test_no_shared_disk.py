@@ -1,7 +1,8 @@
 """Ray Train steps on an object-store root take their final model, summary and logs from the bucket,
 never from a folder the workers wrote on their nodes: `train.pretrain` (its workers send files to the
 step's scratch folder, and read their tokens from the bucket into their own cache) and `fit` of the
-post-training steps (rank 0's final checkpoint in the bucket).
+post-training steps (their inputs as store references opened on the workers' nodes, rank 0's final
+checkpoint in the bucket).
 
 On one machine every "node" shares this disk, so the proof is what the driver holds when it starts
 collecting: its output folder must still be empty (the workers were never given its path), and once
@@ -26,7 +27,7 @@ pytestmark = pytest.mark.integration
 STEPS = 4
 
 DRIVER = """
-import json, sys
+import json, sys, time
 from pathlib import Path
 import ray
 
@@ -85,8 +86,14 @@ def save_where(cfg):
             (Path(path) / "where.json").write_text(json.dumps({"node": ray.get_runtime_context().get_node_id()}))
 
     rank, _ = rank_world()
+    # The input as every post-training worker opens it (components/train/fit.py open_ref): this node's copy.
+    import time
+    from components.train.fit import open_ref
+    t0 = time.perf_counter()
+    tokenizer = open_ref(cfg["tokenizer"])
+    open_s = time.perf_counter() - t0
     report_final({"step": 1, "done": 1.0}, save=(Saver(), Saver()) if rank == 0 else None)
-    return [{"rank": rank}]
+    return [{"rank": rank, "opened": str(tokenizer), "files": sorted(p.name for p in tokenizer.iterdir()), "open_s": open_s}]
 
 real_remove = outbox.remove
 
@@ -99,8 +106,23 @@ def spy_remove(uri):  # the run folder fit() read the checkpoint from, just befo
 outbox.remove = spy_remove
 post = out.with_name("post-out")
 post.mkdir()
-history = fit_module.fit(save_where, {}, num_workers=2, cpus_per_worker=1.0, name="post", output=post,
-                         subdir="adapter", storage_uri=scratch + "-post", set_tags=lambda t: seen.update(fit_tags=t))
+# The input as the post-training steps hand it over (input_ref: its store URI + the folder inside it). The
+# workers' copy from pretraining is removed, so they must download it again, and the driver's is moved
+# aside while they run: a worker given the driver's path would find nothing there.
+loop_config = {"tokenizer": fit_module.input_ref(ctx, "tokens", ctx.input("tokens") / "tokenizer")}
+seen["loop_config"], seen["driver_copy"] = loop_config, str(ctx.input("tokens"))
+workers_copy = Path(env["LLMFLOW_CACHE"]) / "tokens" / addr[:16]
+seen["workers_copy_after_pretrain"] = (workers_copy / "_COMPLETE.json").is_file()
+shutil.rmtree(workers_copy)
+aside = ctx.input("tokens").with_name("aside")
+ctx.input("tokens").rename(aside)
+t_fit = time.time()
+try:
+    history = fit_module.fit(save_where, loop_config, num_workers=2, cpus_per_worker=1.0, name="post", output=post,
+                             subdir="adapter", storage_uri=scratch + "-post", set_tags=lambda t: seen.update(fit_tags=t))
+finally:
+    aside.rename(ctx.input("tokens"))
+seen["fit_s"] = time.time() - t_fit
 seen["where"] = json.loads((post / "adapter" / "where.json").read_text())["node"]
 seen["fit_run_left"] = fsspec.core.url_to_fs(seen["fit_run"])[0].exists(seen["fit_run"])
 print("RESULT " + json.dumps({**seen, "summary": summary, "history": history,
@@ -126,7 +148,10 @@ def remote_run(multinode_cluster, s3_endpoint, stdlib_texts, tiny_tokenizer_dir,
                            json.dumps(job_env), str(STEPS)], env=env, text=True, capture_output=True, timeout=400, check=False)
     line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
     assert line, proc.stdout[-3000:] + proc.stderr[-5000:]
-    print(f"pretrain on an s3 root, rank 0 off the driver's node: {time.time() - t0:.1f} s")
+    print(f"driver subprocess on an s3 root (pretrain + post-training fit, rank 0 off the driver's node): {time.time() - t0:.1f} s")
+    post = json.loads(line.removeprefix("RESULT "))
+    print(f"post-training fit: {post['fit_s']:.1f} s, of which rank 0 opening the input from the bucket: "
+          f"{post['history'][0]['open_s']:.2f} s")
     return {"result": json.loads(line.removeprefix("RESULT ")), "out": out, "scratch": scratch, "caches": caches,
             "names": _nodes(state, env)}
 
@@ -164,7 +189,7 @@ def test_post_training_fit_reads_rank0s_checkpoint_from_the_bucket(remote_run):
     assert "where.json" in result["fit_files"]  # the final checkpoint was in the bucket when fit() read it
     assert not result["fit_run_left"]  # and is removed once in the artifact
     assert remote_run["names"].get(result["where"]) in ("node1", "node2")  # written on a node not the driver's
-    assert result["history"] == [{"rank": 0}]
+    assert [h["rank"] for h in result["history"]] == [0]
     tags = result["fit_tags"]  # where each rank ran, for the step's MLflow run
     ranks = {tags["llmflow.train_worker.rank0.node_id"], tags["llmflow.train_worker.rank1.node_id"]}
     assert {remote_run["names"].get(n) for n in ranks} == {"node1", "node2"}
@@ -174,4 +199,18 @@ def test_post_training_fit_reads_rank0s_checkpoint_from_the_bucket(remote_run):
 def test_workers_read_the_tokens_from_the_bucket_not_the_drivers_copy(remote_run):
     caches = remote_run["caches"]
     assert [p.parent.parent.name for p in (caches / "driver").glob("tokens/*/_COMPLETE.json")] == ["tokens"]
+    assert remote_run["result"]["workers_copy_after_pretrain"]  # pretraining's workers downloaded their own
     assert [p.parent.parent.name for p in (caches / "workers").glob("tokens/*/_COMPLETE.json")] == ["tokens"]
+
+
+def test_post_training_workers_open_the_input_from_its_store_uri_not_the_drivers_path(remote_run):
+    """What sft/rl/distill hand their workers (input_ref): the input's store URI and a folder inside it, opened
+    on the worker's node while the driver's copy was moved away and the workers' own copy deleted."""
+    result, caches = remote_run["result"], remote_run["caches"]
+    uri = f"{remote_run['scratch'].rsplit('/.tmp/', 1)[0]}/tokens/{'7' * 16}"
+    assert result["loop_config"] == {"tokenizer": {"artifact": uri, "path": "tokenizer"}}
+    assert result["driver_copy"] not in json.dumps(result["loop_config"])
+    rank0 = result["history"][0]
+    assert rank0["opened"] == str(caches / "workers" / "tokens" / ("7" * 16) / "tokenizer")  # downloaded again
+    assert not rank0["opened"].startswith(result["driver_copy"])
+    assert "tokenizer.json" in rank0["files"]
