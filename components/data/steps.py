@@ -142,17 +142,17 @@ def run_clean(ctx, config: CleanConfig) -> dict[str, float]:
 
 
 # -- data.dedup ------------------------------------------------------------------------------
-def dedup_block(batch, removed_refs: list | None, out_dir: str, samples_per_reason: int):
+def dedup_block(batch, cluster_refs: list | None, out_dir: str, samples_per_reason: int):
     """Ray Data function for one input block: drop its removed documents, write the rest as the
     block's shard, return one summary row."""
     import pyarrow as pa
 
     from components.data.accounting import block_summary
-    from components.data.dedup_ray import id_map
+    from components.data.dedup_ray import removed_kinds
     from components.data.shards import block_of, write_docs_part
 
     block = block_of(batch)
-    removed = id_map(removed_refs, "kind", ("id",)) if removed_refs else {}
+    removed = removed_kinds(cluster_refs) if cluster_refs else {}
     ids = batch.column("id").to_pylist()
     keep = [doc_id not in removed for doc_id in ids]
     write_docs_part(batch.filter(pa.array(keep, pa.bool_())), out_dir, block)
@@ -164,7 +164,7 @@ def dedup_block(batch, removed_refs: list | None, out_dir: str, samples_per_reas
 
 @step_kind("data.dedup", inputs=("docs",), num_cpus=0, passes_traits_from=("docs",),
            description="Exact + MinHash LSH near-duplicate removal on Ray Data: candidates verified by exact "
-                       "shingle Jaccard, components by label propagation, every removed document a verified "
+                       "shingle Jaccard, components by union-find over document numbers, every removed document a verified "
                        "duplicate of a kept one; workers write the shards; clusters.jsonl lists every cluster "
                        "with each duplicate's similarity to its survivor.")
 def run_dedup(ctx, config: DedupConfig) -> dict[str, float]:
@@ -174,12 +174,12 @@ def run_dedup(ctx, config: DedupConfig) -> dict[str, float]:
     started = time.perf_counter()
     acc = Accounting("data.dedup")
     with ordered_execution(config.shuffle_strategy):
-        ds = docs_dataset(docs, config.batch_size)
+        ds = docs_dataset(docs, config.batch_size, row_numbers=True)
         num_blocks = ds.num_blocks()
-        removed, clusters = dedup_removals(ds, config)
-        refs = arrow_refs(removed) if removed is not None else None  # materialized: its own blocks, no job
+        clusters = dedup_removals(ds, config)
+        refs = arrow_refs(clusters) if clusters is not None else None  # materialized: its own blocks, no job
         summaries = ds.map_batches(
-            dedup_block, fn_kwargs={"removed_refs": refs, "out_dir": str(ctx.output),
+            dedup_block, fn_kwargs={"cluster_refs": refs, "out_dir": str(ctx.output),
                                     "samples_per_reason": acc.max_samples_per_reason},
             batch_format="pyarrow", batch_size=None, zero_copy_batch=True, concurrency=config.max_workers)
         gather_blocks(ctx, summaries, num_blocks, acc, "data.dedup blocks")

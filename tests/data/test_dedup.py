@@ -200,8 +200,8 @@ def test_signature_uses_the_mersenne_modulus_exactly():
     assert h.signature(x).tolist() == expected
 
 
-def test_id_maps_and_round_sums_skip_empty_partitions(monkeypatch):
-    """Empty shuffle partitions can arrive as tables without columns; the id sets and sums ignore them."""
+def test_broadcast_indexes_skip_empty_partitions(monkeypatch):
+    """Empty shuffle partitions can arrive as tables without columns; the broadcast indexes ignore them."""
     import pyarrow as pa
     import ray
 
@@ -214,11 +214,33 @@ def test_id_maps_and_round_sums_skip_empty_partitions(monkeypatch):
         def hex(self):
             return self.key
 
-    tables = {"pairs": pa.table({"a": ["x", "y"], "b": ["y", "z"], "kind": ["near", "near"]}), "empty": pa.table({}),
-              "removed": pa.table({"id": ["x"], "rep": ["w"], "sim": [0.9], "kind": ["near"]})}
+    tables = {"pairs": pa.table({"a": ["x", "y", "x"], "b": ["y", "z", "z"], "kind": ["near", "near", "exact"]}),
+              "empty": pa.table({}),
+              "clusters": pa.table({"removed_ids": [["x", "v"]], "removed_kinds": [["near", "exact"]]})}
     monkeypatch.setattr(ray, "get", lambda refs: [tables[r.key] for r in refs])
-    monkeypatch.setattr(dr, "_ID_MAPS", {})
-    assert dr.id_map([Ref("pairs"), Ref("empty")], id_columns=("a", "b")) == {"x": "", "y": "", "z": ""}
-    assert dr.id_map([Ref("removed"), Ref("empty")], "kind", ("id",)) == {"x": "near"}
-    assert dr._block_sum(tables["empty"], "state") == 0
-    assert dr._block_sum(pa.table({"state": pa.array([1, 2, None], pa.int64())}), "state") == 3
+    monkeypatch.setattr(dr, "_CACHE", {})
+    # (x, z) is also an exact pair: an edge without verification, so not in the near index
+    assert dr.near_pair_index([Ref("pairs"), Ref("empty")]) == ({"x", "y"}, {"y": ["x"], "z": ["y"]})
+    assert dr.removed_kinds([Ref("clusters"), Ref("empty")]) == {"x": "near", "v": "exact"}
+    assert dr._count_near(tables["empty"]) == 0 and dr._count_near(tables["pairs"]) == 2
+
+
+def test_array_union_find_roots_are_component_minima_in_any_edge_order():
+    import components.data.dedup_ray as dr
+
+    rng = np.random.default_rng(0)
+    n = 2000
+    a, b = rng.integers(0, n, 1500), rng.integers(0, n, 1500)
+    a = np.concatenate([a, np.arange(100, 600)])  # one long chain as well
+    b = np.concatenate([b, np.arange(101, 601)])
+    uf = UnionFind()
+    for x, y in zip(a.tolist(), b.tolist()):
+        uf.union(f"{x:05d}", f"{y:05d}")
+    expected = np.array([int(uf.find(f"{i:05d}")) for i in range(n)])
+    for perm in (np.arange(len(a)), rng.permutation(len(a))):
+        parent = np.arange(n, dtype=np.int32)
+        for chunk in np.array_split(perm, 7):  # edges arrive block by block
+            dr.union_edges(parent, a[chunk].astype(np.int32), b[chunk].astype(np.int32))
+        while not np.array_equal(parent[parent], parent):
+            parent = parent[parent]
+        assert np.array_equal(parent, expected)
