@@ -26,6 +26,7 @@ The largest piece of memory in one place is one component's edges, on a worker.
 from __future__ import annotations
 
 import json
+from itertools import pairwise
 
 import numpy as np
 
@@ -260,52 +261,95 @@ def component_parents(edge_refs: list, num_rows: int) -> np.ndarray:
         parent = up
 
 
-def label_edges(batch, parent_refs: list):
-    """Each edge with its component (the root of its ``a``), from the broadcast parent array
-    (``parent_refs``: its one object ref, in a list so that Ray passes the ref, not the array)."""
-    import pyarrow as pa
-    import ray
-
-    if not _nonempty(batch):
-        return batch
-    key = ("parent", parent_refs[0].hex())
-    if key not in _CACHE:
-        _CACHE.clear()
-        _CACHE[key] = ray.get(parent_refs[0])
-    label = _CACHE[key][batch.column("ra").to_numpy()].astype(np.int64)
-    return batch.append_column("label", pa.array(label))
-
-
 # -- 5-6: representatives and report rows ----------------------------------------------------
 CLUSTER_TYPES = {"neg_size": "int64", "survivor": "string", "kind": "string", "min_sim": "float64",
                  "json": "string"}
 
 
-def decide_component(group):
-    """One report row per kept representative of one component: its removed duplicates (each a
+def cluster_rows(edges: list[tuple[str, str, float, str]]) -> list[tuple]:
+    """Report rows of one component: one per kept representative with its removed duplicates (each a
     verified duplicate of it, with the similarity), as ``clusters_from_decisions`` writes them."""
+    removed = choose_representatives([n for e in edges for n in e[:2]], edges)
+    rows = []
+    for c in clusters_from_decisions(removed):
+        row = c.to_dict()
+        rows.append((-row["size"], c.survivor, c.kind, min(c.similarity.values()), json.dumps(row),
+                     c.duplicates, [removed[d][2] for d in c.duplicates]))
+    return rows
+
+
+def _rows_table(rows: list[tuple]):
     import pyarrow as pa
 
-    out = {c: [] for c in CLUSTER_TYPES}
-    removed_ids, removed_kinds_ = [], []
-    if _nonempty(group):
-        edges = list(zip(*(group.column(c).to_pylist() for c in ("a", "b", "sim", "kind"))))
-        removed = choose_representatives([n for e in edges for n in e[:2]], edges)
-        for c in clusters_from_decisions(removed):
-            row = c.to_dict()
-            for col, v in zip(CLUSTER_TYPES, (-row["size"], c.survivor, c.kind, min(c.similarity.values()),
-                                              json.dumps(row))):
-                out[col].append(v)
-            removed_ids.append(c.duplicates)
-            removed_kinds_.append([removed[d][2] for d in c.duplicates])
-    table = _table(out, CLUSTER_TYPES)
-    table = table.append_column("removed_ids", pa.array(removed_ids, pa.list_(pa.string())))
-    return table.append_column("removed_kinds", pa.array(removed_kinds_, pa.list_(pa.string())))
+    cols = list(zip(*rows)) if rows else [[] for _ in range(7)]
+    table = _table(dict(zip(CLUSTER_TYPES, cols)), CLUSTER_TYPES)
+    table = table.append_column("removed_ids", pa.array(cols[5], pa.list_(pa.string())))
+    return table.append_column("removed_kinds", pa.array(cols[6], pa.list_(pa.string())))
 
 
-def dedup_removals(ds, config: DedupConfig):
-    """Report rows (one per kept representative with duplicates, sorted largest cluster first;
-    the removed ids and kinds in list columns), materialized; ``None`` when nothing is a duplicate.
+def decide_partition(edge_refs: list, parent_refs: list, part: int, num_parts: int, chunk_rows: int):
+    """Report rows of the components whose root row is ``part`` modulo ``num_parts``, sorted largest
+    cluster first, yielded in tables of ``chunk_rows`` rows (a Ray generator task).
+
+    The edge blocks are read one at a time and only this partition's edges are kept, so a task
+    holds its share of the edges, never all of them; the parent array says each edge's component.
+    """
+    import pyarrow as pa
+    import ray
+
+    parent = ray.get(parent_refs[0])
+    mine = []
+    for ref in edge_refs:
+        t = ray.get(ref)
+        if _nonempty(t):
+            label = parent[t.column("ra").to_numpy()].astype(np.int64)
+            keep = label % num_parts == part
+            if keep.any():
+                mine.append(t.filter(keep).append_column("label", pa.array(label[keep])))
+        del t
+    rows = []
+    if mine:
+        t = pa.concat_tables(mine).sort_by([("label", "ascending"), ("a", "ascending"), ("b", "ascending")])
+        labels = t.column("label").to_numpy()
+        edges = list(zip(*(t.column(c).to_pylist() for c in ("a", "b", "sim", "kind"))))
+        starts = np.flatnonzero(np.r_[True, labels[1:] != labels[:-1]]).tolist() + [len(labels)]
+        for lo, hi in pairwise(starts):
+            rows.extend(cluster_rows(edges[lo:hi]))
+    rows.sort(key=lambda r: (r[0], r[1]))
+    for start in range(0, max(len(rows), 1), chunk_rows):
+        yield _rows_table(rows[start:start + chunk_rows])
+
+
+def decide(edge_refs: list, parent_refs: list, config: DedupConfig, chunk_rows: int = 1024) -> list[list]:
+    """Per partition, the object refs of its sorted report-row chunks (``num_partitions`` tasks)."""
+    import ray
+
+    task = ray.remote(decide_partition).options(num_returns="streaming")
+    gens = [task.remote(edge_refs, parent_refs, p, config.num_partitions, chunk_rows)
+            for p in range(config.num_partitions)]  # all started before any is waited for
+    return [list(g) for g in gens]
+
+
+def sorted_report_rows(chunk_refs: list[list]):
+    """(kind, min_sim, json) of every report row, largest cluster first, merged from the sorted
+    partitions one chunk each at a time (the driver holds ``num_partitions`` chunks)."""
+    import heapq
+
+    import ray
+
+    def rows(refs):
+        for ref in refs:
+            t = ray.get(ref)
+            yield from zip(*(t.column(c).to_pylist() for c in ("neg_size", "survivor", "kind", "min_sim", "json")))
+
+    for _, _, kind, sim, line in heapq.merge(*(rows(r) for r in chunk_refs), key=lambda r: (r[0], r[1])):
+        yield kind, sim, line
+
+
+def dedup_removals(ds, config: DedupConfig) -> list[list] | None:
+    """Report rows (one per kept representative with duplicates; the removed ids and kinds in list
+    columns) as ``decide`` returns them: per partition, sorted chunk refs (merge them with
+    ``sorted_report_rows``); ``None`` when nothing is a duplicate.
 
     ``ds`` has ``id``, ``text`` and ``ROW`` columns (``docs_dataset(..., row_numbers=True)``).
     """
@@ -326,6 +370,6 @@ def dedup_removals(ds, config: DedupConfig):
     edges = edges.materialize()
     if edges.count() == 0:
         return None
-    parent_refs = [ray.put(component_parents(arrow_refs(edges), ds.count()))]
-    labelled = edges.map_batches(label_edges, fn_kwargs={"parent_refs": parent_refs}, batch_format="pyarrow")
-    return _groupby(labelled, "label", decide_component, config).sort(["neg_size", "survivor"]).materialize()
+    edge_refs = arrow_refs(edges)
+    parent_refs = [ray.put(component_parents(edge_refs, ds.count()))]
+    return decide(edge_refs, parent_refs, config)
