@@ -1,4 +1,4 @@
-"""Verified dedup on Ray Data in three shuffles; no stage gathers documents, pairs or edges on the driver.
+"""Verified dedup on Ray Data in two shuffles; no stage gathers documents, pairs or edges on the driver.
 
 The stages of ``components.data.dedup``:
 
@@ -16,12 +16,15 @@ The stages of ``components.data.dedup``:
    up to 2^31 documents: 400 MB for 100 million) plus one block of edges, never the edges as a
    whole nor any text, and its result (root = the component's smallest row) does not depend on
    the order in which the blocks arrive.
-5. representatives and report rows per component (groupby component, shuffle 3): each edge is
-   labelled with its component by a map that reads the (broadcast) parent array
-                                                              -> one row per kept representative
-6. the report rows sorted, largest cluster first.
+5. representatives and report rows: ``num_partitions`` plain Ray tasks, each taking the
+   components whose root falls in its partition (it reads the edge blocks one at a time and the
+   broadcast parent array) and yielding its report rows sorted, in chunks. A groupby + sort over
+   Ray Data did the same in ~12 s at 100 MB on 2 cores (two all-to-all jobs on a few thousand
+   rows); the tasks take under a second.
+6. the driver merges the partitions' sorted chunks (one chunk per partition held at a time):
+   clusters.jsonl, largest cluster first.
 
-The largest piece of memory in one place is one component's edges, on a worker.
+The largest piece of memory in one place is one partition's edges, on a worker.
 """
 from __future__ import annotations
 
