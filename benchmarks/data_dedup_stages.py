@@ -22,7 +22,7 @@ def main():
     import components.data.dedup_ray as dr
     from components.artifacts import Docs
     from components.data.config import DedupConfig
-    from components.data.shards import docs_dataset, ordered_execution
+    from components.data.shards import ROW, docs_dataset, ordered_execution
 
     ray.init(address="local", num_cpus=4, include_dashboard=False, log_to_driver=False)
     ray.data.DataContext.get_current().enable_progress_bars = False
@@ -39,21 +39,25 @@ def main():
         return ds
 
     with ordered_execution(config.shuffle_strategy):
-        docs = mark("read", docs_dataset(Docs.read(sys.argv[1]), config.batch_size).select_columns(["id", "text"]))
+        docs = mark("read", docs_dataset(Docs.read(sys.argv[1]), config.batch_size, row_numbers=True)
+                    .select_columns(["id", "text", ROW]))
         keys = mark("keys", docs.map_batches(dr.bucket_batch, fn_kwargs={"config_json": config.model_dump_json()},
                                              batch_format="pyarrow", batch_size=config.batch_size))
         pairs = mark("pairs", dr._groupby(keys, ["bucket", "kind"], dr.bucket_pairs, config))
-        cand = mark("cand", docs.map_batches(dr.candidate_docs, fn_kwargs={"id_refs": dr.arrow_refs(pairs)},
-                                             batch_format="pyarrow", batch_size=config.batch_size))
-        probes = mark("probes", dr._groupby(cand.union(pairs.map_batches(dr.pair_rows, batch_format="pyarrow")),
-                                            "key", dr.send_shingles, config, ngram=config.ngram))
-        edges = mark("verify", dr._groupby(cand.union(probes), "key", dr.verify, config, ngram=config.ngram,
-                                           threshold=config.threshold))
-        state = mark("components", dr.component_labels(edges, config))
-        labelled = mark("label", dr._groupby(state.map_batches(dr.state_rows, batch_format="pyarrow").union(
-            edges.map_batches(dr.edge_rows, batch_format="pyarrow")), "key", dr.label_edges, config))
-        removed = mark("decide", dr._groupby(labelled, "label", dr.decide_component, config))
-        mark("clusters", dr._groupby(removed, "rep", dr.cluster_row, config).sort(["neg_size", "survivor"]))
+        pair_refs = dr.arrow_refs(pairs)
+        probes = mark("probes", docs.map_batches(dr.probe_rows, fn_kwargs={"pair_refs": pair_refs,
+                                                                           "ngram": config.ngram},
+                                                 batch_format="pyarrow", batch_size=config.batch_size))
+        edges = mark("verify", pairs.map_batches(dr.exact_edges, batch_format="pyarrow").union(
+            dr._groupby(probes, "key", dr.verify, config, threshold=config.threshold)))
+        t = time.perf_counter()
+        parent_refs = [ray.put(dr.component_parents(dr.arrow_refs(edges), docs.count()))]
+        print(f"union-find {time.perf_counter() - t:7.2f} s", flush=True)
+        t = time.perf_counter()
+        chunks = dr.decide(dr.arrow_refs(edges), parent_refs, config)
+        n = sum(1 for _ in dr.sorted_report_rows(chunks))
+        print(f"decide     {time.perf_counter() - t:7.2f} s  rows={n:>8}  "
+              f"driver peak RSS={resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB", flush=True)
     ray.shutdown()
 
 

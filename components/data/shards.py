@@ -16,10 +16,13 @@ from pathlib import Path
 from components.artifacts import Docs
 
 BLOCK = "_block"  # int64 column: index of the input block a row came from
+ROW = "_row"  # int64 column (on request): the row's position in the artifact, a compact document number
 
 
-def _read_blocks(path: str, columns: list[str], rows_per_block: int, first_index: int):
-    """One shard cut into blocks of ``rows_per_block`` rows, each with its ``BLOCK`` index (a Ray task)."""
+def _read_blocks(path: str, columns: list[str], rows_per_block: int, first_index: int, first_row: int | None = None):
+    """One shard cut into blocks of ``rows_per_block`` rows, each with its ``BLOCK`` index (a Ray task);
+    with ``first_row``, also each row's ``ROW`` number (first_row + its position in the shard)."""
+    import numpy as np
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -27,17 +30,22 @@ def _read_blocks(path: str, columns: list[str], rows_per_block: int, first_index
     blocks = []
     for k, start in enumerate(range(0, max(table.num_rows, 1), rows_per_block)):
         block = table.slice(start, rows_per_block)
-        blocks.append(block.append_column(BLOCK, pa.array([first_index + k] * block.num_rows, pa.int64())))
+        block = block.append_column(BLOCK, pa.array([first_index + k] * block.num_rows, pa.int64()))
+        if first_row is not None:
+            rows = np.arange(first_row + start, first_row + start + block.num_rows, dtype=np.int64)
+            block = block.append_column(ROW, pa.array(rows))
+        blocks.append(block)
     return tuple(blocks) if len(blocks) > 1 else blocks[0]
 
 
-def docs_dataset(docs: Docs, rows_per_block: int, columns: Iterable[str] = Docs.COLUMNS):
+def docs_dataset(docs: Docs, rows_per_block: int, columns: Iterable[str] = Docs.COLUMNS, row_numbers: bool = False):
     """A Ray Dataset of a docs artifact in blocks of ``rows_per_block`` rows (one task each), plus ``BLOCK``.
 
     One Ray task per shard reads it and returns its blocks straight into the object store; the
     driver reads only the row counts, so its memory does not grow with the corpus. The tasks run
     on the driver's node: an artifact lives on the driver's disk, which other nodes' workers may
-    not see. (This also skips ``read_parquet``'s file listing, ~10 s on 2 cores.)
+    not see. (This also skips ``read_parquet``'s file listing, ~10 s on 2 cores.) ``row_numbers`` adds
+    ``ROW``: 0..N-1 over the artifact in shard order, the same for any number of workers.
     """
     import pyarrow.parquet as pq
     import ray
@@ -46,16 +54,17 @@ def docs_dataset(docs: Docs, rows_per_block: int, columns: Iterable[str] = Docs.
 
     here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
     read = ray.remote(_read_blocks)
-    refs, index = [], 0
+    refs, index, first_row = [], 0, 0
     for path in docs.shards:
         num_rows = pq.ParquetFile(path).metadata.num_rows
         if num_rows == 0 and (refs or path != docs.shards[-1]):
             continue  # an empty shard adds nothing (the last one stands in for an empty artifact)
         n = max(1, -(-num_rows // rows_per_block))
         out = read.options(num_returns=n, scheduling_strategy=here).remote(str(path), list(columns), rows_per_block,
-                                                                         index)
+                                                                         index, first_row if row_numbers else None)
         refs.extend(out if n > 1 else [out])
         index += n
+        first_row += num_rows
     return ray.data.from_arrow_refs(refs)
 
 

@@ -142,17 +142,17 @@ def run_clean(ctx, config: CleanConfig) -> dict[str, float]:
 
 
 # -- data.dedup ------------------------------------------------------------------------------
-def dedup_block(batch, removed_refs: list | None, out_dir: str, samples_per_reason: int):
+def dedup_block(batch, chunk_refs: list | None, out_dir: str, samples_per_reason: int):
     """Ray Data function for one input block: drop its removed documents, write the rest as the
     block's shard, return one summary row."""
     import pyarrow as pa
 
     from components.data.accounting import block_summary
-    from components.data.dedup_ray import id_map
+    from components.data.dedup_ray import removed_kinds
     from components.data.shards import block_of, write_docs_part
 
     block = block_of(batch)
-    removed = id_map(removed_refs, "kind", ("id",)) if removed_refs else {}
+    removed = removed_kinds(chunk_refs) if chunk_refs else {}
     ids = batch.column("id").to_pylist()
     keep = [doc_id not in removed for doc_id in ids]
     write_docs_part(batch.filter(pa.array(keep, pa.bool_())), out_dir, block)
@@ -164,39 +164,37 @@ def dedup_block(batch, removed_refs: list | None, out_dir: str, samples_per_reas
 
 @step_kind("data.dedup", inputs=("docs",), num_cpus=0, passes_traits_from=("docs",),
            description="Exact + MinHash LSH near-duplicate removal on Ray Data: candidates verified by exact "
-                       "shingle Jaccard, components by label propagation, every removed document a verified "
+                       "shingle Jaccard, components by union-find over document numbers, every removed document a verified "
                        "duplicate of a kept one; workers write the shards; clusters.jsonl lists every cluster "
                        "with each duplicate's similarity to its survivor.")
 def run_dedup(ctx, config: DedupConfig) -> dict[str, float]:
-    from components.data.dedup_ray import arrow_refs, dedup_removals
+    from components.data.dedup_ray import dedup_removals, sorted_report_rows
 
     docs = Docs.of(ctx)
     started = time.perf_counter()
     acc = Accounting("data.dedup")
     with ordered_execution(config.shuffle_strategy):
-        ds = docs_dataset(docs, config.batch_size)
+        ds = docs_dataset(docs, config.batch_size, row_numbers=True)
         num_blocks = ds.num_blocks()
-        removed, clusters = dedup_removals(ds, config)
-        refs = arrow_refs(removed) if removed is not None else None  # materialized: its own blocks, no job
+        clusters = dedup_removals(ds, config)  # per partition, refs of its sorted report-row chunks
+        refs = [r for part in clusters for r in part] if clusters is not None else None
         summaries = ds.map_batches(
-            dedup_block, fn_kwargs={"removed_refs": refs, "out_dir": str(ctx.output),
+            dedup_block, fn_kwargs={"chunk_refs": refs, "out_dir": str(ctx.output),
                                     "samples_per_reason": acc.max_samples_per_reason},
             batch_format="pyarrow", batch_size=None, zero_copy_batch=True, concurrency=config.max_workers)
         gather_blocks(ctx, summaries, num_blocks, acc, "data.dedup blocks")
     ensure_nonempty(ctx.output)
 
-    # clusters.jsonl is streamed from the sorted cluster rows: the driver holds one batch at a time.
+    # clusters.jsonl is merged from the partitions' sorted chunks: the driver holds one chunk of each.
     by_kind, listed, num_clusters, min_sim = {"exact": 0, "near": 0}, [], 0, None
     with open(ctx.output / "clusters.jsonl", "w") as f:
-        batches = clusters.iter_batches(batch_format="pyarrow", batch_size=1024) if clusters is not None else []
-        for batch in batches:
-            for kind, sim, line in zip(*(batch.column(c).to_pylist() for c in ("kind", "min_sim", "json"))):
-                f.write(line + "\n")
-                by_kind[kind] += 1
-                num_clusters += 1
-                min_sim = sim if min_sim is None else min(min_sim, sim)
-                if len(listed) < config.max_clusters_in_report:
-                    listed.append(json.loads(line))
+        for kind, sim, line in sorted_report_rows(clusters) if clusters is not None else []:
+            f.write(line + "\n")
+            by_kind[kind] += 1
+            num_clusters += 1
+            min_sim = sim if min_sim is None else min(min_sim, sim)
+            if len(listed) < config.max_clusters_in_report:
+                listed.append(json.loads(line))
     acc.extra["num_clusters"] = num_clusters
     acc.extra["clusters_by_kind"] = by_kind
     acc.extra["threshold"] = config.threshold

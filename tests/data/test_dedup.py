@@ -1,6 +1,7 @@
 """Exact + MinHash near-dup detection through the plain-Python API (no Ray)."""
 from __future__ import annotations
 
+import json
 import random
 import re
 
@@ -200,8 +201,8 @@ def test_signature_uses_the_mersenne_modulus_exactly():
     assert h.signature(x).tolist() == expected
 
 
-def test_id_maps_and_round_sums_skip_empty_partitions(monkeypatch):
-    """Empty shuffle partitions can arrive as tables without columns; the id sets and sums ignore them."""
+def test_broadcast_indexes_skip_empty_partitions(monkeypatch):
+    """Empty shuffle partitions can arrive as tables without columns; the broadcast indexes ignore them."""
     import pyarrow as pa
     import ray
 
@@ -214,11 +215,77 @@ def test_id_maps_and_round_sums_skip_empty_partitions(monkeypatch):
         def hex(self):
             return self.key
 
-    tables = {"pairs": pa.table({"a": ["x", "y"], "b": ["y", "z"], "kind": ["near", "near"]}), "empty": pa.table({}),
-              "removed": pa.table({"id": ["x"], "rep": ["w"], "sim": [0.9], "kind": ["near"]})}
+    tables = {"pairs": pa.table({"a": ["x", "y", "x"], "b": ["y", "z", "z"], "kind": ["near", "near", "exact"]}),
+              "empty": pa.table({}),
+              "clusters": pa.table({"removed_ids": [["x", "v"]], "removed_kinds": [["near", "exact"]]})}
     monkeypatch.setattr(ray, "get", lambda refs: [tables[r.key] for r in refs])
-    monkeypatch.setattr(dr, "_ID_MAPS", {})
-    assert dr.id_map([Ref("pairs"), Ref("empty")], id_columns=("a", "b")) == {"x": "", "y": "", "z": ""}
-    assert dr.id_map([Ref("removed"), Ref("empty")], "kind", ("id",)) == {"x": "near"}
-    assert dr._block_sum(tables["empty"], "state") == 0
-    assert dr._block_sum(pa.table({"state": pa.array([1, 2, None], pa.int64())}), "state") == 3
+    monkeypatch.setattr(dr, "_CACHE", {})
+    # (x, z) is also an exact pair: an edge without verification, so not in the near index
+    assert dr.near_pair_index([Ref("pairs"), Ref("empty")]) == ({"x", "y"}, {"y": ["x"], "z": ["y"]})
+    assert dr.removed_kinds([Ref("clusters"), Ref("empty")]) == {"x": "near", "v": "exact"}
+    assert dr._count_near(tables["empty"]) == 0 and dr._count_near(tables["pairs"]) == 2
+
+
+def test_array_union_find_roots_are_component_minima_in_any_edge_order():
+    import components.data.dedup_ray as dr
+
+    rng = np.random.default_rng(0)
+    n = 2000
+    a, b = rng.integers(0, n, 1500), rng.integers(0, n, 1500)
+    a = np.concatenate([a, np.arange(100, 600)])  # one long chain as well
+    b = np.concatenate([b, np.arange(101, 601)])
+    uf = UnionFind()
+    for x, y in zip(a.tolist(), b.tolist()):
+        uf.union(f"{x:05d}", f"{y:05d}")
+    expected = np.array([int(uf.find(f"{i:05d}")) for i in range(n)])
+    for perm in (np.arange(len(a)), rng.permutation(len(a))):
+        parent = np.arange(n, dtype=np.int32)
+        for chunk in np.array_split(perm, 7):  # edges arrive block by block
+            dr.union_edges(parent, a[chunk].astype(np.int32), b[chunk].astype(np.int32))
+        while not np.array_equal(parent[parent], parent):
+            parent = parent[parent]
+        assert np.array_equal(parent, expected)
+
+
+def test_partitioned_decisions_merge_into_the_python_api_clusters(monkeypatch):
+    """Edges split over blocks and decided in 1 or 3 partitions give the plain-Python clusters, in order."""
+    import pyarrow as pa
+    import ray
+
+    import components.data.dedup_ray as dr
+
+    rng = random.Random(11)
+    docs = []
+    for g in range(12):  # chained near-duplicates and exact copies, as in the threshold test above
+        words = [f"w{rng.randrange(50_000)}" for _ in range(120)]
+        docs.append({"id": f"g{g:02d}", "text": " ".join(words)})
+        for v in range(g % 4 + 1):
+            words = _mutate(words, rng.choice([1, 2, 3]), rng, f"g{g}v{v}x")
+            docs.append({"id": f"g{g:02d}v{v}", "text": " ".join(words)})
+        docs.append({"id": f"g{g:02d}copy", "text": docs[-1]["text"]})
+    expected = [json.dumps(c.to_dict()) for c in find_duplicate_clusters(docs)]
+    row = {d["id"]: i for i, d in enumerate(docs)}
+    edges = []
+    for c in find_duplicate_clusters(docs):  # the verified edges, as the Ray stages produce them
+        for d in c.duplicates:
+            edges.append((c.survivor, d, c.similarity[d], "exact" if c.similarity[d] == 1.0 else "near"))
+    objects = {}
+
+    class Ref:
+        def __init__(self, value):
+            self.key = str(len(objects))
+            objects[self.key] = value
+
+        def hex(self):
+            return self.key
+
+    monkeypatch.setattr(ray, "get", lambda r: [objects[x.key] for x in r] if isinstance(r, list) else objects[r.key])
+    blocks = [Ref(pa.table({"a": [e[0] for e in chunk], "b": [e[1] for e in chunk], "sim": [e[2] for e in chunk],
+                            "kind": [e[3] for e in chunk], "ra": [row[e[0]] for e in chunk],
+                            "rb": [row[e[1]] for e in chunk]})) for chunk in (edges[::2], edges[1::2])]
+    blocks.append(Ref(pa.table({})))
+    parent = dr.component_parents(blocks, len(docs))
+    for parts in (1, 3):
+        chunks = [[Ref(t) for t in dr.decide_partition(blocks, [Ref(parent)], p, parts, chunk_rows=2)]
+                  for p in range(parts)]
+        assert [line for _, _, line in dr.sorted_report_rows(chunks)] == expected
