@@ -92,9 +92,8 @@ def run(workdir: Path) -> dict:
     cfg = json.loads((Path(state["rag_serve"]["uri"]) / "_COMPLETE.json").read_text())["config"]["router"]
     cfg.update(index_dir=str(index_dir), answer_mode="generate", online_eval=None, control_path=None,
                model=llm_ep["served_model"], tokenizer=llm_ep["tokenizer"], max_model_len=llm_ep["max_model_len"])
-    core = RouterCore(RouterConfig.model_validate(cfg),
-                      Retriever(open_index(index_dir, read_only=True), shared_embedder(),
-                                RouterConfig.model_validate(cfg).retrieval),
+    config = RouterConfig.model_validate(cfg)
+    core = RouterCore(config, Retriever(open_index(index_dir, read_only=True), shared_embedder(), config.retrieval),
                       HTTPLLM(llm_ep["url"], key))
     free = []
     for q in questions:
