@@ -36,6 +36,13 @@ def _rank() -> int:
     return dist.get_rank() if dist.is_initialized() else 0
 
 
+def _single_process() -> bool:
+    """One rank holds the whole state: dcp then skips its planning collectives. A one-worker
+    TorchTrainer still has a (one-rank) gloo group, and with it each save planned and synchronised
+    over the group: 3.4x the bare loop's save time in benchmarks/train_ray_overhead.py."""
+    return not dist.is_initialized() or dist.get_world_size() == 1
+
+
 def save(root: Path, step: int, train_state: dict, strategy: str, model, optimizer, keep: int) -> Path:
     """Every rank calls this; rank 0 writes the metadata and prunes old checkpoints."""
     path = step_dir(root, step)
@@ -89,7 +96,8 @@ def _write_state(path: Path, train_state: dict, strategy: str, model, optimizer)
         from torch.distributed.checkpoint.state_dict import get_state_dict
 
         model_sd, optim_sd = get_state_dict(model, optimizer)
-        dcp.save({"model": model_sd, "optim": optim_sd}, checkpoint_id=str(path / "state"))
+        dcp.save({"model": model_sd, "optim": optim_sd}, checkpoint_id=str(path / "state"),
+                 no_dist=_single_process())
 
 
 def load(path: Path, strategy: str, model, optimizer) -> dict:
@@ -107,7 +115,7 @@ def load(path: Path, strategy: str, model, optimizer) -> dict:
 
         model_sd, optim_sd = get_state_dict(model, optimizer)
         state = {"model": model_sd, "optim": optim_sd}
-        dcp.load(state, checkpoint_id=str(path / "state"))
+        dcp.load(state, checkpoint_id=str(path / "state"), no_dist=_single_process())
         set_state_dict(model, optimizer, model_state_dict=state["model"], optim_state_dict=state["optim"])
     return json.loads((path / "train_state.json").read_text())
 
