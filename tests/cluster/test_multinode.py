@@ -206,6 +206,7 @@ def submitted_run(multinode_cluster, s3_endpoint, mlflow_on_s3, tmp_path_factory
             "resumes": resumes}
 
 
+@pytest.mark.slow
 def test_submitted_job_succeeds_after_a_node_loss(submitted_run):
     assert "SUCCEEDED" in submitted_run["status"], submitted_run["status"] + submitted_run["logs"][-4000:]
     assert "llmflow run multinode" in submitted_run["status"]
@@ -220,6 +221,7 @@ def _flow_runs(uri: str):
     return parent, children
 
 
+@pytest.mark.slow
 def test_steps_and_train_workers_ran_on_several_nodes(submitted_run):
     _, children = _flow_runs(submitted_run["mlflow"])
     assert sorted(children) == ["corpus", "pretrain", "tokenizer", "tokens"]
@@ -232,6 +234,7 @@ def test_steps_and_train_workers_ran_on_several_nodes(submitted_run):
     assert set(submitted_run["names"]) <= used  # head, node1 and node2 all did work (node ids, before the kill)
 
 
+@pytest.mark.slow
 def test_artifacts_and_mlflow_artifacts_are_in_the_bucket(submitted_run, s3_endpoint):
     import s3fs
 
@@ -246,6 +249,7 @@ def test_artifacts_and_mlflow_artifacts_are_in_the_bucket(submitted_run, s3_endp
     assert fs.glob(f"{BUCKET}/mlflow/**/{parent.info.run_id}/**"), "the flow's MLflow artifacts are not on S3"
 
 
+@pytest.mark.slow
 def test_pretraining_resumed_from_its_checkpoint_with_exact_steps(submitted_run, s3_endpoint):
     import s3fs
 
@@ -262,6 +266,7 @@ def test_pretraining_resumed_from_its_checkpoint_with_exact_steps(submitted_run,
     assert submitted_run["recovered_s"] < 240
 
 
+@pytest.mark.slow
 def test_the_restart_resumed_from_the_last_checkpoint_before_the_kill(submitted_run, s3_endpoint):
     import s3fs
 
@@ -285,6 +290,7 @@ def test_the_restart_resumed_from_the_last_checkpoint_before_the_kill(submitted_
     assert submitted_run["recovered_s"] < 240
 
 
+@pytest.mark.slow
 def test_checkpoints_are_in_the_bucket_and_the_restart_read_one_from_there(submitted_run, s3_endpoint):
     import s3fs
 

@@ -23,7 +23,7 @@ from tests.cluster.s3_server import BUCKET, s3_env
 from tests.cluster.test_multinode import REPO, _nodes, cluster_env
 from tests.fixtures.token_shards import make_token_shards
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 STEPS = 4
 
 DRIVER = """

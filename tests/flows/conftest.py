@@ -53,9 +53,9 @@ def _llmflow(args: list[str], workdir, env: dict, timeout_s: float):
 @pytest.fixture(scope="package")
 def e2e_stack(tmp_path_factory):
     """`llmflow run e2e` exactly as a new user runs it: a fresh HOME (no ~/.ray, no token in the
-    environment), the CLI in a subprocess, the persistent head it starts; then a second run that
-    must recompute nothing cacheable. Yields what tests need to talk to the stack it leaves
-    running; `llmflow stop` at the end of the session, which must leave none of its processes."""
+    environment), the CLI in a subprocess, the persistent head it starts. Yields what tests need to
+    talk to the stack it leaves running (``rerun`` runs the same command again, for ``e2e_second_run``);
+    `llmflow stop` at the end of the package, which must leave none of its processes."""
     import json
     import os
     import shutil
@@ -72,20 +72,25 @@ def e2e_stack(tmp_path_factory):
     args = ["run", "e2e", "--workdir", str(workdir), *[a for o in overrides for a in ("--set", o)]]
     state_file = workdir / ".llmflow" / "state" / "e2e.json"
     runs = []
+
+    def rerun() -> dict:
+        i = len(runs) + 1
+        r = _llmflow(args, workdir, env, timeout_s=1800)
+        (workdir / f"run{i}.log").write_text(r.stdout + r.stderr)
+        assert r.returncode == 0, f"run {i} failed:\n{(r.stdout + r.stderr)[-6000:]}"
+        shutil.copy(state_file, workdir / f"state{i}.json")
+        runs.append({"state": json.loads(state_file.read_text()), "output": r.stdout})
+        return runs[-1]
+
     try:
-        for i in range(2):
-            r = _llmflow(args, workdir, env, timeout_s=1800)
-            (workdir / f"run{i + 1}.log").write_text(r.stdout + r.stderr)
-            assert r.returncode == 0, f"run {i + 1} failed:\n{(r.stdout + r.stderr)[-6000:]}"
-            shutil.copy(state_file, workdir / f"state{i + 1}.json")
-            runs.append({"state": json.loads(state_file.read_text()), "output": r.stdout})
+        rerun()
         steps = runs[0]["state"]["steps"]
         from components.artifacts import Endpoint
 
         llm = Endpoint.read(steps["serve"]["uri"], served="llm")
         rag = Endpoint.read(steps["rag_serve"]["uri"], served="rag")
         key_file = llm.api_key_file
-        yield {"workdir": workdir, "home": home, "env": env, "state": runs[0]["state"], "second": runs[1]["state"],
+        yield {"workdir": workdir, "home": home, "env": env, "state": runs[0]["state"], "rerun": rerun,
                "output": runs[0]["output"], "llm_url": llm.url, "rag_url": rag.url, "llm": llm, "rag": rag,
                "api_key": Path(key_file).read_text().strip() if key_file else None, "canaries": canaries}
     finally:
@@ -99,6 +104,13 @@ def e2e_stack(tmp_path_factory):
         left = [p for p in tree if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
         assert not left, f"`llmflow stop` left processes of its head running: {left}"
 
+
+
+@pytest.fixture(scope="package")
+def e2e_second_run(e2e_stack):
+    """The same `llmflow run e2e` again on the running stack: its state (what a user's second
+    `make run` does; ~2 min, so only the slow tier asks for it)."""
+    return e2e_stack["rerun"]()["state"]
 
 # What the PII canary test needs the flow to do with the user's documents (see test_e2e_pii.py).
 # The user's documents come after the stdlib ones and rag.index keeps its first max_docs: without

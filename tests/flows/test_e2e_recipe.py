@@ -1,6 +1,6 @@
 """The main job, end to end, at its smallest size, run as a new user runs it (`e2e_stack`: the CLI
 on a fresh HOME, its own Ray head): every step's artifact and MLflow run exist, the served stack
-answers plain and RAG requests with the key and refuses them without, and a second run
+answers plain and RAG requests with the key and refuses them without, and (slow tier) a second run
 recomputes nothing."""
 from __future__ import annotations
 
@@ -59,9 +59,10 @@ def test_every_step_has_a_nested_mlflow_run_with_lineage(e2e_stack):
     assert not [r for r in runs if r.info.status == "RUNNING"]
 
 
-def test_second_run_recomputes_nothing_cacheable(e2e_stack):
+@pytest.mark.slow
+def test_second_run_recomputes_nothing_cacheable(e2e_second_run):
     recipe = load_recipe("e2e")
-    second = e2e_stack["second"]["steps"]
+    second = e2e_second_run["steps"]
     live = {n for n in recipe.order if not recipe.kind(n).cacheable}  # the running services
     assert live == {"serve", "rag_serve", "smoke"}
     assert {n for n, o in second.items() if o["status"] == "done"} == live
@@ -85,5 +86,5 @@ def test_endpoint_answers_plain_and_rag_requests_with_the_key(e2e_stack):
             OpenAI(base_url=url, api_key="wrong", max_retries=0, timeout=60).chat.completions.create(
                 model="llmflow", max_tokens=4, messages=[{"role": "user", "content": "hi"}])
     assert httpx.get(rag.health_url, timeout=30).status_code == 200  # probes need no key
-    smoke = json.loads((Path(e2e_stack["second"]["steps"]["smoke"]["uri"]) / "smoke.json").read_text())
+    smoke = json.loads((Path(e2e_stack["state"]["steps"]["smoke"]["uri"]) / "smoke.json").read_text())
     assert all(c["ok"] for c in smoke.values())

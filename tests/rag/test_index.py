@@ -170,6 +170,7 @@ def stdlib_full_index(tmp_path_factory, stdlib_corpus_and_index):
     return corpus, out
 
 
+@pytest.mark.slow
 def test_labelled_questions_hybrid_recall_at_5_on_the_full_corpus(tmp_path, stdlib_full_index):
     from components.rag.steps import run_evaluate
 

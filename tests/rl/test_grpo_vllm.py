@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 K = 3            # first-k vs last-k steps
 MARGIN = 0.10    # stated margin on the mean reward (reward in [0, 1])

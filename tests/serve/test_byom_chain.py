@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 HTTP_PORT = 18710  # only when no Serve instance is running yet (issue 18's range)
 APP = "byom-chain"
 

@@ -32,7 +32,7 @@ from components.artifacts import Endpoint
 from tests.fixtures.mlflow_store import sqlite_uri
 from tests.serve.llm_app_settings import API_KEY, API_KEY_ENV
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 QUESTIONS = {"assert": "What does the assert statement do?", "while": "How does a while loop end?",
              "with": "What does the with statement do?", "lambda": "What is a lambda?",

@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 PROMPTS = ["The module", "def f(x): return x + 1\ndef g(x): return", "a b c a b c a b c a b",
            "Lists are mutable. Tuples are"]

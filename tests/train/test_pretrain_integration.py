@@ -140,6 +140,7 @@ if __name__ == "__main__":
 """
 
 
+@pytest.mark.slow
 def test_export_loads_in_vllm_and_generates(fsdp_run, tmp_path):
     out, _, _ = fsdp_run
     script = tmp_path / "vllm_check.py"

@@ -58,6 +58,7 @@ def sweep(ray_local, sweep_tokens_dir, tracked, tmp_path_factory):
             "uri": uri, "step_run": step_run}
 
 
+@pytest.mark.slow
 def test_sweep_fits_and_plots(sweep):
     out, config = sweep["out"], sweep["config"]
     fit = json.loads((out / "fit.json").read_text())
@@ -77,6 +78,7 @@ def test_sweep_fits_and_plots(sweep):
         assert (out / png).stat().st_size > 10_000, png
 
 
+@pytest.mark.slow
 def test_holdout_against_prediction(sweep):
     hold = json.loads((sweep["out"] / "fit.json").read_text())["holdout"]
     assert hold["budget_flops"] == 3e10 > max(sweep["config"].budgets_flops)
@@ -88,6 +90,7 @@ def test_holdout_against_prediction(sweep):
     assert sweep["metrics"]["holdout_rel_error"] == pytest.approx(hold["rel_error"])
 
 
+@pytest.mark.slow
 def test_every_trial_is_a_nested_mlflow_run(sweep):
     from components.tracking.mlflow_tracking import search_runs
 
@@ -128,6 +131,7 @@ def test_lr_search_with_asha(ray_local, sweep_tokens_dir, tracked, tmp_path):
     assert all(v == 1e-2 for v in best.values())
 
 
+@pytest.mark.slow
 def test_rerun_resumes_from_the_tune_experiment(sweep):
     """Same step again: Tuner.restore finds the finished experiments; nothing retrains."""
     before = json.loads((sweep["out"] / "trials.json").read_text())
