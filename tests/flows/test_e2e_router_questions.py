@@ -11,7 +11,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 # About the first 20 pydoc topics (assert ... class), the documents even the smallest e2e index
 # (steps.index.config.max_docs=20) holds: each clears the relevance threshold there with margin

@@ -7,7 +7,7 @@ instructions), and greedy answers differed from a fresh engine's on the same wei
 """
 import pytest
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def test_greedy_after_a_sync_equals_the_new_weights_greedy_on_prompts_seen_before(tmp_path, tiny_model_dir,
