@@ -105,12 +105,12 @@ def e2e_stack(tmp_path_factory):
         assert not left, f"`llmflow stop` left processes of its head running: {left}"
 
 
-
 @pytest.fixture(scope="package")
 def e2e_second_run(e2e_stack):
     """The same `llmflow run e2e` again on the running stack: its state (what a user's second
     `make run` does; ~2 min, so only the slow tier asks for it)."""
     return e2e_stack["rerun"]()["state"]
+
 
 # What the PII canary test needs the flow to do with the user's documents (see test_e2e_pii.py).
 # The user's documents come after the stdlib ones and rag.index keeps its first max_docs: without
