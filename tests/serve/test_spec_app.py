@@ -12,7 +12,8 @@ import pytest
 
 from tests.serve.llm_app_settings import API_KEY, API_KEY_ENV, HTTP_PORT
 
-pytestmark = pytest.mark.integration
+# slow: a second vLLM engine (~70 s to start on 2 cores) only for this test; `make test-all` runs it
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 SPEC_APP, SPEC_MODEL = "llmflow-spec-test", "tiny-spec"
 PROMPTS = ["The module", "def f(x): return x + 1\ndef g(x): return", "Lists are mutable. Tuples are",
