@@ -299,7 +299,7 @@ def server_pids(proc: subprocess.Popen) -> dict[str, int]:
     """The processes a request crosses, by role: Serve's proxy and replica, vLLM's API server, the engine core."""
     import psutil
 
-    roles = {"ProxyActor": "proxy", "ServeReplica": "replica", "EngineCore": "engine"}
+    roles = {"ProxyActor": "proxy", "ServeReplica": "replica", "EngineCore": "engine", "VLLM::Worker": "worker"}
     out = {}
     try:
         leader = psutil.Process(proc.pid)
@@ -337,6 +337,34 @@ def ctx_switches(pids: dict[str, int]) -> dict[str, int]:
     return out
 
 
+def tree_pids(proc: subprocess.Popen) -> list[int]:
+    """Every process of a server's tree: for Serve, Ray's own (raylet, GCS, agents, controller) too."""
+    import psutil
+
+    try:
+        leader = psutil.Process(proc.pid)
+        return [leader.pid, *(c.pid for c in leader.children(recursive=True))]
+    except psutil.NoSuchProcess:
+        return []
+
+
+def cpu_seconds(pids: dict[str, int], tree: list[int]) -> dict[str, float]:
+    """utime + stime (all threads) of each role's process, and of the rest of the tree as "other":
+    on 2 saturated cores, CPU-seconds per token decide the throughput."""
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def used(pid: int) -> float:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / tick
+
+    out = {role: used(pid) for role, pid in pids.items()}
+    out["other"] = sum(used(pid) for pid in tree if pid not in pids.values())
+    return out
+
+
 def profile_top(raw: Path, top: int = 8) -> list[tuple[str, float]]:
     """Self-time shares of the hottest leaf frames in a py-spy ``--format raw`` (collapsed) file."""
     counts: dict[str, int] = {}
@@ -370,7 +398,8 @@ def record_profiles(pids: dict[str, int], workdir: Path, tag: str, duration_s: i
 # core at 0 (`LLMServeConfig.worker_niceness: 0`), the proxy at 15. "serve-all-nice0": all at 0
 # (set for the whole local Ray). "serve-fast": Serve's own single-node knobs that cut thread hops —
 # user code and the router on the replica's main event loop, request logs buffered.
-# "serve-throughput": RAY_SERVE_THROUGHPUT_OPTIMIZED (adds gRPC proxy→replica and direct ingress).
+# "serve-throughput": RAY_SERVE_THROUGHPUT_OPTIMIZED (adds gRPC proxy→replica and direct ingress): what
+# llmflow's own Ray clusters run (flows/engine/cluster.py WORKER_ENV); "serve" is Serve's defaults.
 _FAST = {"RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0", "RAY_SERVE_RUN_ROUTER_IN_SEPARATE_LOOP": "0",
          "RAY_SERVE_REQUEST_PATH_LOG_BUFFER_SIZE": "1000"}
 SERVE_VARIANTS = {
@@ -441,10 +470,12 @@ def _measure(llm, workdir, procs, out, repeats, max_tokens, requests, profile, p
     for port in ports.values():  # warm-up
         asyncio.run(load(f"http://127.0.0.1:{port}", llm.served_model_name, 8, 8, 8))
     pids = {kind: server_pids(procs[kind]) for kind in ports}
+    trees = {kind: tree_pids(procs[kind]) for kind in ports}
     for kind in ports:
         out[kind]["pids"] = pids[kind]
         out[kind]["nice"] = niceness(pids[kind])
         out[kind].setdefault("ctx_switches_per_token", {role: [] for role in pids[kind]})
+        out[kind].setdefault("cpu_ms_per_token", {role: [] for role in [*pids[kind], "other"]})
     print("nice: " + "; ".join(f"{k} {v['nice']}" for k, v in out.items() if k in ports), flush=True)
     names = list(ports)
     for kind in names if profile else []:  # profiled in an untimed pass: py-spy takes CPU of its own
@@ -457,9 +488,12 @@ def _measure(llm, workdir, procs, out, repeats, max_tokens, requests, profile, p
         window = {}
         for kind in names[r % len(names):] + names[:r % len(names)]:
             url = f"http://127.0.0.1:{ports[kind]}"
-            before = ctx_switches(pids[kind])
+            before, cpu_before = ctx_switches(pids[kind]), cpu_seconds(pids[kind], trees[kind])
             c8 = asyncio.run(load(url, llm.served_model_name, requests, 8, max_tokens))
-            after = ctx_switches(pids[kind])
+            after, cpu_after = ctx_switches(pids[kind]), cpu_seconds(pids[kind], trees[kind])
+            for role in cpu_before:
+                out[kind]["cpu_ms_per_token"][role].append(1000 * (cpu_after[role] - cpu_before[role])
+                                                           / (requests * max_tokens))
             for role in before:
                 if role in after:
                     out[kind]["ctx_switches_per_token"][role].append((after[role] - before[role])
@@ -510,8 +544,9 @@ def main() -> None:
     ap.add_argument("--one-at-a-time", action="store_true",
                     help="overhead part: start the Serve variants one after another beside bare vllm serve "
                          "(one Ray cluster up at a time) instead of all at once")
-    ap.add_argument("--stream-interval", type=int, default=1,
-                    help="vLLM --stream-interval on both sides: tokens per streamed chunk after the first")
+    ap.add_argument("--stream-interval", type=int, default=LLMServeConfig.model_fields["stream_interval"].default,
+                    help="vLLM --stream-interval on both sides: tokens per streamed chunk after the first "
+                         "(default: LLMServeConfig's)")
     ap.add_argument("--out", type=Path, default=Path("serve_llm_results.json"))
     ap.add_argument("--no-mlflow", dest="mlflow", action="store_false",
                     help="skip the summary run in MLflow (MLFLOW_TRACKING_URI, else ./mlflow.db)")
@@ -526,7 +561,7 @@ def main() -> None:
         ap.error("give --flow-workdir (a benchmarks/spec_models.yaml run) or --model/--draft/--data-draft")
     llm = LLMServeConfig(model=str(models["target"]), served_model_name="bench", max_model_len=1024, max_num_seqs=16,
                          api_key_env=None, num_cpus=0.5,
-                         engine_kwargs={"stream_interval": args.stream_interval} if args.stream_interval > 1 else {})
+                         stream_interval=args.stream_interval)
     results: dict = {"models": {k: str(v) if isinstance(v, Path) else v for k, v in models.items()},
                      "load_avg_start": os.getloadavg()}
     print(f"target {models['target']} (val loss {models.get('target_val_loss')}), load {os.getloadavg()}", flush=True)
@@ -568,6 +603,10 @@ def main() -> None:
             b = sum(statistics.median(v) for v in bare["ctx_switches_per_token"].values() if v)
             rows.append((f"{variant} vs bare: context switches per token @conc 8, all server processes", o, b,
                          o / b if b else float("nan"), 0.0))
+            o = sum(statistics.median(v) for v in ours["cpu_ms_per_token"].values() if v)
+            b = sum(statistics.median(v) for v in bare["cpu_ms_per_token"].values() if v)
+            rows.append((f"{variant} vs bare: CPU ms per token @conc 8, the whole process tree", o, b,
+                         o / b if b else float("nan"), 0.0))
         for kind, res in overhead.items():
             print(f"nice {kind}: {res.get('nice')}")
             for role, top in res.get("profile_top", {}).items():
@@ -575,6 +614,8 @@ def main() -> None:
                       + ", ".join(f"{name} {share:.0%}" for name, share in top[:6]))
             print(f"context switches per token {kind}: "
                   + ", ".join(f"{role} {statistics.median(v):.2f}" for role, v in res["ctx_switches_per_token"].items() if v))
+            print(f"CPU ms per token {kind}: "
+                  + ", ".join(f"{role} {statistics.median(v):.3f}" for role, v in res["cpu_ms_per_token"].items() if v))
 
     results["load_avg_end"] = os.getloadavg()
     args.out.write_text(json.dumps(results, indent=2))

@@ -93,8 +93,8 @@ def main() -> None:
     parser.add_argument("--seq-len", type=int, default=128)
     parser.add_argument("--micro-batch", type=int, default=8)
     parser.add_argument("--worker-niceness", type=int, default=None,
-                        help="RAY_worker_niceness for this run's Ray workers (Ray's default: 15; the bare loop runs "
-                             "at the driver's, usually 0)")
+                        help="PretrainConfig.worker_niceness: the training worker's niceness (default: Ray's 15; "
+                             "the bare loop runs at the driver's, usually 0)")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -109,11 +109,10 @@ def main() -> None:
     tokens = stdlib_tokens(work / "tokens", seq_len=args.seq_len)
     config = PretrainConfig(model={"depth": args.depth}, strategy="none", num_workers=1, cpus_per_worker=2,
                             micro_batch_size=args.micro_batch, num_steps=args.steps, warmup_steps=5,
+                            worker_niceness=args.worker_niceness,
                             checkpoint_every=args.every, eval_every=args.every, eval_batches=2)
     load_start = os.getloadavg()
-    env = {} if args.worker_niceness is None else {"RAY_worker_niceness": str(args.worker_niceness)}
-    ray.init(address="local", num_cpus=4, include_dashboard=False, log_to_driver=False,
-             runtime_env={"env_vars": env} if env else None)
+    ray.init(address="local", num_cpus=4, include_dashboard=False, log_to_driver=False)
     torch.set_num_threads(2)
     runs: dict[str, list[dict]] = {"ray": [], "bare": []}
     probe_runs: list[dict] = []

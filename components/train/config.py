@@ -48,6 +48,10 @@ class PretrainConfig(Config):
     log_every: int = Field(1, ge=1, description="Record training metrics every this many steps.")
     max_failures: int = Field(2, ge=0, description="Ray Train restarts after a worker failure; each resumes "
                                                    "from the latest checkpoint.")
+    worker_niceness: int | None = Field(None, ge=-20, le=19, description=(
+        "Niceness of the training workers' processes. Ray starts its workers at RAY_worker_niceness (15), below "
+        "its own raylet/GCS/agents (0), so on a small CPU machine the loop yields the cores to them: 0 gives "
+        "the workers an equal share (benchmarks/train_ray_overhead.py measures both). null = Ray's setting."))
     peak_tflops: float | None = Field(None, gt=0, description="Per-device peak TFLOP/s for MFU; null = the device "
                                                               "module's table (GPUs only; MFU is omitted on CPU).")
     fault_injection_step: int | None = Field(

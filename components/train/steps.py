@@ -51,8 +51,15 @@ def build_trainer(config: PretrainConfig, tokens_dir: Path, output_dir: Path, ru
         torch_config=TorchConfig(backend=device.distributed_backend()),
         run_config=RunConfig(name=run_name, **_storage(output_dir, checkpoint_uri),
                              checkpoint_config=CheckpointConfig(num_to_keep=config.keep_checkpoints),
-                             failure_config=FailureConfig(max_failures=config.max_failures)),
+                             failure_config=FailureConfig(max_failures=config.max_failures),
+                             worker_runtime_env=worker_runtime_env(config.worker_niceness)),
     )
+
+
+def worker_runtime_env(niceness: int | None) -> dict | None:
+    """The training workers' runtime_env: Ray's core worker reads RAY_worker_niceness when its
+    process starts, so the setting applies to these actors only, not to the cluster."""
+    return None if niceness is None else {"env_vars": {"RAY_worker_niceness": str(niceness)}}
 
 
 def read_metrics(output_dir: Path) -> dict[int, dict[str, float]]:

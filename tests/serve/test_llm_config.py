@@ -43,6 +43,9 @@ def test_vllm_cli_args_carry_model_adapters_spec_and_extras():
     assert "--enable-lora" in args and "sft=/a" in args and "--enforce-eager" in args
     assert '"method": "ngram"' in args[args.index("--speculative-config") + 1]
     assert args[args.index("--block-size") + 1] == "32" and "--enable-prefix-caching" in args
+    # several tokens per streamed chunk: each chunk is a message through Serve's proxy and the replica
+    assert args[args.index("--stream-interval") + 1] == "4"
+    assert LLMServeConfig(model="/m", stream_interval=1).vllm_cli_args().count("--stream-interval") == 1
 
 
 def test_config_errors_name_the_fix(monkeypatch):

@@ -37,7 +37,7 @@ def fsdp_run(ray_local, tokens_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("fsdp2")
     ctx = StepContext.for_test(out, inputs={"tokens": tokens_dir})
     config = PretrainConfig(**_common(strategy="fsdp2", num_workers=2, micro_batch_size=4,
-                                      fault_injection_step=FAULT_AT, max_failures=1))
+                                      fault_injection_step=FAULT_AT, max_failures=1, worker_niceness=0))
     summary = run_pretrain(ctx, config)
     return out, summary, read_metrics(out)
 
@@ -69,6 +69,14 @@ def test_worker_failure_resumes_from_checkpoint(fsdp_run):
     assert sorted(metrics) == list(range(1, STEPS + 1))  # no gap, no step past the end
     # The data position came back too: samples consumed grow by one global batch per step.
     assert [metrics[s]["samples_consumed"] for s in metrics] == [8 * s for s in range(1, STEPS + 1)]
+
+
+def test_workers_run_at_the_configured_niceness_after_a_restart_too(fsdp_run):
+    from components.train.loop import RAY_CALLS_FILE
+
+    out, _, _ = fsdp_run
+    # Ray's workers start at nice 15; worker_niceness=0 reached the restarted group's rank 0 as well
+    assert json.loads((out / RAY_CALLS_FILE).read_text())["nice"] == 0
 
 
 def test_fsdp2_two_workers_match_single_process(fsdp_run, single_process_run):
