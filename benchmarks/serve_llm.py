@@ -398,8 +398,10 @@ def record_profiles(pids: dict[str, int], workdir: Path, tag: str, duration_s: i
 # core at 0 (`LLMServeConfig.worker_niceness: 0`), the proxy at 15. "serve-all-nice0": all at 0
 # (set for the whole local Ray). "serve-fast": Serve's own single-node knobs that cut thread hops —
 # user code and the router on the replica's main event loop, request logs buffered.
-# "serve-throughput": RAY_SERVE_THROUGHPUT_OPTIMIZED (adds gRPC proxy→replica and direct ingress): what
-# llmflow's own Ray clusters run (flows/engine/cluster.py WORKER_ENV); "serve" is Serve's defaults.
+# "serve-throughput": RAY_SERVE_THROUGHPUT_OPTIMIZED (adds gRPC proxy→replica and direct ingress).
+# "serve-throughput-router-loop": that mode with handle routers in their own loop (the mode puts them on
+# the caller's loop, where a handle used outside an event loop raises RuntimeError). "serve" is what
+# llmflow ships: Serve's defaults.
 _FAST = {"RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0", "RAY_SERVE_RUN_ROUTER_IN_SEPARATE_LOOP": "0",
          "RAY_SERVE_REQUEST_PATH_LOG_BUFFER_SIZE": "1000"}
 SERVE_VARIANTS = {
@@ -409,9 +411,12 @@ SERVE_VARIANTS = {
     "serve-fast": {"env": _FAST, "llm": {}},
     "serve-fast-all-nice0": {"env": {**_FAST, "RAY_worker_niceness": "0"}, "llm": {}},
     "serve-throughput": {"env": {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"}, "llm": {}},
+    "serve-throughput-router-loop": {"env": {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1",
+                                             "RAY_SERVE_RUN_ROUTER_IN_SEPARATE_LOOP": "1"}, "llm": {}},
 }
 OVERHEAD_PORTS = {"vllm": 18840, "serve": 18841, "serve-replica-nice0": 18843, "serve-all-nice0": 18844,
-                  "serve-fast": 18845, "serve-fast-all-nice0": 18846, "serve-throughput": 18847}
+                  "serve-fast": 18845, "serve-fast-all-nice0": 18846, "serve-throughput": 18847,
+                  "serve-throughput-router-loop": 18848}
 
 
 def niceness(pids: dict[str, int]) -> dict[str, int]:

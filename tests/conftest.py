@@ -14,8 +14,6 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
 os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", "nobind")
-# Serve as the flows run it (flows/engine/cluster.py WORKER_ENV): the test clusters inherit it
-os.environ.setdefault("RAY_SERVE_THROUGHPUT_OPTIMIZED", "1")
 # Ray workers inherit the driver's environment, not pytest's sys.path: let them import tests.*
 REPO_ROOT = Path(__file__).resolve().parents[1]
 os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))

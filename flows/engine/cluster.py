@@ -32,11 +32,6 @@ from flows.engine.local_secrets import read_or_create_secret
 WORKER_ENV = {
     "HF_HUB_OFFLINE": "1",
     "TOKENIZERS_PARALLELISM": "false",
-    # Serve's throughput mode (user code and the router on the replica's event loop, gRPC between the
-    # proxy and replicas, buffered request logs): read when Serve's processes start, so it must be in
-    # the head's environment. On 2 cores it cut the Serve path's CPU per streamed token by 13% and
-    # brought tokens/s at concurrency 8 to 0.90 of bare `vllm serve` (benchmarks/RESULTS.md, issue 20).
-    "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1",
 }
 HEAD_START_TIMEOUT_S = 180.0
 # The local heads run without Ray's dashboard (an idle dashboard cost 10-15% of a 2-core laptop), so
