@@ -168,7 +168,7 @@ def dedup_block(batch, chunk_refs: list | None, out_dir: str, samples_per_reason
 
 
 @step_kind("data.dedup", inputs=("docs",), num_cpus=0, passes_traits_from=("docs",),
-           description="Exact + MinHash LSH near-duplicate removal on Ray Data: candidates verified by exact "
+           description="Exact + MinHash LSH near-duplicate removal on Ray tasks: candidates verified by exact "
                        "shingle Jaccard, components by union-find over document numbers, every removed document a verified "
                        "duplicate of a kept one; workers write the shards; clusters.jsonl lists every cluster "
                        "with each duplicate's similarity to its survivor.")

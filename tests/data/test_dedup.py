@@ -320,42 +320,24 @@ def test_array_union_find_roots_are_component_minima_in_any_edge_order():
 def test_partitioned_decisions_merge_into_the_python_api_clusters(monkeypatch):
     """Edges split over blocks and decided in 1 or 3 partitions give the plain-Python clusters, in order."""
     import pyarrow as pa
-    import ray
 
     import components.data.dedup_ray as dr
 
-    rng = random.Random(11)
-    docs = []
-    for g in range(12):  # chained near-duplicates and exact copies, as in the threshold test above
-        words = [f"w{rng.randrange(50_000)}" for _ in range(120)]
-        docs.append({"id": f"g{g:02d}", "text": " ".join(words)})
-        for v in range(g % 4 + 1):
-            words = _mutate(words, rng.choice([1, 2, 3]), rng, f"g{g}v{v}x")
-            docs.append({"id": f"g{g:02d}v{v}", "text": " ".join(words)})
-        docs.append({"id": f"g{g:02d}copy", "text": docs[-1]["text"]})
+    docs = _group_docs(11)
     expected = [json.dumps(c.to_dict()) for c in find_duplicate_clusters(docs)]
     row = {d["id"]: i for i, d in enumerate(docs)}
     edges = []
     for c in find_duplicate_clusters(docs):  # the verified edges, as the Ray stages produce them
         for d in c.duplicates:
             edges.append((c.survivor, d, c.similarity[d], "exact" if c.similarity[d] == 1.0 else "near"))
-    objects = {}
-
-    class Ref:
-        def __init__(self, value):
-            self.key = str(len(objects))
-            objects[self.key] = value
-
-        def hex(self):
-            return self.key
-
-    monkeypatch.setattr(ray, "get", lambda r: [objects[x.key] for x in r] if isinstance(r, list) else objects[r.key])
-    blocks = [Ref(pa.table({"a": [e[0] for e in chunk], "b": [e[1] for e in chunk], "sim": [e[2] for e in chunk],
-                            "kind": [e[3] for e in chunk], "ra": [row[e[0]] for e in chunk],
-                            "rb": [row[e[1]] for e in chunk]})) for chunk in (edges[::2], edges[1::2])]
-    blocks.append(Ref(pa.table({})))
+    store = _Store(monkeypatch)
+    blocks = [store.put(pa.table({"a": [e[0] for e in chunk], "b": [e[1] for e in chunk],
+                                  "sim": [e[2] for e in chunk], "kind": [e[3] for e in chunk],
+                                  "ra": [row[e[0]] for e in chunk], "rb": [row[e[1]] for e in chunk]}))
+              for chunk in (edges[::2], edges[1::2])]
+    blocks.append(store.put(pa.table({})))
     parent = dr.component_parents(blocks, len(docs))
     for parts in (1, 3):
-        chunks = [[Ref(t) for t in dr.decide_partition(blocks, [Ref(parent)], p, parts, chunk_rows=2)]
+        chunks = [[store.put(t) for t in dr.decide_partition(blocks, [store.put(parent)], p, parts, chunk_rows=2)]
                   for p in range(parts)]
         assert [line for _, _, line in dr.sorted_report_rows(chunks)] == expected
