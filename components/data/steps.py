@@ -182,9 +182,11 @@ def run_dedup(ctx, config: DedupConfig) -> dict[str, float]:
     acc = Accounting("data.dedup")
     with ordered_execution(config.shuffle_strategy):
         block_refs, block_rows = docs_blocks(docs, config.batch_size, row_numbers=True)
-        ds = ray.data.from_arrow_refs(block_refs)  # the same blocks: read once for dedup and the writers
-        num_blocks = len(block_refs)
         clusters = dedup_removals(block_refs, block_rows, config)  # per partition, refs of its sorted report-row chunks
+        # The writers map the same blocks (read once). Made after dedup: from_arrow_refs waits for every
+        # block's metadata, so made first it would hold the keys tasks back until all reads finished.
+        ds = ray.data.from_arrow_refs(block_refs)
+        num_blocks = len(block_refs)
         refs = [r for part in clusters for r in part] if clusters is not None else None
         summaries = ds.map_batches(
             dedup_block, fn_kwargs={"chunk_refs": refs, "out_dir": str(ctx.output),

@@ -341,3 +341,19 @@ def test_partitioned_decisions_merge_into_the_python_api_clusters(monkeypatch):
         chunks = [[store.put(t) for t in dr.decide_partition(blocks, [store.put(parent)], p, parts, chunk_rows=2)]
                   for p in range(parts)]
         assert [line for _, _, line in dr.sorted_report_rows(chunks)] == expected
+
+
+def test_exact_normalisation_collapses_every_unicode_space_like_the_regex():
+    """normalize_for_exact splits with str.split(): the same as collapsing regex \\s+ and stripping."""
+    import sys
+    import unicodedata
+
+    from components.data.minhash import normalize_for_exact
+
+    spaces = "".join(chr(c) for c in range(sys.maxunicode + 1) if re.fullmatch(r"\s", chr(c)))
+    assert spaces == "".join(chr(c) for c in range(sys.maxunicode + 1) if chr(c).isspace())
+    rng = random.Random(3)
+    for _ in range(2000):
+        text = "".join(rng.choice(spaces + "aB ÉﬁX") for _ in range(rng.randrange(30)))
+        folded = unicodedata.normalize("NFKC", text).casefold()
+        assert normalize_for_exact(text) == re.sub(r"\s+", " ", folded).strip()
