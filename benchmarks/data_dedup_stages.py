@@ -42,16 +42,16 @@ def main():
 
     block_refs, block_rows = docs_blocks(Docs.read(sys.argv[1]), config.batch_size, row_numbers=True)
     mark("read", block_refs, sum(block_rows))
-    keys = ray.remote(dr.keys_block).options(num_returns=parts + 1)
-    key_outs = [keys.remote(ref, config.model_dump_json(), parts) for ref in block_refs]
+    keys = ray.remote(dr.keys_block).options(num_returns=2)
+    key_outs = [keys.remote(ref, config.model_dump_json()) for ref in block_refs]
     mark("keys", [r for k in key_outs for r in k])
     pairs = ray.remote(dr.pairs_partition).options(num_returns=parts)
-    pair_outs = [pairs.remote(parts, *(k[p] for k in key_outs)) for p in range(parts)]
+    pair_outs = [pairs.remote(p, parts, *(k[0] for k in key_outs)) for p in range(parts)]
     pair_outs = [[r] for r in pair_outs] if parts == 1 else pair_outs
     mark("pairs", [r for po in pair_outs for r in po])
     verify = ray.remote(dr.verify_partition)
     starts = np.cumsum([0, *block_rows])[:-1]
-    edge_refs = [verify.remote(config.threshold, starts, [k[parts] for k in key_outs], *(po[p] for po in pair_outs))
+    edge_refs = [verify.remote(config.threshold, starts, [k[1] for k in key_outs], *(po[p] for po in pair_outs))
                  for p in range(parts)]
     mark("verify", edge_refs)
     t = time.perf_counter()

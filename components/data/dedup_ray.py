@@ -2,13 +2,14 @@
 
 The stages of ``components.data.dedup``, each a wave of plain Ray tasks (``num_partitions`` = P):
 
-1. keys, one task per docs block: each document's exact key and LSH band keys, hash-partitioned
-   by bucket into P tables (bucket, kind, id, row), plus the block's shingles (row, uint32 bytes)
-   kept in the object store for stage 3, so no document is shingled twice.
-2. candidate pairs, P tasks: task p takes the p-th table of every keys task, sorts it by
-   (bucket, kind) and pairs the members of each bucket (``candidate_pairs``); the pairs go out in
-   P tables by the row of their ``a``, so every proposal of one pair (from several bands) meets in
-   one verification task.                                     -> (a, b, kind, ra, rb)
+1. keys, one task per docs block: each document's exact key and LSH band keys (bucket, kind, id,
+   row), plus the block's shingles (row, uint32 bytes) kept in the object store for stage 3, so no
+   document is shingled twice.
+2. candidate pairs, P tasks: task p takes the buckets of partition p (bucket modulo P) from every
+   keys table, sorts them by (bucket, kind) and pairs the members of each bucket
+   (``candidate_pairs``); the pairs go out in P tables by the row of their ``a``, so every
+   proposal of one pair (from several bands) meets in one verification task.
+                                                              -> (a, b, kind, ra, rb)
 3. verification, P tasks: exact pairs (same normalised text) are edges of similarity 1.0; each
    other pair is an edge when the exact Jaccard of the two documents' shingles is at least the
    threshold. A task reads the shingle blocks it needs one at a time and keeps only its pairs'
@@ -26,13 +27,14 @@ The stages of ``components.data.dedup``, each a wave of plain Ray tasks (``num_p
 
 Why plain tasks: on Ray Data the same stages were a map, a sort-shuffle groupby for the buckets, a
 map that shingled the candidates again and a second groupby for verification, each job with its own
-sample/map/reduce waves and scheduling; on 2 cores that machinery, not the MinHash arithmetic (~0.8 ms
-per document), was most of the wall time. A task's output order is fixed by its inputs (sorted
+sample/map/reduce waves and scheduling; on 2 cores that machinery, not the MinHash arithmetic (~25 s
+of CPU for the 100 MB benchmark corpus), was most of the wall time. A task's output order is fixed by its inputs (sorted
 inside each task), so the result does not depend on how many workers ran or when they finished.
 
 The largest pieces of memory in one place are, on a worker, one partition's keys, pairs or edges and
 the shingles of one partition's candidate documents; in the object store until verification ends,
-the shingles of every document (about 4 bytes per word).
+the keys (~600 bytes per document) and shingles (about 4 bytes per word) of every document. The
+driver holds object refs, the union-find's int array and one block of edges or report rows at a time.
 """
 from __future__ import annotations
 
@@ -87,8 +89,13 @@ def _returns(tables: list):
 
 
 # -- 1: keys and shingles --------------------------------------------------------------------
-def keys_block(block, config_json: str, num_parts: int):
-    """One docs block's bucket keys in ``num_parts`` tables by bucket, then its shingles table."""
+def keys_block(block, config_json: str):
+    """One docs block's bucket keys table and its shingles table.
+
+    One keys table per block, not one per partition: a task's return under 100 KiB is kept in its
+    owner's (the driver's) memory, and per-partition tables of a fixed-size block stay that small
+    however large the corpus, so the driver would hold every key; the block's whole table (~600
+    bytes per document) goes to the object store, and each pairs task takes its buckets from it."""
     config = DedupConfig.model_validate_json(config_json)
     hasher = MinHasher(config.num_bands, config.rows_per_band, config.seed) if config.near else None
     out = {c: [] for c in KEY_TYPES}
@@ -104,16 +111,15 @@ def keys_block(block, config_json: str, num_parts: int):
             if sh is not None and len(sh):
                 sh_out["row"].append(row)
                 sh_out["shingles"].append(sh.astype(np.uint32).tobytes())
-    keys = _table(out, KEY_TYPES)
-    part = keys.column("bucket").to_numpy() % num_parts
-    return (*_split(keys, part, num_parts), _table(sh_out, SHINGLE_TYPES))
+    return _table(out, KEY_TYPES), _table(sh_out, SHINGLE_TYPES)
 
 
 # -- 2: candidate pairs ----------------------------------------------------------------------
-def pairs_partition(num_parts: int, *key_tables):
-    """Candidate pairs of the buckets in one partition (none for a singleton bucket, the common
-    case), in ``num_parts`` tables by ``ra``."""
-    t = _concat(key_tables, KEY_TYPES)
+def pairs_partition(part: int, num_parts: int, *key_tables):
+    """Candidate pairs of the buckets of partition ``part`` (bucket modulo ``num_parts``; none for a
+    singleton bucket, the common case), in ``num_parts`` tables by ``ra``."""
+    t = _concat([k.filter(k.column("bucket").to_numpy() % num_parts == part) for k in key_tables if _nonempty(k)],
+                KEY_TYPES)
     bucket, near = t.column("bucket").to_numpy(), t.column("near").to_numpy()
     order = np.lexsort((near, bucket))
     bucket, near = bucket[order], near[order]
@@ -188,14 +194,14 @@ def verified_edges(block_refs: list, block_rows: list[int], config: DedupConfig)
     import ray
 
     num_parts = config.num_partitions
-    keys = ray.remote(keys_block).options(num_returns=num_parts + 1)
-    key_outs = [keys.remote(ref, config.model_dump_json(), num_parts) for ref in block_refs]
+    keys = ray.remote(keys_block).options(num_returns=2)
+    key_outs = [keys.remote(ref, config.model_dump_json()) for ref in block_refs]
     pairs = ray.remote(pairs_partition).options(num_returns=num_parts)
-    pair_outs = [pairs.remote(num_parts, *(k[p] for k in key_outs)) for p in range(num_parts)]
+    pair_outs = [pairs.remote(p, num_parts, *(k[0] for k in key_outs)) for p in range(num_parts)]
     if num_parts == 1:
         pair_outs = [[ref] for ref in pair_outs]
     block_starts = np.cumsum([0, *block_rows])[:-1]
-    shingle_refs = [k[num_parts] for k in key_outs]  # inside a list: passed as refs, fetched when needed
+    shingle_refs = [k[1] for k in key_outs]  # inside a list: passed as refs, fetched when needed
     verify = ray.remote(verify_partition)
     return [verify.remote(config.threshold, block_starts, shingle_refs, *(po[p] for po in pair_outs))
             for p in range(num_parts)]

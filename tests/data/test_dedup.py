@@ -259,10 +259,10 @@ def test_task_stages_give_the_python_api_edges_and_clusters(monkeypatch, num_par
         blocks.append(pa.table({"id": [d["id"] for d in part], "text": [d["text"] for d in part],
                                 ROW: pa.array(range(start, start + n), pa.int64())}))
         start += n
-    key_outs = [dr.keys_block(b, config.model_dump_json(), num_parts) for b in blocks]
-    pair_outs = [dr.pairs_partition(num_parts, pa.table({}), *(k[p] for k in key_outs)) for p in range(num_parts)]
+    key_outs = [dr.keys_block(b, config.model_dump_json()) for b in blocks]
+    pair_outs = [dr.pairs_partition(p, num_parts, pa.table({}), *(k[0] for k in key_outs)) for p in range(num_parts)]
     pair_outs = [[po] if num_parts == 1 else po for po in pair_outs]
-    shingle_refs = [store.put(k[num_parts]) for k in key_outs]
+    shingle_refs = [store.put(k[1]) for k in key_outs]
     block_starts = np.cumsum([0, *sizes])[:-1]
     edges = [dr.verify_partition(config.threshold, block_starts, shingle_refs, *(po[p] for po in pair_outs))
              for p in range(num_parts)]
