@@ -205,11 +205,12 @@ class DedupConfig(Config):
     max_workers: int | None = Field(None, ge=1, description="At most this many concurrent tasks in the read/write "
                                     "stages; None lets Ray use the cluster. The output is byte-identical for any "
                                     "value.")
-    num_partitions: int = Field(4, ge=1, description="Hash-shuffle partitions of the bucket groupby (raise on a "
-                                "cluster: about 2x the CPUs).")
+    num_partitions: int = Field(4, ge=1, description="Partitions of the bucket keys, candidate pairs, verification "
+                                "and decisions, one Ray task each per stage (raise on a cluster: about 2x the CPUs).")
     shuffle_strategy: Literal["sort_shuffle_pull_based", "hash_shuffle"] = Field(
-        "sort_shuffle_pull_based", description="Ray Data shuffle behind the groupby: sort-based needs no actors "
-        "(fast to start, right for a few GB); hash_shuffle scales better on a large cluster.")
+        "sort_shuffle_pull_based", description="Ray Data shuffle strategy set while the step runs. The dedup stages "
+        "are plain Ray tasks and shuffle nothing through Ray Data, so today it changes nothing; accepted so that "
+        "existing configs stay valid.")
     max_clusters_in_report: int = Field(50, ge=0, description="Largest duplicate clusters listed in report.json.")
 
     @model_validator(mode="after")

@@ -69,16 +69,23 @@ class UnionFind:
             self.parent[rb] = ra
 
 
-def bucket_rows(doc_id: str, text: str, hasher: MinHasher | None, ngram: int, exact: bool) -> list[tuple[int, str, str]]:
-    """(bucket key, id, kind) for one document: its exact key and its LSH band keys."""
-    rows = []
+def bucket_keys(text: str, hasher: MinHasher | None, ngram: int, exact: bool
+                ) -> tuple[list[tuple[int, str]], np.ndarray | None]:
+    """(bucket key, kind) pairs of one document (its exact key, its LSH band keys) and its shingles
+    (``None`` without ``hasher``), so that verification can reuse them instead of shingling again."""
+    keys, sh = [], None
     if exact:
-        rows.append((exact_key(text), doc_id, EXACT))
+        keys.append((exact_key(text), EXACT))
     if hasher is not None:
         sh = shingles(text, ngram)
         if len(sh):  # a document without words has no meaningful signature
-            rows.extend((k, doc_id, NEAR) for k in hasher.band_keys(hasher.signature(sh)))
-    return rows
+            keys.extend((k, NEAR) for k in hasher.band_keys(hasher.signature(sh)))
+    return keys, sh
+
+
+def bucket_rows(doc_id: str, text: str, hasher: MinHasher | None, ngram: int, exact: bool) -> list[tuple[int, str, str]]:
+    """(bucket key, id, kind) for one document: its exact key and its LSH band keys."""
+    return [(key, doc_id, kind) for key, kind in bucket_keys(text, hasher, ngram, exact)[0]]
 
 
 def candidate_pairs(ids: list[str]) -> list[tuple[str, str]]:

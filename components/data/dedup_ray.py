@@ -1,30 +1,40 @@
-"""Verified dedup on Ray Data in two shuffles; no stage gathers documents, pairs or edges on the driver.
+"""Verified dedup with plain Ray tasks over the docs' blocks; no stage gathers documents, pairs or edges on the driver.
 
-The stages of ``components.data.dedup``:
+The stages of ``components.data.dedup``, each a wave of plain Ray tasks (``num_partitions`` = P):
 
-1. bucket keys per document (``map_batches``)                  -> (bucket, kind, id, row)
-2. candidate pairs per bucket (groupby bucket, shuffle 1)      -> (a, b, kind, ra, rb)
-3. verification in one hop (groupby a, shuffle 2): the candidate pairs are broadcast to the
-   workers as an index (a few ints and ids per pair, no text); a map over the documents sends
-   each candidate document's shingles to the ``a`` of each of its near pairs, where the exact
-   Jaccard is computed next to a's own shingles              -> edges (a, b, sim, kind, ra, rb)
-   Exact pairs (same normalised text) are edges of similarity 1.0 without verification.
+1. keys, one task per docs block: each document's exact key and LSH band keys (bucket, kind, id,
+   row), plus the block's shingles (row, uint32 bytes) kept in the object store for stage 3, so no
+   document is shingled twice.
+2. candidate pairs, P tasks: task p takes the buckets of partition p (bucket modulo P) from every
+   keys table, sorts them by (bucket, kind) and pairs the members of each bucket
+   (``candidate_pairs``); the pairs go out in P tables by the row of their ``a``, so every
+   proposal of one pair (from several bands) meets in one verification task.
+                                                              -> (a, b, kind, ra, rb)
+3. verification, P tasks: exact pairs (same normalised text) are edges of similarity 1.0; each
+   other pair is an edge when the exact Jaccard of the two documents' shingles is at least the
+   threshold. A task reads the shingle blocks it needs one at a time and keeps only its pairs'
+   documents' shingles.                                       -> edges (a, b, sim, kind, ra, rb)
 4. connected components by union-find on the driver over the documents' row numbers
-   (``ROW``: 0..N-1), streaming the edges one block at a time. Why the driver: hash-to-min label
-   propagation over Ray Data took 5-7 shuffles per run (174 s of a 100 MB dedup against 36 s for
-   the previous version's single groupby); this union-find holds one int per document (4 bytes
-   up to 2^31 documents: 400 MB for 100 million) plus one block of edges, never the edges as a
-   whole nor any text, and its result (root = the component's smallest row) does not depend on
-   the order in which the blocks arrive.
-5. representatives and report rows: ``num_partitions`` plain Ray tasks, each taking the
-   components whose root falls in its partition (it reads the edge blocks one at a time and the
-   broadcast parent array) and yielding its report rows sorted, in chunks. A groupby + sort over
-   Ray Data did the same in ~12 s at 100 MB on 2 cores (two all-to-all jobs on a few thousand
-   rows); the tasks take under a second.
+   (``ROW``: 0..N-1), streaming the edges one block at a time. It holds one int per document
+   (4 bytes up to 2^31 documents: 400 MB for 100 million) plus one block of edges, never the edges
+   as a whole nor any text, and its result (root = the component's smallest row) does not depend
+   on the order in which the blocks arrive.
+5. representatives and report rows: P tasks, each taking the components whose root falls in its
+   partition (it reads the edge blocks one at a time and the broadcast parent array) and
+   yielding its report rows sorted, in chunks.
 6. the driver merges the partitions' sorted chunks (one chunk per partition held at a time):
    clusters.jsonl, largest cluster first.
 
-The largest piece of memory in one place is one partition's edges, on a worker.
+Why plain tasks: on Ray Data the same stages were a map, a sort-shuffle groupby for the buckets, a
+map that shingled the candidates again and a second groupby for verification, each job with its own
+sample/map/reduce waves and scheduling; on 2 cores that machinery, not the MinHash arithmetic (~25 s
+of CPU for the 100 MB benchmark corpus), was most of the wall time. A task's output order is fixed by its inputs (sorted
+inside each task), so the result does not depend on how many workers ran or when they finished.
+
+The largest pieces of memory in one place are, on a worker, one partition's keys, pairs or edges and
+the shingles of one partition's candidate documents; in the object store until verification ends,
+the keys (~600 bytes per document) and shingles (about 4 bytes per word) of every document. The
+driver holds object refs, the union-find's int array and one block of edges or report rows at a time.
 """
 from __future__ import annotations
 
@@ -36,16 +46,19 @@ import numpy as np
 from components.data.config import DedupConfig
 from components.data.dedup import (
     EXACT,
+    NEAR,
     MinHasher,
-    bucket_rows,
+    bucket_keys,
     candidate_pairs,
     choose_representatives,
     clusters_from_decisions,
     shingle_jaccard,
 )
-from components.data.minhash import shingles
 from components.data.shards import ROW
 
+KEY_TYPES = {"bucket": "int64", "near": "int8", "id": "string", "row": "int64"}
+SHINGLE_TYPES = {"row": "int64", "shingles": "binary"}
+PAIR_TYPES = {"a": "string", "b": "string", "kind": "string", "ra": "int64", "rb": "int64"}
 EDGE_TYPES = {"a": "string", "b": "string", "sim": "float64", "kind": "string", "ra": "int64", "rb": "int64"}
 
 
@@ -55,165 +68,143 @@ def _table(columns: dict[str, list], types: dict[str, str]):
     return pa.table({c: pa.array(columns[c], getattr(pa, t)()) for c, t in types.items()})
 
 
-def _groupby(ds, key, fn, config: DedupConfig, **fn_kwargs):
-    return ds.groupby(key, num_partitions=config.num_partitions).map_groups(
-        fn, batch_format="pyarrow", fn_kwargs=fn_kwargs or None)
-
-
 def _nonempty(table) -> bool:
-    return table.num_rows > 0  # an empty shuffle partition may come as a table without columns
+    return table.num_rows > 0  # an empty partition may come as a table without columns
 
 
-# -- 1-2: candidates -------------------------------------------------------------------------
-def bucket_batch(batch, config_json: str):
-    """(bucket, kind, id, row) rows for a batch of documents: one exact key + one key per LSH band each."""
+def _concat(tables: tuple, types: dict[str, str]):
+    import pyarrow as pa
+
+    tables = [t for t in tables if _nonempty(t)]
+    return pa.concat_tables(tables) if tables else _table({c: [] for c in types}, types)
+
+
+def _split(table, part: np.ndarray, num_parts: int) -> list:
+    """``table``'s rows in ``num_parts`` tables by ``part`` (order kept inside each)."""
+    return [table.filter(part == p) for p in range(num_parts)]
+
+
+def _returns(tables: list):
+    return tables[0] if len(tables) == 1 else tuple(tables)  # a task with num_returns=1 returns the value itself
+
+
+# -- 1: keys and shingles --------------------------------------------------------------------
+def keys_block(block, config_json: str):
+    """One docs block's bucket keys table and its shingles table.
+
+    One keys table per block, not one per partition: a task's return under 100 KiB is kept in its
+    owner's (the driver's) memory, and per-partition tables of a fixed-size block stay that small
+    however large the corpus, so the driver would hold every key; the block's whole table (~600
+    bytes per document) goes to the object store, and each pairs task takes its buckets from it."""
     config = DedupConfig.model_validate_json(config_json)
     hasher = MinHasher(config.num_bands, config.rows_per_band, config.seed) if config.near else None
-    out = {"bucket": [], "kind": [], "id": [], "row": []}
-    for doc_id, text, row in zip(*(batch.column(c).to_pylist() for c in ("id", "text", ROW))):
-        for key, _, kind in bucket_rows(doc_id, text or "", hasher, config.ngram, config.exact):
-            out["bucket"].append(key)
-            out["kind"].append(kind)
-            out["id"].append(doc_id)
-            out["row"].append(row)
-    return _table(out, {"bucket": "int64", "kind": "string", "id": "string", "row": "int64"})
+    out = {c: [] for c in KEY_TYPES}
+    sh_out = {c: [] for c in SHINGLE_TYPES}
+    if _nonempty(block):
+        for doc_id, text, row in zip(*(block.column(c).to_pylist() for c in ("id", "text", ROW))):
+            keys, sh = bucket_keys(text or "", hasher, config.ngram, config.exact)
+            for key, kind in keys:
+                out["bucket"].append(key)
+                out["near"].append(int(kind == NEAR))
+                out["id"].append(doc_id)
+                out["row"].append(row)
+            if sh is not None and len(sh):
+                sh_out["row"].append(row)
+                sh_out["shingles"].append(sh.astype(np.uint32).tobytes())
+    return _table(out, KEY_TYPES), _table(sh_out, SHINGLE_TYPES)
 
 
-PAIR_TYPES = {"a": "string", "b": "string", "kind": "string", "ra": "int64", "rb": "int64"}
-
-
-def bucket_pairs(group):
-    """Candidate pairs of one bucket (none for a singleton bucket, the common case)."""
+# -- 2: candidate pairs ----------------------------------------------------------------------
+def pairs_partition(part: int, num_parts: int, *key_tables):
+    """Candidate pairs of the buckets of partition ``part`` (bucket modulo ``num_parts``; none for a
+    singleton bucket, the common case), in ``num_parts`` tables by ``ra``."""
+    t = _concat([k.filter(k.column("bucket").to_numpy() % num_parts == part) for k in key_tables if _nonempty(k)],
+                KEY_TYPES)
+    bucket, near = t.column("bucket").to_numpy(), t.column("near").to_numpy()
+    order = np.lexsort((near, bucket))
+    bucket, near = bucket[order], near[order]
+    starts = np.flatnonzero(np.r_[True, (bucket[1:] != bucket[:-1]) | (near[1:] != near[:-1])])
+    sizes = np.diff(np.r_[starts, len(bucket)])
     out = {c: [] for c in PAIR_TYPES}
-    if group.num_rows > 1:
-        ids = group.column("id").to_pylist()
-        row_of = dict(zip(ids, group.column("row").to_pylist()))
-        kind = group.column("kind")[0].as_py()
-        for a, b in candidate_pairs(ids):
-            out["a"].append(a)
-            out["b"].append(b)
-            out["kind"].append(kind)
-            out["ra"].append(row_of[a])
-            out["rb"].append(row_of[b])
-    return _table(out, PAIR_TYPES)
-
-
-# -- broadcast indexes (built once per worker process from object refs) ---------------------
-_CACHE: dict[tuple, object] = {}
-
-
-def _cached(name: str, refs: list, build):
-    """``build(tables)`` over the Arrow tables behind ``refs``, once per worker process."""
-    import ray
-
-    key = (name, tuple(r.hex() for r in refs))
-    if key not in _CACHE:
-        _CACHE.clear()
-        _CACHE[key] = build([t for t in ray.get(list(refs)) if _nonempty(t)])
-    return _CACHE[key]
-
-
-def near_pair_index(refs: list) -> tuple[set[str], dict[str, list[str]]]:
-    """(ids that are the ``a`` of a near pair, b -> its a's) over the candidate pairs behind ``refs``.
-
-    A pair that some bucket also proposes as exact is left out: it is an edge of similarity 1.0
-    without verification. The index lives on the workers (its size is that of the candidate
-    pairs, ids only), never on the driver.
-    """
-    def build(tables):
-        exact, near = set(), set()
-        for t in tables:
-            for a, b, kind in zip(*(t.column(c).to_pylist() for c in ("a", "b", "kind"))):
-                (exact if kind == EXACT else near).add((a, b))
-        partners: dict[str, list[str]] = {}
-        for a, b in sorted(near - exact):
-            partners.setdefault(b, []).append(a)
-        return {a for a, _ in near - exact}, partners
-
-    return _cached("near_pairs", refs, build)
-
-
-def removed_kinds(refs: list) -> dict[str, str]:
-    """Removed id -> kind ("exact"/"near") over the report rows behind ``refs`` (on the workers)."""
-    def build(tables):
-        out: dict[str, str] = {}
-        for t in tables:
-            for ids, kinds in zip(t.column("removed_ids").to_pylist(), t.column("removed_kinds").to_pylist()):
-                out.update(zip(ids, kinds))
-        return out
-
-    return _cached("removed", refs, build)
-
-
-def arrow_refs(ds) -> list:
-    """Object refs of a dataset's blocks as Arrow tables (the data stays in the object store)."""
-    return list(ds.to_arrow_refs())
+    multi = np.flatnonzero(sizes > 1)
+    if len(multi):
+        ids, rows = t.column("id").to_pylist(), t.column("row").to_pylist()
+        for g in multi.tolist():
+            members = order[starts[g]: starts[g] + sizes[g]].tolist()
+            row_of = {ids[i]: rows[i] for i in members}
+            kind = NEAR if near[starts[g]] else EXACT
+            for a, b in candidate_pairs([ids[i] for i in members]):
+                for c, v in zip(PAIR_TYPES, (a, b, kind, row_of[a], row_of[b])):
+                    out[c].append(v)
+    pairs = _table(out, PAIR_TYPES)
+    return _returns(_split(pairs, pairs.column("ra").to_numpy() % num_parts, num_parts))
 
 
 # -- 3: verification -------------------------------------------------------------------------
-PROBE_TYPES = {"key": "string", "role": "string", "other": "string", "payload": "binary", "row": "int64"}
+def gather_shingles(rows: np.ndarray, block_starts: np.ndarray, shingle_refs: list) -> dict[int, np.ndarray]:
+    """row -> its shingles, for the given rows, reading each shingle block they fall in once, one at a time."""
+    import ray
+
+    out: dict[int, np.ndarray] = {}
+    blocks = np.searchsorted(block_starts, rows, side="right") - 1
+    for j in np.unique(blocks).tolist():
+        table = ray.get(shingle_refs[j])
+        if _nonempty(table):
+            have = table.column("row").to_numpy()
+            want = rows[blocks == j]
+            at = np.searchsorted(have, want)
+            found = (at < len(have)) & (have[np.minimum(at, len(have) - 1)] == want)
+            column = table.column("shingles")
+            for r, i in zip(want[found].tolist(), at[found].tolist()):
+                out[r] = np.frombuffer(column[i].as_py(), dtype=np.uint32)  # as_py copies: the block can go
+        del table
+    return out
 
 
-def probe_rows(batch, pair_refs: list, ngram: int):
-    """The batch's candidate documents as shingle rows keyed by the ``a`` they are verified against:
-    its own row ("doc") when it is an ``a``, one "probe" per near pair when it is a ``b``."""
-    a_ids, partners = near_pair_index(pair_refs)
-    out = {c: [] for c in PROBE_TYPES}
-    for doc_id, text, row in zip(*(batch.column(c).to_pylist() for c in ("id", "text", ROW))):
-        targets = partners.get(doc_id, [])
-        if doc_id not in a_ids and not targets:
-            continue
-        payload = shingles(text or "", ngram).astype(np.uint32).tobytes()
-        for key, role in ([(doc_id, "doc")] if doc_id in a_ids else []) + [(a, "probe") for a in targets]:
-            out["key"].append(key)
-            out["role"].append(role)
-            out["other"].append(doc_id)
-            out["payload"].append(payload)
-            out["row"].append(row)
-    return _table(out, PROBE_TYPES)
-
-
-def verify(group, threshold: float):
-    """Keyed by a: exact Jaccard of a's shingles with each probe's; the edges that pass."""
+def verify_partition(threshold: float, block_starts: np.ndarray, shingle_refs: list, *pair_tables):
+    """The edges among one partition's candidate pairs: exact pairs with similarity 1.0, near pairs
+    whose exact shingle Jaccard is at least ``threshold`` (a pair some bucket also proposes as exact
+    is an exact edge, not verified). Every pair once, sorted."""
+    t = _concat(pair_tables, PAIR_TYPES)
+    exact, near = set(), set()
+    for a, b, kind, ra, rb in zip(*(t.column(c).to_pylist() for c in PAIR_TYPES)):
+        (exact if kind == EXACT else near).add((a, b, ra, rb))
+    near -= exact
     out = {c: [] for c in EDGE_TYPES}
-    if not _nonempty(group):
-        return _table(out, EDGE_TYPES)
-    roles, others, payloads, rows = (group.column(c).to_pylist() for c in ("role", "other", "payload", "row"))
-    a = group.column("key")[0].as_py()
-    own = [i for i, r in enumerate(roles) if r == "doc"]
-    if own:
-        mine = np.frombuffer(payloads[own[0]], dtype=np.uint32)
-        for i in sorted((i for i, r in enumerate(roles) if r == "probe"), key=lambda i: others[i]):
-            sim = shingle_jaccard(np.frombuffer(payloads[i], dtype=np.uint32), mine)
+
+    def add(edge):
+        for c, v in zip(EDGE_TYPES, edge):
+            out[c].append(v)
+
+    for a, b, ra, rb in sorted(exact):
+        add((a, b, 1.0, EXACT, ra, rb))
+    if near:
+        needed = np.unique(np.array([r for p in near for r in p[2:]], dtype=np.int64))
+        sh = gather_shingles(needed, block_starts, shingle_refs)
+        none = np.empty(0, dtype=np.uint32)
+        for a, b, ra, rb in sorted(near):
+            sim = shingle_jaccard(sh.get(rb, none), sh.get(ra, none))
             if sim >= threshold:
-                for c, v in zip(EDGE_TYPES, (a, others[i], float(sim), "near", rows[own[0]], rows[i])):
-                    out[c].append(v)
+                add((a, b, float(sim), NEAR, ra, rb))
     return _table(out, EDGE_TYPES)
 
 
-def exact_edges(batch):
-    """The exact candidate pairs of a block of pairs, as edges of similarity 1.0."""
-    import pyarrow.compute as pc
-
-    if not _nonempty(batch):
-        return _table({c: [] for c in EDGE_TYPES}, EDGE_TYPES)
-    t = batch.filter(pc.equal(batch.column("kind"), EXACT))
-    cols = {c: t.column(c).to_pylist() for c in PAIR_TYPES}
-    return _table({**cols, "sim": [1.0] * t.num_rows}, EDGE_TYPES)
-
-
-def _count_near(table) -> int:
-    import pyarrow.compute as pc
-
-    return int(pc.sum(pc.not_equal(table.column("kind"), EXACT)).as_py() or 0) if _nonempty(table) else 0
-
-
-def count_near(refs: list) -> int:
-    """Near candidate pairs behind ``refs``: one small task per block, one int back each."""
+def verified_edges(block_refs: list, block_rows: list[int], config: DedupConfig) -> list:
+    """Object refs of the verified edges (stages 1-3), one table per partition."""
     import ray
 
-    task = ray.remote(_count_near).options(num_cpus=0.25)
-    return sum(ray.get([task.remote(r) for r in refs]))
+    num_parts = config.num_partitions
+    keys = ray.remote(keys_block).options(num_returns=2)
+    key_outs = [keys.remote(ref, config.model_dump_json()) for ref in block_refs]
+    pairs = ray.remote(pairs_partition).options(num_returns=num_parts)
+    pair_outs = [pairs.remote(p, num_parts, *(k[0] for k in key_outs)) for p in range(num_parts)]
+    if num_parts == 1:
+        pair_outs = [[ref] for ref in pair_outs]
+    block_starts = np.cumsum([0, *block_rows])[:-1]
+    shingle_refs = [k[1] for k in key_outs]  # inside a list: passed as refs, fetched when needed
+    verify = ray.remote(verify_partition)
+    return [verify.remote(config.threshold, block_starts, shingle_refs, *(po[p] for po in pair_outs))
+            for p in range(num_parts)]
 
 
 # -- 4: connected components -----------------------------------------------------------------
@@ -349,30 +340,46 @@ def sorted_report_rows(chunk_refs: list[list]):
         yield kind, sim, line
 
 
-def dedup_removals(ds, config: DedupConfig) -> list[list] | None:
+# -- the writers' broadcast index (built once per worker process from object refs) ------------
+_CACHE: dict[tuple, object] = {}
+
+
+def _cached(name: str, refs: list, build):
+    """``build(tables)`` over the Arrow tables behind ``refs``, once per worker process."""
+    import ray
+
+    key = (name, tuple(r.hex() for r in refs))
+    if key not in _CACHE:
+        _CACHE.clear()
+        _CACHE[key] = build([t for t in ray.get(list(refs)) if _nonempty(t)])
+    return _CACHE[key]
+
+
+def removed_kinds(refs: list) -> dict[str, str]:
+    """Removed id -> kind ("exact"/"near") over the report rows behind ``refs`` (on the workers)."""
+    def build(tables):
+        out: dict[str, str] = {}
+        for t in tables:
+            for ids, kinds in zip(t.column("removed_ids").to_pylist(), t.column("removed_kinds").to_pylist()):
+                out.update(zip(ids, kinds))
+        return out
+
+    return _cached("removed", refs, build)
+
+
+def dedup_removals(block_refs: list, block_rows: list[int], config: DedupConfig) -> list[list] | None:
     """Report rows (one per kept representative with duplicates; the removed ids and kinds in list
     columns) as ``decide`` returns them: per partition, sorted chunk refs (merge them with
     ``sorted_report_rows``); ``None`` when nothing is a duplicate.
 
-    ``ds`` has ``id``, ``text`` and ``ROW`` columns (``docs_dataset(..., row_numbers=True)``).
+    ``block_refs`` and ``block_rows`` are ``docs_blocks(..., row_numbers=True)``: blocks with ``id``,
+    ``text`` and ``ROW`` columns, and their sizes.
     """
     import ray
 
-    docs = ds.select_columns(["id", "text", ROW])
-    keys = docs.map_batches(bucket_batch, fn_kwargs={"config_json": config.model_dump_json()},
-                            batch_format="pyarrow", batch_size=config.batch_size, zero_copy_batch=True)
-    pairs = _groupby(keys, ["bucket", "kind"], bucket_pairs, config).materialize()
-    if pairs.count() == 0:
-        return None
-    pair_refs = arrow_refs(pairs)  # the materialized pairs' own blocks: no job to read them
-    edges = pairs.map_batches(exact_edges, batch_format="pyarrow")
-    if count_near(pair_refs):
-        probes = docs.map_batches(probe_rows, fn_kwargs={"pair_refs": pair_refs, "ngram": config.ngram},
-                                  batch_format="pyarrow", batch_size=config.batch_size)
-        edges = edges.union(_groupby(probes, "key", verify, config, threshold=config.threshold))
-    edges = edges.materialize()
-    if edges.count() == 0:
-        return None
-    edge_refs = arrow_refs(edges)
-    parent_refs = [ray.put(component_parents(edge_refs, ds.count()))]
-    return decide(edge_refs, parent_refs, config)
+    edge_refs = verified_edges(block_refs, block_rows, config)
+    num_rows = sum(block_rows)
+    parent = component_parents(edge_refs, num_rows)
+    if np.array_equal(parent, np.arange(num_rows)):
+        return None  # no edge: every edge joins two different documents
+    return decide(edge_refs, [ray.put(parent)], config)

@@ -17,7 +17,6 @@ import xxhash
 _MERSENNE = np.uint64((1 << 61) - 1)
 _MASK32 = np.uint64(0xFFFFFFFF)
 _WORD_RE = re.compile(r"\w+")
-_SPACE_RE = re.compile(r"\s+")
 _MULT = np.uint64(0x9E3779B97F4A7C15)  # odd 64-bit multiplier for the polynomial n-gram hash
 EMPTY_SIGNATURE_SENTINEL = 0xFFFFFFFF
 _SHIFT61 = np.uint64(61)
@@ -38,7 +37,9 @@ def _word_hashes(words: list[str]) -> np.ndarray:
 
 def normalize_for_exact(text: str) -> str:
     """What 'the same text' means for exact dedup: NFKC, case-folded, whitespace collapsed."""
-    return _SPACE_RE.sub(" ", unicodedata.normalize("NFKC", text).casefold()).strip()
+    # str.split() splits at exactly the characters regex \s matches (str.isspace) and drops the ends:
+    # the same as collapsing \s+ and stripping, at a fraction of the regex's cost (a sixth of dedup's keys).
+    return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
 
 
 def exact_key(text: str) -> int:

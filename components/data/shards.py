@@ -38,23 +38,23 @@ def _read_blocks(path: str, columns: list[str], rows_per_block: int, first_index
     return tuple(blocks) if len(blocks) > 1 else blocks[0]
 
 
-def docs_dataset(docs: Docs, rows_per_block: int, columns: Iterable[str] = Docs.COLUMNS, row_numbers: bool = False):
-    """A Ray Dataset of a docs artifact in blocks of ``rows_per_block`` rows (one task each), plus ``BLOCK``.
+def docs_blocks(docs: Docs, rows_per_block: int, columns: Iterable[str] = Docs.COLUMNS,
+                row_numbers: bool = False) -> tuple[list, list[int]]:
+    """Object refs of a docs artifact's blocks of ``rows_per_block`` rows (each with ``BLOCK``, and
+    ``ROW`` with ``row_numbers``) and each block's number of rows, in artifact order.
 
     One Ray task per shard reads it and returns its blocks straight into the object store; the
     driver reads only the row counts, so its memory does not grow with the corpus. The tasks run
     on the driver's node: an artifact lives on the driver's disk, which other nodes' workers may
-    not see. (This also skips ``read_parquet``'s file listing, ~10 s on 2 cores.) ``row_numbers`` adds
-    ``ROW``: 0..N-1 over the artifact in shard order, the same for any number of workers.
+    not see. ``ROW`` numbers the documents 0..N-1 in shard order, the same for any number of workers.
     """
     import pyarrow.parquet as pq
     import ray
-    import ray.data
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
     read = ray.remote(_read_blocks)
-    refs, index, first_row = [], 0, 0
+    refs, block_rows, index, first_row = [], [], 0, 0
     for path in docs.shards:
         num_rows = pq.ParquetFile(path).metadata.num_rows
         if num_rows == 0 and (refs or path != docs.shards[-1]):
@@ -63,9 +63,19 @@ def docs_dataset(docs: Docs, rows_per_block: int, columns: Iterable[str] = Docs.
         out = read.options(num_returns=n, scheduling_strategy=here).remote(str(path), list(columns), rows_per_block,
                                                                          index, first_row if row_numbers else None)
         refs.extend(out if n > 1 else [out])
+        block_rows.extend(min(rows_per_block, num_rows - k * rows_per_block) for k in range(n))
         index += n
         first_row += num_rows
-    return ray.data.from_arrow_refs(refs)
+    return refs, block_rows
+
+
+def docs_dataset(docs: Docs, rows_per_block: int, columns: Iterable[str] = Docs.COLUMNS, row_numbers: bool = False):
+    """A Ray Dataset of a docs artifact in blocks of ``rows_per_block`` rows (one task each), plus ``BLOCK``
+    (and ``ROW`` with ``row_numbers``): the blocks of ``docs_blocks``. (Reading them this way also
+    skips ``read_parquet``'s file listing, ~10 s on 2 cores.)"""
+    import ray.data
+
+    return ray.data.from_arrow_refs(docs_blocks(docs, rows_per_block, columns, row_numbers)[0])
 
 
 def block_of(batch) -> int:

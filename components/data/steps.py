@@ -14,7 +14,12 @@ from components.data.accounting import Accounting
 from components.data.config import CleanConfig, CorpusConfig, DedupConfig
 from components.data.filters.pii import PIIScrubber
 from components.data.scrub import DocScrubber
-from components.data.shards import docs_dataset, ensure_nonempty, ordered_execution
+from components.data.shards import (
+    docs_blocks,
+    docs_dataset,
+    ensure_nonempty,
+    ordered_execution,
+)
 from flows.engine.registry import step_kind
 
 
@@ -163,20 +168,25 @@ def dedup_block(batch, chunk_refs: list | None, out_dir: str, samples_per_reason
 
 
 @step_kind("data.dedup", inputs=("docs",), num_cpus=0, passes_traits_from=("docs",),
-           description="Exact + MinHash LSH near-duplicate removal on Ray Data: candidates verified by exact "
+           description="Exact + MinHash LSH near-duplicate removal on Ray tasks: candidates verified by exact "
                        "shingle Jaccard, components by union-find over document numbers, every removed document a verified "
                        "duplicate of a kept one; workers write the shards; clusters.jsonl lists every cluster "
                        "with each duplicate's similarity to its survivor.")
 def run_dedup(ctx, config: DedupConfig) -> dict[str, float]:
+    import ray.data
+
     from components.data.dedup_ray import dedup_removals, sorted_report_rows
 
     docs = Docs.of(ctx)
     started = time.perf_counter()
     acc = Accounting("data.dedup")
     with ordered_execution(config.shuffle_strategy):
-        ds = docs_dataset(docs, config.batch_size, row_numbers=True)
-        num_blocks = ds.num_blocks()
-        clusters = dedup_removals(ds, config)  # per partition, refs of its sorted report-row chunks
+        block_refs, block_rows = docs_blocks(docs, config.batch_size, row_numbers=True)
+        clusters = dedup_removals(block_refs, block_rows, config)  # per partition, refs of its sorted report-row chunks
+        # The writers map the same blocks (read once). Made after dedup: from_arrow_refs waits for every
+        # block's metadata, so made first it would hold the keys tasks back until all reads finished.
+        ds = ray.data.from_arrow_refs(block_refs)
+        num_blocks = len(block_refs)
         refs = [r for part in clusters for r in part] if clusters is not None else None
         summaries = ds.map_batches(
             dedup_block, fn_kwargs={"chunk_refs": refs, "out_dir": str(ctx.output),

@@ -201,29 +201,99 @@ def test_signature_uses_the_mersenne_modulus_exactly():
     assert h.signature(x).tolist() == expected
 
 
-def test_broadcast_indexes_skip_empty_partitions(monkeypatch):
-    """Empty shuffle partitions can arrive as tables without columns; the broadcast indexes ignore them."""
+def _group_docs(seed: int) -> list[dict]:
+    """Chained near-duplicates and exact copies in groups, as in the threshold test above."""
+    rng = random.Random(seed)
+    docs = []
+    for g in range(12):
+        words = [f"w{rng.randrange(50_000)}" for _ in range(120)]
+        docs.append({"id": f"g{g:02d}", "text": " ".join(words)})
+        for v in range(g % 4 + 1):
+            words = _mutate(words, rng.choice([1, 2, 3]), rng, f"g{g}v{v}x")
+            docs.append({"id": f"g{g:02d}v{v}", "text": " ".join(words)})
+        docs.append({"id": f"g{g:02d}copy", "text": docs[-1]["text"]})
+    return docs
+
+
+class _Store:
+    """Stands in for Ray's object store in tests: refs with ``hex`` and a ``ray.get`` over them."""
+
+    def __init__(self, monkeypatch):
+        import ray
+
+        self.objects = {}
+        monkeypatch.setattr(ray, "get", lambda r: [self.objects[x.key] for x in r] if isinstance(r, list)
+                            else self.objects[r.key])
+
+    def put(self, value):
+        store = self
+
+        class Ref:
+            key = str(len(store.objects))
+
+            def hex(self):
+                return self.key
+
+        store.objects[Ref.key] = value
+        return Ref()
+
+
+@pytest.mark.parametrize("num_parts", [1, 3])
+def test_task_stages_give_the_python_api_edges_and_clusters(monkeypatch, num_parts):
+    """Keys, pairs and verification as the Ray tasks run them (blocks of uneven size, an empty
+    partition as a table without columns), then the decisions: the plain-Python clusters, and every
+    edge is exact (similarity 1.0) or a verified Jaccard >= the threshold."""
     import pyarrow as pa
-    import ray
+
+    import components.data.dedup_ray as dr
+    from components.data.config import DedupConfig
+    from components.data.shards import ROW
+
+    store = _Store(monkeypatch)
+    docs = _group_docs(11)
+    config = DedupConfig(num_partitions=num_parts)
+    sizes = [5, 17, 1, len(docs) - 23]
+    blocks, start = [], 0
+    for n in sizes:
+        part = docs[start: start + n]
+        blocks.append(pa.table({"id": [d["id"] for d in part], "text": [d["text"] for d in part],
+                                ROW: pa.array(range(start, start + n), pa.int64())}))
+        start += n
+    key_outs = [dr.keys_block(b, config.model_dump_json()) for b in blocks]
+    pair_outs = [dr.pairs_partition(p, num_parts, pa.table({}), *(k[0] for k in key_outs)) for p in range(num_parts)]
+    pair_outs = [[po] if num_parts == 1 else po for po in pair_outs]
+    shingle_refs = [store.put(k[1]) for k in key_outs]
+    block_starts = np.cumsum([0, *sizes])[:-1]
+    edges = [dr.verify_partition(config.threshold, block_starts, shingle_refs, *(po[p] for po in pair_outs))
+             for p in range(num_parts)]
+    texts = {d["id"]: d["text"] for d in docs}
+    seen = set()
+    for t in edges:
+        for a, b, sim, kind, ra, rb in zip(*(t.column(c).to_pylist() for c in dr.EDGE_TYPES)):
+            assert (a, b) not in seen and docs[ra]["id"] == a and docs[rb]["id"] == b
+            seen.add((a, b))
+            exact_sim = shingle_jaccard(shingles(texts[a], 5), shingles(texts[b], 5))
+            assert (kind, sim) == ("exact", 1.0) or (kind == "near" and sim == exact_sim >= 0.8)
+    assert any(k == "near" for t in edges for k in t.column("kind").to_pylist())
+    edge_refs = [store.put(t) for t in edges]
+    parent = dr.component_parents(edge_refs, len(docs))
+    chunks = [[store.put(t) for t in dr.decide_partition(edge_refs, [store.put(parent)], p, num_parts, 2)]
+              for p in range(num_parts)]
+    assert [line for _, _, line in dr.sorted_report_rows(chunks)] == \
+        [json.dumps(c.to_dict()) for c in find_duplicate_clusters(docs)]
+
+
+def test_removed_index_skips_empty_partitions(monkeypatch):
+    """Empty partitions can arrive as tables without columns; the writers' removed index ignores them."""
+    import pyarrow as pa
 
     import components.data.dedup_ray as dr
 
-    class Ref:
-        def __init__(self, key):
-            self.key = key
-
-        def hex(self):
-            return self.key
-
-    tables = {"pairs": pa.table({"a": ["x", "y", "x"], "b": ["y", "z", "z"], "kind": ["near", "near", "exact"]}),
-              "empty": pa.table({}),
-              "clusters": pa.table({"removed_ids": [["x", "v"]], "removed_kinds": [["near", "exact"]]})}
-    monkeypatch.setattr(ray, "get", lambda refs: [tables[r.key] for r in refs])
+    store = _Store(monkeypatch)
     monkeypatch.setattr(dr, "_CACHE", {})
-    # (x, z) is also an exact pair: an edge without verification, so not in the near index
-    assert dr.near_pair_index([Ref("pairs"), Ref("empty")]) == ({"x", "y"}, {"y": ["x"], "z": ["y"]})
-    assert dr.removed_kinds([Ref("clusters"), Ref("empty")]) == {"x": "near", "v": "exact"}
-    assert dr._count_near(tables["empty"]) == 0 and dr._count_near(tables["pairs"]) == 2
+    refs = [store.put(pa.table({"removed_ids": [["x", "v"]], "removed_kinds": [["near", "exact"]]})),
+            store.put(pa.table({}))]
+    assert dr.removed_kinds(refs) == {"x": "near", "v": "exact"}
 
 
 def test_array_union_find_roots_are_component_minima_in_any_edge_order():
@@ -250,42 +320,40 @@ def test_array_union_find_roots_are_component_minima_in_any_edge_order():
 def test_partitioned_decisions_merge_into_the_python_api_clusters(monkeypatch):
     """Edges split over blocks and decided in 1 or 3 partitions give the plain-Python clusters, in order."""
     import pyarrow as pa
-    import ray
 
     import components.data.dedup_ray as dr
 
-    rng = random.Random(11)
-    docs = []
-    for g in range(12):  # chained near-duplicates and exact copies, as in the threshold test above
-        words = [f"w{rng.randrange(50_000)}" for _ in range(120)]
-        docs.append({"id": f"g{g:02d}", "text": " ".join(words)})
-        for v in range(g % 4 + 1):
-            words = _mutate(words, rng.choice([1, 2, 3]), rng, f"g{g}v{v}x")
-            docs.append({"id": f"g{g:02d}v{v}", "text": " ".join(words)})
-        docs.append({"id": f"g{g:02d}copy", "text": docs[-1]["text"]})
+    docs = _group_docs(11)
     expected = [json.dumps(c.to_dict()) for c in find_duplicate_clusters(docs)]
     row = {d["id"]: i for i, d in enumerate(docs)}
     edges = []
     for c in find_duplicate_clusters(docs):  # the verified edges, as the Ray stages produce them
         for d in c.duplicates:
             edges.append((c.survivor, d, c.similarity[d], "exact" if c.similarity[d] == 1.0 else "near"))
-    objects = {}
-
-    class Ref:
-        def __init__(self, value):
-            self.key = str(len(objects))
-            objects[self.key] = value
-
-        def hex(self):
-            return self.key
-
-    monkeypatch.setattr(ray, "get", lambda r: [objects[x.key] for x in r] if isinstance(r, list) else objects[r.key])
-    blocks = [Ref(pa.table({"a": [e[0] for e in chunk], "b": [e[1] for e in chunk], "sim": [e[2] for e in chunk],
-                            "kind": [e[3] for e in chunk], "ra": [row[e[0]] for e in chunk],
-                            "rb": [row[e[1]] for e in chunk]})) for chunk in (edges[::2], edges[1::2])]
-    blocks.append(Ref(pa.table({})))
+    store = _Store(monkeypatch)
+    blocks = [store.put(pa.table({"a": [e[0] for e in chunk], "b": [e[1] for e in chunk],
+                                  "sim": [e[2] for e in chunk], "kind": [e[3] for e in chunk],
+                                  "ra": [row[e[0]] for e in chunk], "rb": [row[e[1]] for e in chunk]}))
+              for chunk in (edges[::2], edges[1::2])]
+    blocks.append(store.put(pa.table({})))
     parent = dr.component_parents(blocks, len(docs))
     for parts in (1, 3):
-        chunks = [[Ref(t) for t in dr.decide_partition(blocks, [Ref(parent)], p, parts, chunk_rows=2)]
+        chunks = [[store.put(t) for t in dr.decide_partition(blocks, [store.put(parent)], p, parts, chunk_rows=2)]
                   for p in range(parts)]
         assert [line for _, _, line in dr.sorted_report_rows(chunks)] == expected
+
+
+def test_exact_normalisation_collapses_every_unicode_space_like_the_regex():
+    """normalize_for_exact splits with str.split(): the same as collapsing regex \\s+ and stripping."""
+    import sys
+    import unicodedata
+
+    from components.data.minhash import normalize_for_exact
+
+    spaces = "".join(chr(c) for c in range(sys.maxunicode + 1) if re.fullmatch(r"\s", chr(c)))
+    assert spaces == "".join(chr(c) for c in range(sys.maxunicode + 1) if chr(c).isspace())
+    rng = random.Random(3)
+    for _ in range(2000):
+        text = "".join(rng.choice(spaces + "aB ÉﬁX") for _ in range(rng.randrange(30)))
+        folded = unicodedata.normalize("NFKC", text).casefold()
+        assert normalize_for_exact(text) == re.sub(r"\s+", " ", folded).strip()
