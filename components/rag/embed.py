@@ -39,7 +39,8 @@ def embed_dtype(device: str) -> str:
 class Embedder:
     """Unit-norm sentence embeddings (cosine = dot product). Also a Ray Data ``map_batches`` class."""
 
-    def __init__(self, device: str | None = None, batch_size: int = 32):
+    def __init__(self, device: str | None = None, batch_size: int = 32, dtype: str | None = None):
+        """``dtype`` "fp32" | "bf16"; None: ``embed_dtype(device)``."""
         import torch
         from sentence_transformers import SentenceTransformer
 
@@ -48,7 +49,9 @@ class Embedder:
         # A Ray actor without a GPU sees none, so this is "cpu" unless the caller reserved one.
         device = device or ("cuda" if use_gpu() else "cpu")
         self.model = SentenceTransformer(model_dir(), device=device)
-        self.dtype = embed_dtype(device)
+        if dtype not in (None, "fp32", "bf16"):
+            raise ValueError(f"Embedder dtype={dtype!r}: use fp32, bf16, or None (decided by embed_dtype)")
+        self.dtype = dtype or embed_dtype(device)
         if self.dtype == "bf16":
             self.model.to(torch.bfloat16)
         self.batch_size = batch_size

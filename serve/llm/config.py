@@ -140,6 +140,11 @@ class LLMServeConfig(Config):
         names = [self.served_model_name] + [a.name for a in self.adapters]
         if len(set(names)) != len(names):
             raise ValueError(f"model names must be unique, got {names}: rename the adapter(s)")
+        own = {a[2:] for a in self._typed_args(self.model or "MODEL") if a.startswith("--")}
+        twice = sorted(k for k in self.engine_kwargs if k.replace("_", "-") in own)
+        if twice:
+            raise ValueError(f"engine_kwargs {twice} set flags that typed fields already write: set "
+                             f"llm.{twice[0].replace('-', '_')} (or its field) instead")
         if self.max_ongoing_requests is not None and self.max_ongoing_requests <= self.admission_limit():
             raise ValueError(
                 f"max_ongoing_requests={self.max_ongoing_requests} must exceed the admission limit "
@@ -180,7 +185,18 @@ class LLMServeConfig(Config):
 
     def vllm_cli_args(self) -> list[str]:
         """The `vllm serve` arguments for this engine (also used by the bare-vLLM baseline)."""
-        args = [self.require_model(), "--served-model-name", self.served_model_name,
+        args = self._typed_args(self.require_model())
+        for key, value in self.engine_kwargs.items():
+            flag = "--" + key.replace("_", "-")
+            if value is True:
+                args.append(flag)
+            elif value is not False:
+                args += [flag, str(value)]
+        return args
+
+    def _typed_args(self, model: str) -> list[str]:
+        """The `vllm serve` arguments the typed fields write (engine_kwargs come after them)."""
+        args = [model, "--served-model-name", self.served_model_name,
                 "--max-model-len", str(self.max_model_len), "--max-num-seqs", str(self.max_num_seqs),
                 "--dtype", self.dtype, "--gpu-memory-utilization", str(self.gpu_memory_utilization),
                 "--seed", str(self.seed), "--stream-interval", str(self.stream_interval)]
@@ -192,12 +208,6 @@ class LLMServeConfig(Config):
         spec = self.speculative.to_vllm()
         if spec is not None:
             args += ["--speculative-config", json.dumps(spec)]
-        for key, value in self.engine_kwargs.items():
-            flag = "--" + key.replace("_", "-")
-            if value is True:
-                args.append(flag)
-            elif value is not False:
-                args += [flag, str(value)]
         return args
 
 

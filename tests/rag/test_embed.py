@@ -29,6 +29,13 @@ def test_auto_is_fp32_off_cpu_and_follows_the_cpu(monkeypatch):
     assert embed_dtype("cpu") == ("bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32")
 
 
+def test_an_explicit_dtype_wins_over_the_environment_and_a_wrong_one_is_refused(monkeypatch):
+    monkeypatch.setenv(DTYPE_ENV, "bf16")
+    assert Embedder(dtype="fp32").dtype == "fp32"
+    with pytest.raises(ValueError, match="dtype='fp16'"):
+        Embedder(dtype="fp16")
+
+
 def test_bf16_vectors_are_unit_float32_and_match_fp32(monkeypatch):
     monkeypatch.setenv(DTYPE_ENV, "fp32")
     full = Embedder().embed(TEXTS)

@@ -46,6 +46,11 @@ def test_vllm_cli_args_carry_model_adapters_spec_and_extras():
     # several tokens per streamed chunk: each chunk is a message through Serve's proxy and the replica
     assert args[args.index("--stream-interval") + 1] == "4"
     assert LLMServeConfig(model="/m", stream_interval=1).vllm_cli_args().count("--stream-interval") == 1
+    # a flag a typed field writes cannot come twice through engine_kwargs
+    with pytest.raises(ValueError, match=r"engine_kwargs \['stream_interval'\].*llm.stream_interval"):
+        LLMServeConfig(model="/m", engine_kwargs={"stream_interval": 8})
+    with pytest.raises(ValueError, match="llm.max_model_len"):
+        LLMServeConfig(model="/m", engine_kwargs={"max-model-len": 64})
 
 
 def test_config_errors_name_the_fix(monkeypatch):
