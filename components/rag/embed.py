@@ -26,14 +26,20 @@ def embed_dtype(device: str) -> str:
     (benchmarks/RESULTS.md, RAG); "fp32" elsewhere. ``LLMFLOW_EMBED_DTYPE=fp32|bf16`` decides instead."""
     import os
 
-    import torch
-
     forced = os.environ.get(DTYPE_ENV, "auto")
     if forced not in ("auto", "fp32", "bf16"):
         raise ValueError(f"{DTYPE_ENV}={forced!r}: use fp32, bf16, or unset it (auto)")
     if forced != "auto":
         return forced
-    return "bf16" if device == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
+    return "bf16" if device == "cpu" and native_bf16_cpu() else "fp32"
+
+
+def native_bf16_cpu() -> bool:
+    """AVX512-BF16 or AMX. Not oneDNN's own check (``torch.ops.mkldnn._is_mkldnn_bf16_supported``): that
+    says yes on any AVX512BW CPU, where bf16 is emulated and slower than fp32."""
+    import torch
+
+    return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
 
 
 class Embedder:

@@ -31,10 +31,13 @@ def diamond():
 # Smallest sizes that still show each stage working. The stack gets its own local Ray head (the
 # one `llmflow run` starts for serving) with Serve on its own port, beside the test session's cluster.
 E2E_HTTP_PORT = 18600  # unused by any other test server (18000-18500 are taken)
+# At these sizes only rag_eval's effect shows (the others are flagged "no effect", which the tests check);
+# every step still runs its real engine (FSDP2 on 2 workers, vLLM rollouts, the spec-decoding app).
 E2E_SMALLEST = [
-    "steps.pretrain.config.num_steps=20", "steps.pretrain.config.eval_every=20",
-    "steps.pretrain.config.checkpoint_every=20", "steps.pretrain.config.micro_batch_size=4",
-    "steps.draft.config.num_steps=20", "steps.sft.config.num_steps=8", "steps.grpo.config.num_steps=2",
+    "steps.pretrain.config.num_steps=10", "steps.pretrain.config.eval_every=10",
+    "steps.pretrain.config.checkpoint_every=10", "steps.pretrain.config.micro_batch_size=2",
+    "steps.draft.config.num_steps=10", "steps.sft.config.num_steps=4", "steps.sft.config.batch_size=4",
+    "steps.grpo.config.num_steps=2", "steps.grpo.config.prompts_per_step=2", "steps.grpo.config.group_size=2",
     "steps.evaluate.config.max_questions=4", "steps.index.config.max_docs=20", "steps.rag_eval.config.num_queries=10",
     f"steps.serve.config.app.http_port={E2E_HTTP_PORT}",
 ]

@@ -22,8 +22,8 @@ pytestmark = pytest.mark.integration
 # Every stage measures an effect against its own baseline.
 EFFECTS = {"pretrain": "val_loss", "sft": "response_loss", "grpo": "reward", "draft": "acceptance_rate",
            "rag_eval": "hybrid_recall_at_1", "evaluate": "rag_f1"}
-# The stages whose effect shows even at the test's size (E2E_SMALLEST: 20 pretraining steps, 2 GRPO
-# steps, a 20-step draft of a target that still repeats itself), with the smallest gain accepted. The others learn too little at this size to clear their
+# The stages whose effect shows even at the test's size (E2E_SMALLEST: 10 pretraining steps, 2 GRPO
+# steps, a 10-step draft of a target that still repeats itself), with the smallest gain accepted. The others learn too little at this size to clear their
 # margins; for them the test checks that the flow said so (the recipe's full-size effects are in
 # benchmarks/RESULTS.md, "The main job's effects").
 MARGINS = {"rag_eval": 0.3}
@@ -79,9 +79,9 @@ def test_router_answers_hand_written_questions_from_cited_sources(e2e_stack):
     docs = {r["id"]: r["text"] for r in Docs.read(Path(steps["corpus"]["uri"])).rows()}
     client = OpenAI(base_url=e2e_stack["rag"].url, api_key=e2e_stack["api_key"], max_retries=1, timeout=120)
     questions = [q for q in load_labelled_questions(labelled_questions_path("builtin")) if q.doc_ids[0] in docs]
-    assert len(questions) >= 10
+    assert len(questions) >= 8
     rows = []
-    for q in questions[:12]:
+    for q in questions[:8]:  # each answer takes ~3 s on 2 cores; the slow tier asks 36 (test_e2e_router_questions)
         r = client.chat.completions.create(model="llmflow-rag", max_tokens=64,
                                            messages=[{"role": "user", "content": q.question}])
         answer, rag = r.choices[0].message.content or "", r.model_extra["rag"]

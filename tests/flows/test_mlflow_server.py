@@ -34,6 +34,7 @@ def test_unreachable_server_fails_fast(diamond, tmp_path):
     assert time.time() - t0 < 15
 
 
+@pytest.mark.slow  # ~80 s; the spool-and-replay logic is covered in CI by tests/flows/test_tracking.py
 def test_server_lost_mid_run_loses_no_metric(diamond, tmp_path, ray_local):
     port = 18501
     server_dir = tmp_path / "server"

@@ -26,7 +26,14 @@ def test_auto_is_fp32_off_cpu_and_follows_the_cpu(monkeypatch):
 
     monkeypatch.delenv(DTYPE_ENV, raising=False)
     assert embed_dtype("cuda") == "fp32"
-    assert embed_dtype("cpu") == ("bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32")
+    assert embed_dtype("cpu") == ("bf16" if torch.cpu._is_avx512_bf16_supported() else "fp32")  # no AMX here
+    # AVX512 without its BF16 extension (Skylake/Cascade Lake): oneDNN emulates bf16, slower than fp32
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: True, raising=False)
+    assert embed_dtype("cpu") == "fp32"
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)
+    assert embed_dtype("cpu") == "bf16"
 
 
 def test_an_explicit_dtype_wins_over_the_environment_and_a_wrong_one_is_refused(monkeypatch):

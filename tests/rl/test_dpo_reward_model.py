@@ -21,6 +21,7 @@ def test_dpo_with_its_default_config_trains_on_the_online_feedback_export(tmp_pa
     assert (tmp_path / "adapter" / "adapter_config.json").exists()
 
 
+@pytest.mark.slow  # ~35 s; DPO on Ray Train stays in CI through the default-config test above
 def test_dpo_on_two_ray_train_workers_raises_chosen_over_rejected_margin(tmp_path, ray_local, trained_lm_dir, prefs_dir):
     from components.rl.config import DPOConfig
     from components.rl.steps import run_dpo

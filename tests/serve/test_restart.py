@@ -28,6 +28,7 @@ def _engine_pids_of_replica() -> set[int]:
     return pids
 
 
+@pytest.mark.slow  # ~75 s; CI kills a Serve replica with its node in tests/cluster/test_serve_node_loss.py
 def test_killed_replica_restarts_and_serves(llm_app, client):
     import psutil
     import ray

@@ -70,28 +70,44 @@ def online_dir(tmp_path_factory):
     return tmp_path_factory.mktemp("router_online")
 
 
-@pytest.fixture(scope="module")
-def router_url(serve_base, rag_index_dir):
-    config = RouterConfig(index_dir=str(rag_index_dir), relevance_threshold=0.35, fallback="refuse",
-                          num_replicas=2, num_cpus=0.5)
-    os.environ[KEY_ENV] = KEY  # build_router forwards the caller's value to the replicas
-    serve.run(build_router(config, EchoLLM.bind(), api_key_env=KEY_ENV), name="rag-router-test", route_prefix=PREFIX)
-    yield f"{serve_base}{PREFIX}"
-    serve.delete("rag-router-test")
-
-
-@pytest.fixture(scope="module")
-def feedback_router_url(serve_base, rag_index_dir, online_dir):
-    """One replica with the online loop: a request's feedback must reach the replica that answered it."""
+def _router_apps(rag_index_dir, online_dir) -> dict:
+    """name -> (route prefix, bound app) of the three routers this module talks to."""
     from serve.online_eval.config import OnlineEvalConfig
 
+    os.environ[KEY_ENV] = KEY  # build_router forwards the caller's value to the replicas
+    plain = RouterConfig(index_dir=str(rag_index_dir), relevance_threshold=0.35, fallback="refuse",
+                         num_replicas=2, num_cpus=0.5)
+    # One replica with the online loop: a request's feedback must reach the replica that answered it.
     online = OnlineEvalConfig(tracking_uri=sqlite_uri(online_dir), embed_queries=False,
                               sample_rate=1.0, judge_rate=0.0, feedback_path=str(online_dir / "feedback.jsonl"))
-    config = RouterConfig(index_dir=str(rag_index_dir), num_cpus=0.5, online_eval=online)
-    os.environ[KEY_ENV] = KEY
-    serve.run(build_router(config, EchoLLM.bind(), api_key_env=KEY_ENV), name="rag-router-fb", route_prefix="/ragfb")
-    yield f"{serve_base}/ragfb"
-    serve.delete("rag-router-fb")
+    feedback = RouterConfig(index_dir=str(rag_index_dir), num_cpus=0.5, online_eval=online)
+    busy = RouterConfig(index_dir=str(rag_index_dir), fallback="generate", num_cpus=0.5, max_inflight=4)
+    return {"rag-router-test": (PREFIX, build_router(plain, EchoLLM.bind(), api_key_env=KEY_ENV)),
+            "rag-router-fb": ("/ragfb", build_router(feedback, EchoLLM.bind(), api_key_env=KEY_ENV)),
+            "rag-router-busy": ("/ragbusy", build_router(busy, SlowLLM.bind(), api_key_env=KEY_ENV))}
+
+
+@pytest.fixture(scope="module")
+def routers(serve_base, rag_index_dir, online_dir):
+    """The three routers, started together (one `serve.run_many`): their replicas' start-up (imports, the
+    embedder) overlaps instead of costing ~40 s each in turn."""
+    from ray.serve.api import RunTarget
+
+    apps = _router_apps(rag_index_dir, online_dir)
+    serve.run_many([RunTarget(target=app, name=name, route_prefix=prefix) for name, (prefix, app) in apps.items()])
+    yield {name: f"{serve_base}{prefix}" for name, (prefix, _) in apps.items()}
+    for name in apps:
+        serve.delete(name)
+
+
+@pytest.fixture(scope="module")
+def router_url(routers):
+    return routers["rag-router-test"]
+
+
+@pytest.fixture(scope="module")
+def feedback_router_url(routers):
+    return routers["rag-router-fb"]
 
 
 def chat(url, content, headers=AUTH, **kw):
@@ -221,13 +237,8 @@ class SlowLLM:
 
 
 @pytest.fixture(scope="module")
-def busy_router_url(serve_base, rag_index_dir):
-    config = RouterConfig(index_dir=str(rag_index_dir), fallback="generate", num_cpus=0.5, max_inflight=4)
-    os.environ[KEY_ENV] = KEY
-    serve.run(build_router(config, SlowLLM.bind(), api_key_env=KEY_ENV), name="rag-router-busy",
-              route_prefix="/ragbusy")
-    yield f"{serve_base}/ragbusy"
-    serve.delete("rag-router-busy")
+def busy_router_url(routers):
+    return routers["rag-router-busy"]
 
 
 def test_overload_is_429_with_retry_after_streaming_or_not_and_recovers(busy_router_url):

@@ -26,9 +26,8 @@ QUESTIONS = ["What does the assert statement do?", "How does a while loop end?",
              "What is a lambda?"]
 
 
-def start_router(llm_app, rag_index_dir, tiny_model_dir, online_dir, name: str, arms: dict) -> str:
+def router_app(llm_app, rag_index_dir, tiny_model_dir, online_dir, arms: dict):
     from ray import serve
-    from ray.serve.context import _get_global_client
 
     from components.eval.config import JudgeConfig
     from serve.online_eval.config import OnlineEvalConfig
@@ -45,8 +44,28 @@ def start_router(llm_app, rag_index_dir, tiny_model_dir, online_dir, name: str, 
                           tokenizer=str(tiny_model_dir), max_model_len=512, default_max_tokens=16, num_cpus=0.25,
                           online_eval=online)
     handle = serve.get_deployment_handle(llm_app["deployment"], app_name=llm_app["app_name"])
-    serve.run(build_router(config, handle, api_key_env=API_KEY_ENV), name=name, route_prefix=f"/{name}")
-    return f"http://127.0.0.1:{_get_global_client().http_config.port}/{name}"
+    return build_router(config, handle, api_key_env=API_KEY_ENV)
+
+
+ARMS = {"ragshadow": {"mode": "shadow", "candidate_share": 1.0, "candidate_model": "tiny-sft"},
+        "ragab": {"mode": "ab", "candidate_share": 0.5, "candidate_model": "tiny-sft"}}
+
+
+@pytest.fixture(scope="module")
+def arm_routers(llm_app, rag_index_dir, tiny_model_dir, tmp_path_factory):
+    """name -> (url, its online store's folder): the shadow and the A/B router, started together (one
+    `serve.run_many`, so their replicas' start-up overlaps)."""
+    from ray import serve
+    from ray.serve.api import RunTarget
+    from ray.serve.context import _get_global_client
+
+    dirs = {name: tmp_path_factory.mktemp(name) for name in ARMS}
+    serve.run_many([RunTarget(target=router_app(llm_app, rag_index_dir, tiny_model_dir, dirs[name], arms),
+                              name=name, route_prefix=f"/{name}") for name, arms in ARMS.items()])
+    port = _get_global_client().http_config.port
+    yield {name: (f"http://127.0.0.1:{port}/{name}", dirs[name]) for name in ARMS}
+    for name in ARMS:
+        serve.delete(name)
 
 
 def ask(url: str, question: str, user: str, stream: bool = False) -> dict:
@@ -76,68 +95,55 @@ def wait_for(fn, timeout_s: float = 120.0):
     raise AssertionError("timed out waiting for the online loop")
 
 
-def test_shadow_judges_the_candidate_on_the_champions_trace(llm_app, rag_index_dir, tiny_model_dir, tmp_path):
-    from ray import serve
+def test_shadow_judges_the_candidate_on_the_champions_trace(arm_routers):
+    url, tmp_path = arm_routers["ragshadow"]
+    answers = [ask(url, q, user=f"u{i}", stream=i % 2 == 1) for i, q in enumerate(QUESTIONS)]
+    assert all(a["rag"]["arm"] == "primary" for a in answers)  # users only ever see the champion
+    ids = {a["id"] for a in answers}
 
-    url = start_router(llm_app, rag_index_dir, tiny_model_dir, tmp_path, "ragshadow",
-                       {"mode": "shadow", "candidate_share": 1.0, "candidate_model": "tiny-sft"})
-    try:
-        answers = [ask(url, q, user=f"u{i}", stream=i % 2 == 1) for i, q in enumerate(QUESTIONS)]
-        assert all(a["rag"]["arm"] == "primary" for a in answers)  # users only ever see the champion
-        ids = {a["id"] for a in answers}
+    def judged():
+        traces = traces_by_request(sqlite_uri(tmp_path))
+        mine = [traces[i] for i in ids if i in traces]
+        done = [t for t in mine if any(a.name == "shadow_pairwise" for a in t.info.assessments)]
+        return done if len(done) == len(ids) else None
 
-        def judged():
-            traces = traces_by_request(sqlite_uri(tmp_path))
-            mine = [traces[i] for i in ids if i in traces]
-            done = [t for t in mine if any(a.name == "shadow_pairwise" for a in t.info.assessments)]
-            return done if len(done) == len(ids) else None
-
-        for trace in wait_for(judged):
-            assert trace.info.tags["arm"] == "primary"
-            [verdict] = [a for a in trace.info.assessments if a.name == "shadow_pairwise"]
-            assert verdict.feedback.value in ("a", "b", "tie") and verdict.source.source_type == "LLM_JUDGE"
-            assert verdict.rationale.startswith("orders=")  # both orders asked: A/B/T each
-            assert trace.info.tags["shadow.response_preview"] is not None
-        metrics = httpx.get(f"{url}/online/metrics", headers=AUTH, timeout=30).json()["arms"]
-        assert metrics["shadow"]["shadow_judged"] == len(ids)
-        assert 0 <= metrics["shadow"]["shadow_candidate_score_ci_low"] <= metrics["shadow"]["shadow_candidate_score"]
-    finally:
-        serve.delete("ragshadow")
+    for trace in wait_for(judged):
+        assert trace.info.tags["arm"] == "primary"
+        [verdict] = [a for a in trace.info.assessments if a.name == "shadow_pairwise"]
+        assert verdict.feedback.value in ("a", "b", "tie") and verdict.source.source_type == "LLM_JUDGE"
+        assert verdict.rationale.startswith("orders=")  # both orders asked: A/B/T each
+        assert trace.info.tags["shadow.response_preview"] is not None
+    metrics = httpx.get(f"{url}/online/metrics", headers=AUTH, timeout=30).json()["arms"]
+    assert metrics["shadow"]["shadow_judged"] == len(ids)
+    assert 0 <= metrics["shadow"]["shadow_candidate_score_ci_low"] <= metrics["shadow"]["shadow_candidate_score"]
 
 
-def test_ab_is_sticky_per_user_and_reports_arms_with_confidence_intervals(llm_app, rag_index_dir, tiny_model_dir,
-                                                                         tmp_path):
-    from ray import serve
-
-    url = start_router(llm_app, rag_index_dir, tiny_model_dir, tmp_path, "ragab",
-                       {"mode": "ab", "candidate_share": 0.5, "candidate_model": "tiny-sft"})
-    try:
-        seen: dict[str, set] = {}
-        ids: dict[str, str] = {}
-        for i in range(8):
-            user = f"user-{i}"
-            for q in QUESTIONS[:2]:
-                a = ask(url, q, user=user)
-                seen.setdefault(user, set()).add(a["rag"]["arm"])
-                assert a["model"] == ("tiny-sft" if a["rag"]["arm"] == "candidate" else "tiny")
-                ids[a["id"]] = a["rag"]["arm"]
-        assert all(len(arms) == 1 for arms in seen.values()), seen  # sticky: one arm per user
-        assert {next(iter(a)) for a in seen.values()} == {"primary", "candidate"}, seen
-        for rid, arm in ids.items():  # the champion's answers are liked, the candidate's not
-            r = httpx.post(f"{url}/feedback", headers=AUTH, timeout=60,
-                           json={"request_id": rid, "thumb": "up" if arm == "primary" else "down"})
-            assert r.status_code == 200, r.text
-        traces = wait_for(lambda: (t := traces_by_request(sqlite_uri(tmp_path))) and
-                          all(i in t for i in ids) and t)
-        assert all(traces[rid].info.tags["arm"] == arm for rid, arm in ids.items())
-        metrics = httpx.get(f"{url}/online/metrics", headers=AUTH, timeout=30).json()["arms"]
-        for arm, rate in (("primary", 1.0), ("candidate", 0.0)):
-            m = metrics[arm]
-            assert m["served"] == sum(a == arm for a in ids.values()) and m["error_rate"] == 0.0
-            assert m["thumbs_up_rate"] == rate
-            assert m["thumbs_up_rate_ci_low"] <= rate <= m["thumbs_up_rate_ci_high"]
-            assert 0 < m["thumbs_up_rate_ci_high"] - m["thumbs_up_rate_ci_low"] < 1
-            assert m["latency_mean_ms_ci_low"] <= m["latency_mean_ms"] <= m["latency_mean_ms_ci_high"]
-            assert m["error_rate_ci_high"] > 0  # zero errors in a few requests does not prove a zero rate
-    finally:
-        serve.delete("ragab")
+def test_ab_is_sticky_per_user_and_reports_arms_with_confidence_intervals(arm_routers):
+    url, tmp_path = arm_routers["ragab"]
+    seen: dict[str, set] = {}
+    ids: dict[str, str] = {}
+    for i in range(8):
+        user = f"user-{i}"
+        for q in QUESTIONS[:2]:
+            a = ask(url, q, user=user)
+            seen.setdefault(user, set()).add(a["rag"]["arm"])
+            assert a["model"] == ("tiny-sft" if a["rag"]["arm"] == "candidate" else "tiny")
+            ids[a["id"]] = a["rag"]["arm"]
+    assert all(len(arms) == 1 for arms in seen.values()), seen  # sticky: one arm per user
+    assert {next(iter(a)) for a in seen.values()} == {"primary", "candidate"}, seen
+    for rid, arm in ids.items():  # the champion's answers are liked, the candidate's not
+        r = httpx.post(f"{url}/feedback", headers=AUTH, timeout=60,
+                       json={"request_id": rid, "thumb": "up" if arm == "primary" else "down"})
+        assert r.status_code == 200, r.text
+    traces = wait_for(lambda: (t := traces_by_request(sqlite_uri(tmp_path))) and
+                      all(i in t for i in ids) and t)
+    assert all(traces[rid].info.tags["arm"] == arm for rid, arm in ids.items())
+    metrics = httpx.get(f"{url}/online/metrics", headers=AUTH, timeout=30).json()["arms"]
+    for arm, rate in (("primary", 1.0), ("candidate", 0.0)):
+        m = metrics[arm]
+        assert m["served"] == sum(a == arm for a in ids.values()) and m["error_rate"] == 0.0
+        assert m["thumbs_up_rate"] == rate
+        assert m["thumbs_up_rate_ci_low"] <= rate <= m["thumbs_up_rate_ci_high"]
+        assert 0 < m["thumbs_up_rate_ci_high"] - m["thumbs_up_rate_ci_low"] < 1
+        assert m["latency_mean_ms_ci_low"] <= m["latency_mean_ms"] <= m["latency_mean_ms_ci_high"]
+        assert m["error_rate_ci_high"] > 0  # zero errors in a few requests does not prove a zero rate

@@ -40,8 +40,11 @@ def chat(url, content, **kw):
 
 @pytest.mark.parametrize("max_tokens", [None, 8, 300])
 def test_overflowing_sources_are_cut_and_counted_exactly_as_vllm(budget_router_url, max_tokens):
+    # All questions at 8 new tokens; the longer budgets (the random model writes all 128 / 300 tokens,
+    # ~5 s an answer on 2 cores) on half of them.
+    questions = QUESTIONS if max_tokens == 8 else QUESTIONS[::2]
     cut = 0
-    for question in QUESTIONS:
+    for question in questions:
         r = chat(budget_router_url, question, temperature=0, **({} if max_tokens is None else {"max_tokens": max_tokens}))
         assert r.status_code == 200, (question, r.text)
         body = r.json()
@@ -52,7 +55,7 @@ def test_overflowing_sources_are_cut_and_counted_exactly_as_vllm(budget_router_u
         assert budget["max_tokens"] == (128 if max_tokens is None else max_tokens)
         cut += bool(budget["dropped"] or budget["trimmed"])
     # most have several relevant ~600-char chunks: together well over 512 tokens
-    assert cut >= len(QUESTIONS) // 2, f"only {cut} questions needed sources cut; they no longer test the budget"
+    assert cut >= len(questions) // 2, f"only {cut} questions needed sources cut; they no longer test the budget"
 
 
 def test_question_alone_over_the_context_is_400_and_says_so(budget_router_url):
