@@ -106,7 +106,7 @@ def clean_block(batch, config_json: str, out_dir: str, samples_per_reason: int):
     import pyarrow.compute as pc
 
     from components.data.accounting import block_summary
-    from components.data.shards import block_of, write_docs_part
+    from components.data.shards import block_of, write_docs_part, writer_node
 
     block = block_of(batch)
     out = clean_batch(batch, config_json)
@@ -118,4 +118,5 @@ def clean_block(batch, config_json: str, out_dir: str, samples_per_reason: int):
     summary["num_chars_in"] = pc.sum(out.column("num_chars_in")).as_py() or 0
     summary["num_chars_kept"] = pc.sum(pc.utf8_length(kept.column("text"))).as_py() or 0
     summary["rewrites"] = json.dumps({k: pc.sum(out.column(k)).as_py() or 0 for k in COUNTERS})
+    summary["node_id"] = writer_node()
     return pa.table({k: [v] for k, v in {"block": block, **summary}.items()})

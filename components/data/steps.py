@@ -19,6 +19,7 @@ from components.data.shards import (
     docs_dataset,
     ensure_nonempty,
     ordered_execution,
+    writer_node_tags,
 )
 from flows.engine.registry import step_kind
 
@@ -133,6 +134,7 @@ def run_clean(ctx, config: CleanConfig) -> dict[str, float]:
                                     "samples_per_reason": config.samples_per_reason},
             batch_format="pyarrow", batch_size=None, zero_copy_batch=True, concurrency=config.max_workers)
         blocks = gather_blocks(ctx, summaries, num_blocks, acc, "data.clean blocks")
+    ctx.set_tags(writer_node_tags(r["node_id"] for r in blocks))
     ensure_nonempty(ctx.output)
     totals = dict.fromkeys(COUNTERS, 0)
     for row in blocks:
@@ -154,7 +156,7 @@ def dedup_block(batch, chunk_refs: list | None, out_dir: str, samples_per_reason
 
     from components.data.accounting import block_summary
     from components.data.dedup_ray import removed_kinds
-    from components.data.shards import block_of, write_docs_part
+    from components.data.shards import block_of, write_docs_part, writer_node
 
     block = block_of(batch)
     removed = removed_kinds(chunk_refs) if chunk_refs else {}
@@ -164,7 +166,7 @@ def dedup_block(batch, chunk_refs: list | None, out_dir: str, samples_per_reason
     texts = batch.column("text").to_pylist()
     drops = [(f"dedup:{removed[i]}_duplicate", i, t) for i, t, k in zip(ids, texts, keep) if not k]
     summary = block_summary(len(ids), sum(keep), drops, samples_per_reason)
-    return pa.table({k: [v] for k, v in {"block": block, **summary}.items()})
+    return pa.table({k: [v] for k, v in {"block": block, **summary, "node_id": writer_node()}.items()})
 
 
 @step_kind("data.dedup", inputs=("docs",), num_cpus=0, passes_traits_from=("docs",),
@@ -192,7 +194,8 @@ def run_dedup(ctx, config: DedupConfig) -> dict[str, float]:
             dedup_block, fn_kwargs={"chunk_refs": refs, "out_dir": str(ctx.output),
                                     "samples_per_reason": acc.max_samples_per_reason},
             batch_format="pyarrow", batch_size=None, zero_copy_batch=True, concurrency=config.max_workers)
-        gather_blocks(ctx, summaries, num_blocks, acc, "data.dedup blocks")
+        blocks = gather_blocks(ctx, summaries, num_blocks, acc, "data.dedup blocks")
+    ctx.set_tags(writer_node_tags(r["node_id"] for r in blocks))
     ensure_nonempty(ctx.output)
 
     # clusters.jsonl is merged from the partitions' sorted chunks: the driver holds one chunk of each.

@@ -96,12 +96,12 @@ def write_shards(out_dir: str | Path, split: str, block: int, blocks: np.ndarray
 
 def pack_block(batch, out_dir: str, blocks_per_shard: int, seq_len: int, dtype: str, **encode_kwargs):
     """Ray Data function for one input block: encode, pack, write the full blocks; return per split
-    (block, split, num_docs, num_blocks, paths as JSON, leftover tokens)."""
+    (block, split, num_docs, num_blocks, paths as JSON, leftover tokens, the writer's node)."""
     import json
 
     import pyarrow as pa
 
-    from components.data.shards import block_of
+    from components.data.shards import block_of, writer_node
 
     block = block_of(batch)
     packed = encode_and_pack_batch(batch, seq_len=seq_len, dtype=dtype, **encode_kwargs).to_pylist()
@@ -118,7 +118,8 @@ def pack_block(batch, out_dir: str, blocks_per_shard: int, seq_len: int, dtype: 
     return pa.table({"block": pa.array(rows["block"], pa.int64()), "split": pa.array(rows["split"], pa.string()),
                      "num_docs": pa.array(rows["num_docs"], pa.int64()),
                      "num_blocks": pa.array(rows["num_blocks"], pa.int64()),
-                     "paths": pa.array(rows["paths"], pa.string()), "tail": pa.array(rows["tail"], pa.large_binary())})
+                     "paths": pa.array(rows["paths"], pa.string()), "tail": pa.array(rows["tail"], pa.large_binary()),
+                     "node_id": pa.array([writer_node()] * len(rows["block"]), pa.string())})
 
 
 class TailPacker:

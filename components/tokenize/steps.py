@@ -70,7 +70,7 @@ def run_train(ctx, config: TrainTokenizerConfig) -> dict[str, float]:
 def run_pack(ctx, config: PackConfig) -> dict[str, float]:
     from tokenizers import Tokenizer
 
-    from components.data.shards import docs_dataset, ordered_execution
+    from components.data.shards import docs_dataset, ordered_execution, writer_node_tags
     from components.tokenize.bpe import eos_token_id, tokenizer_sha256
     from components.tokenize.pack import SPLITS, TailPacker, dtype_for, pack_block
 
@@ -96,14 +96,17 @@ def run_pack(ctx, config: PackConfig) -> dict[str, float]:
         # leftovers go into shards named one past the last input block, so they sort last
         tails = {s: TailPacker(ctx.output, s, config.seq_len, dtype, config.blocks_per_shard, num_input_blocks)
                  for s in SPLITS}
+        writers = {}  # input block -> the node whose worker wrote its shards
         batches = packed.iter_batches(batch_format="pyarrow", batch_size=None)
         for batch in ctx.progress(batches, total=num_input_blocks, desc="tokenize.pack blocks"):
+            writers.update(zip(batch.column("block").to_pylist(), batch.column("node_id").to_pylist()))
             for split, n_docs, n_blocks, rel, tail in zip(*(batch.column(c).to_pylist() for c in (
                     "split", "num_docs", "num_blocks", "paths", "tail"))):
                 num_docs[split] += n_docs
                 num_blocks[split] += n_blocks
                 paths[split].extend(json.loads(rel))
                 tails[split].add(tail)
+    ctx.set_tags(writer_node_tags(writers.values()))
     dropped_tail = {s: t.close() for s, t in tails.items()}
     for s, t in tails.items():
         paths[s].extend(t.paths)
