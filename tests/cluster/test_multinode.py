@@ -238,9 +238,9 @@ def test_steps_and_train_workers_ran_on_several_nodes(submitted_run):
 @pytest.mark.slow
 def test_data_steps_spread_their_writers_over_the_nodes(submitted_run, s3_endpoint):
     """data.dedup and tokenize.pack (blocks of 50 of the 200 documents: 4 each) ran their writer tasks
-    on more than one node, each writing its block's shards, and every shard is in the committed artifact.
-    (One machine: the nodes share this disk, so this shows where the writers ran, not that a shard
-    written on another node's own disk would reach the bucket.)"""
+    on more than one node, each writing its block's shards; the writers on a node other than the step's
+    sent theirs through the bucket (they never write into the step's folder, which a node of a real
+    cluster would not have), and every shard is in the committed artifact."""
     import s3fs
 
     _, children = _flow_runs(submitted_run["mlflow"])
@@ -253,6 +253,8 @@ def test_data_steps_spread_their_writers_over_the_nodes(submitted_run, s3_endpoi
         assert set(by_node) <= set(submitted_run["names"]), (step, by_node)
         assert len(by_node) >= 2, f"{step}: every block's writer ran on one node: {by_node}"
         assert tags["llmflow.data.writer_nodes"] == ",".join(sorted(by_node))
+        elsewhere = sum(n for node, n in by_node.items() if node != tags["llmflow.node_id"])
+        assert int(tags["llmflow.data.blocks_sent_back"]) == elsewhere > 0, (step, tags["llmflow.node_id"], by_node)
     (dedup,) = fs.ls(f"{root}/dedup")
     assert len(fs.glob(f"{dedup}/docs/part-*.parquet")) == 4  # one shard per block, each block keeps documents
     (tokens,) = fs.ls(f"{root}/tokens")

@@ -85,9 +85,8 @@ def test_every_step_keeps_the_accounting_identity(pipeline):
 
 
 def test_clean_and_dedup_tag_the_nodes_whose_workers_wrote_their_shards(pipeline):
-    import ray
-
     import pyarrow.parquet as pq
+    import ray
 
     here = ray.get_runtime_context().get_node_id()  # one node: every block's writer ran on it
     for name, upstream in (("clean", "corpus"), ("dedup", "clean")):
@@ -96,6 +95,7 @@ def test_clean_and_dedup_tag_the_nodes_whose_workers_wrote_their_shards(pipeline
         num_blocks = sum(-(-n // 32) for n in rows)  # batch_size=32 rows per block, cut per shard
         assert tags["llmflow.data.writer_nodes"] == here, name
         assert json.loads(tags["llmflow.data.blocks_by_node"]) == {here: num_blocks}, name
+        assert tags["llmflow.data.blocks_sent_back"] == "0", name  # a local root: every writer writes in place
 
 
 def test_clean_drops_planted_bad_docs_with_reasons_and_samples(pipeline):
