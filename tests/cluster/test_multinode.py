@@ -249,6 +249,8 @@ def test_data_steps_spread_their_writers_over_the_nodes(submitted_run, s3_endpoi
     for step in ("dedup", "tokens"):
         tags = children[step].data.tags
         by_node = json.loads(tags["llmflow.data.blocks_by_node"])
+        print(f"{step}: blocks by node {({submitted_run['names'].get(n, n): k for n, k in by_node.items()})}, step on "
+              f"{submitted_run['names'].get(tags['llmflow.node_id'])}, sent back {tags['llmflow.data.blocks_sent_back']}")
         assert sum(by_node.values()) == 4, (step, by_node)
         assert set(by_node) <= set(submitted_run["names"]), (step, by_node)
         assert len(by_node) >= 2, f"{step}: every block's writer ran on one node: {by_node}"
