@@ -11,7 +11,10 @@ random documents until the size is reached: half light mutations (a few words re
 
 Each step runs in a fresh Python process on its own local Ray (4 logical CPUs), once with this
 checkout's code and once with ``--baseline``'s (PYTHONPATH), same input; the process reports its
-peak RSS (``ru_maxrss``: the driver, not the workers) and the step's wall time.
+peak RSS (``ru_maxrss``: the driver, not the workers) and the step's wall time. While it runs, the
+parent prints its driver RSS so far (``VmHWM``) and what it has written every 30 s; past
+``--step-timeout-s`` it interrupts the step and reports what it reached (1 GB on 2 cores:
+``--sizes-mb 1000 --codes ours --steps clean --skip-quality --step-timeout-s 1140``, one step a run).
 
 Dedup quality runs the plain-Python dedup (the Ray step's tests assert the same clusters) of both
 codes on (a) the planted pairs of the 10 MB corpus and (b) a real near-duplicate set: the licence
@@ -107,47 +110,103 @@ def tokenizer_dir() -> Path:
 
 
 # -- one step in a fresh process -------------------------------------------------------------
+def _run_step(step: str, docs: str, out: str, tok: str) -> dict:
+    from flows.engine.context import StepContext
+
+    if step == "clean":
+        from components.data.config import CleanConfig
+        from components.data.steps import run_clean
+        return run_clean(StepContext.for_test(Path(out), {"docs": Path(docs)}), CleanConfig())
+    if step == "dedup":
+        from components.data.config import DedupConfig
+        from components.data.steps import run_dedup
+        return run_dedup(StepContext.for_test(Path(out), {"docs": Path(docs)}), DedupConfig())
+    from components.tokenize.config import PackConfig
+    from components.tokenize.steps import run_pack
+    return run_pack(StepContext.for_test(Path(out), {"docs": Path(docs), "tokenizer": Path(tok)}), PackConfig())
+
+
 def run_step(step: str, docs: str, out: str, tok: str) -> None:
     import ray
 
-    from flows.engine.context import StepContext
 
     ray.init(address="local", num_cpus=4, include_dashboard=False, log_to_driver=False,
              runtime_env={"env_vars": {"TOKENIZERS_PARALLELISM": "false"}})
     ray.data.DataContext.get_current().enable_progress_bars = False
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     started = time.perf_counter()
-    if step == "clean":
-        from components.data.config import CleanConfig
-        from components.data.steps import run_clean
-        metrics = run_clean(StepContext.for_test(Path(out), {"docs": Path(docs)}), CleanConfig())
-    elif step == "dedup":
-        from components.data.config import DedupConfig
-        from components.data.steps import run_dedup
-        metrics = run_dedup(StepContext.for_test(Path(out), {"docs": Path(docs)}), DedupConfig())
-    else:
-        from components.tokenize.config import PackConfig
-        from components.tokenize.steps import run_pack
-        metrics = run_pack(StepContext.for_test(Path(out), {"docs": Path(docs), "tokenizer": Path(tok)}),
-                           PackConfig())
-    wall = time.perf_counter() - started
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    ray.shutdown()
+    try:  # interrupted (SIGINT past the parent's timeout): still shut down this step's local Ray
+        metrics = _run_step(step, docs, out, tok)
+    finally:
+        wall = time.perf_counter() - started
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        ray.shutdown()
     print("RESULT " + json.dumps({"wall_s": wall, "driver_peak_rss_mb": peak, "rss_after_init_mb": rss_before,
                                   "docs_kept": metrics.get("docs_kept"),
                                   "tokens": metrics.get("num_train_tokens")}))
 
 
-def step_in_subprocess(code: Path, step: str, docs: Path, tok: Path, tag: str) -> dict:
+def _proc_status_mb(pid: int) -> dict[str, float]:
+    """VmHWM (peak resident set: what ``ru_maxrss`` reports at the end) and VmRSS of a live process, MB."""
+    out = {}
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key in ("VmHWM", "VmRSS"):
+                out[key] = int(value.split()[0]) / 1024
+    except OSError:
+        pass
+    return out
+
+
+def _files_written(out: Path) -> tuple[int, float]:
+    files = [p for p in out.rglob("*") if p.is_file()]
+    return len(files), sum(p.stat().st_size for p in files) / 1e6
+
+
+def step_in_subprocess(code: Path, step: str, docs: Path, tok: Path, tag: str, timeout_s: float = 3600,
+                       watch_s: float = 30) -> dict:
+    """Run one step in a fresh process; every ``watch_s`` print its driver RSS so far and what it wrote.
+    Past ``timeout_s`` the step is interrupted (SIGINT: its ``ray.shutdown`` runs) and what it reached
+    is returned with ``timed_out``: the peak RSS so far (VmHWM), the wall time, the files written."""
+    import signal
+
     out = CACHE / "runs" / f"{tag}-{step}"
     subprocess.run(["rm", "-rf", str(out)], check=True)
     out.mkdir(parents=True)
     env = {**os.environ, "PYTHONPATH": str(code), "RAY_DATA_DISABLE_PROGRESS_BARS": "1"}
-    proc = subprocess.run([sys.executable, __file__, "_step", step, str(docs), str(out), str(tok)], cwd=code,
-                          env=env, capture_output=True, text=True, timeout=3600)
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+    with open(out.parent / f"{tag}-{step}.stdout", "w+") as so, open(out.parent / f"{tag}-{step}.stderr", "w+") as se:
+        proc = subprocess.Popen([sys.executable, __file__, "_step", step, str(docs), str(out), str(tok)], cwd=code,
+                                env=env, stdout=so, stderr=se, text=True)
+        started, last = time.monotonic(), {}
+        while proc.poll() is None:
+            try:
+                proc.wait(timeout=watch_s)
+            except subprocess.TimeoutExpired:
+                pass
+            last = _proc_status_mb(proc.pid) or last
+            elapsed = time.monotonic() - started
+            n, mb = _files_written(out)
+            print(f"  .. {tag} {step}: {elapsed:.0f} s, driver VmHWM {last.get('VmHWM', 0):.0f} MB, "
+                  f"VmRSS {last.get('VmRSS', 0):.0f} MB, {n} files / {mb:.0f} MB written, "
+                  f"load {os.getloadavg()[0]:.1f}", flush=True)
+            if proc.poll() is None and elapsed > timeout_s:
+                proc.send_signal(signal.SIGINT)  # KeyboardInterrupt in the step: ray.shutdown runs
+                try:
+                    proc.wait(timeout=120)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+                n, mb = _files_written(out)
+                return {"timed_out": True, "wall_s": elapsed, "driver_peak_rss_mb": last.get("VmHWM", 0.0),
+                        "rss_after_init_mb": float("nan"), "docs_kept": None, "tokens": None,
+                        "files_written": n, "mb_written": mb}
+        so.seek(0)
+        se.seek(0)
+        stdout, stderr = so.read(), se.read()
+    lines = [ln for ln in stdout.splitlines() if ln.startswith("RESULT ")]
     if proc.returncode or not lines:
-        raise RuntimeError(f"{tag} {step} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+        raise RuntimeError(f"{tag} {step} failed:\n{stdout[-3000:]}\n{stderr[-3000:]}")
     return json.loads(lines[-1][7:])
 
 
@@ -236,7 +295,7 @@ def run_quality(corpus: str) -> None:
 
 def quality_in_subprocess(code: Path, corpus: Path) -> dict:
     env = {**os.environ, "PYTHONPATH": str(code)}
-    proc = subprocess.run([sys.executable, __file__, "_quality", str(corpus)], cwd=code, env=env,
+    proc = subprocess.run([sys.executable, __file__, "_quality", str(corpus)], cwd=code, env=env, check=False,
                           capture_output=True, text=True, timeout=3600)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
     if proc.returncode or not lines:
@@ -256,6 +315,8 @@ def main():
     ap.add_argument("--skip-quality", action="store_true")
     ap.add_argument("--codes", nargs="+", default=["ours", "baseline"], choices=["ours", "baseline"],
                     help="Which code to run (only ours: a size where the baseline's run does not fit the time).")
+    ap.add_argument("--step-timeout-s", type=float, default=3600,
+                    help="Interrupt a step past this many seconds and report what it reached (peak driver RSS so far).")
     ap.add_argument("--build-only", action="store_true", help="Build (cache) the corpora and the tokenizer, run nothing.")
     args = ap.parse_args()
     sys.path.insert(0, str(REPO))
@@ -276,7 +337,12 @@ def main():
         corpus = build_corpus(size)
         for step in args.steps:
             for name, code in codes.items():  # interleaved, same input
-                r = step_in_subprocess(code, step, corpus, tok, f"{name}-{size}")
+                r = step_in_subprocess(code, step, corpus, tok, f"{name}-{size}", args.step_timeout_s)
+                if r.get("timed_out"):
+                    print(f"| {size} MB | {step} | {name} | >{r['wall_s']:.0f} (interrupted) | - | "
+                          f">={r['driver_peak_rss_mb']:.0f} (so far) | - | {r['files_written']} files, "
+                          f"{r['mb_written']:.0f} MB written | {os.getloadavg()[0]:.1f} |", flush=True)
+                    continue
                 print(f"| {size} MB | {step} | {name} | {r['wall_s']:.1f} | {size / r['wall_s']:.3f} | "
                       f"{r['driver_peak_rss_mb']:.0f} | {r['rss_after_init_mb']:.0f} | "
                       f"{r['docs_kept'] if r['docs_kept'] is not None else r['tokens']} | "

@@ -99,23 +99,28 @@ def config_json(config: CleanConfig) -> str:
     return json.dumps(config.model_dump(mode="json"), sort_keys=True)
 
 
-def clean_block(batch, config_json: str, out_dir: str, samples_per_reason: int):
+def clean_block(batch, config_json: str, out_dir: str, samples_per_reason: int, send: dict | None = None):
     """Ray Data function for one input block: clean it, write the kept documents as the block's
-    shard, and return one summary row (counts, samples, rewrite counters) for the driver."""
+    shard (sent back through ``send`` from a node without the driver's disk: ``send_back``), and return
+    one summary row (counts, samples, rewrite counters, files sent) for the driver."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     from components.data.accounting import block_summary
-    from components.data.shards import block_of, write_docs_part
+    from components.data.send_back import writer_folder
+    from components.data.shards import block_of, write_docs_part, writer_node
 
     block = block_of(batch)
     out = clean_batch(batch, config_json)
     reasons = out.column("drop_reason").to_pylist()
     kept = out.filter(pc.equal(out.column("drop_reason"), ""))
-    write_docs_part(kept, out_dir, block)
+    sent = []
+    with writer_folder(out_dir, send, sent) as folder:
+        write_docs_part(kept, str(folder), block)
     drops = [(r, i, t) for r, i, t in zip(reasons, out.column("id").to_pylist(), out.column("text").to_pylist()) if r]
     summary = block_summary(out.num_rows, kept.num_rows, drops, samples_per_reason)
     summary["num_chars_in"] = pc.sum(out.column("num_chars_in")).as_py() or 0
     summary["num_chars_kept"] = pc.sum(pc.utf8_length(kept.column("text"))).as_py() or 0
     summary["rewrites"] = json.dumps({k: pc.sum(out.column(k)).as_py() or 0 for k in COUNTERS})
+    summary["node_id"], summary["sent"] = writer_node(), json.dumps(sent)
     return pa.table({k: [v] for k, v in {"block": block, **summary}.items()})

@@ -107,6 +107,25 @@ def write_docs_part(table, out_dir: str, block: int) -> str | None:
     return path.name
 
 
+def writer_node() -> str:
+    """The Ray node a writer runs on ("local" outside Ray): each worker's block summary carries it."""
+    import ray
+
+    return ray.get_runtime_context().get_node_id() if ray.is_initialized() else "local"
+
+
+def writer_node_tags(node_ids: Iterable[str]) -> dict[str, str]:
+    """MLflow tags saying which nodes wrote an artifact's shards, from one node id per written block:
+    ``llmflow.data.writer_nodes`` (sorted, comma-joined) and ``llmflow.data.blocks_by_node`` (JSON).
+    Tags, not the artifact: the shards must not depend on where they were written."""
+    import json
+    from collections import Counter
+
+    counts = Counter(node_ids)
+    return {"llmflow.data.writer_nodes": ",".join(sorted(counts)),
+            "llmflow.data.blocks_by_node": json.dumps(dict(sorted(counts.items())))}
+
+
 def ensure_nonempty(out_dir: str | Path) -> None:
     """An artifact with no kept document still gets one empty shard, so readers see the schema."""
     folder = Path(out_dir) / Docs.FOLDER

@@ -14,11 +14,13 @@ from components.data.accounting import Accounting
 from components.data.config import CleanConfig, CorpusConfig, DedupConfig
 from components.data.filters.pii import PIIScrubber
 from components.data.scrub import DocScrubber
+from components.data.send_back import receive, send_target
 from components.data.shards import (
     docs_blocks,
     docs_dataset,
     ensure_nonempty,
     ordered_execution,
+    writer_node_tags,
 )
 from flows.engine.registry import step_kind
 
@@ -99,6 +101,15 @@ def run_corpus(ctx, config: CorpusConfig) -> dict[str, float]:
 
 
 # -- data.clean ------------------------------------------------------------------------------
+def receive_shards(ctx, send: dict | None, blocks: list[dict]) -> None:
+    """Fetch the shards that writers on other nodes sent back (``send_back``) and tag which nodes wrote
+    how many blocks, and how many blocks came back through the bucket."""
+    sent = [rel for row in blocks for rel in json.loads(row["sent"])]
+    receive(ctx.output, send, sent)
+    ctx.set_tags({**writer_node_tags(r["node_id"] for r in blocks),
+                  "llmflow.data.blocks_sent_back": sum(1 for r in blocks if json.loads(r["sent"]))})
+
+
 def gather_blocks(ctx, summaries, num_blocks: int, acc: Accounting, desc: str) -> list[dict]:
     """Stream the workers' one-row block summaries (in block order) into ``acc``; return them."""
     rows = []
@@ -118,6 +129,7 @@ def run_clean(ctx, config: CleanConfig) -> dict[str, float]:
     from components.data.clean import COUNTERS, clean_block, config_json
 
     docs = Docs.of(ctx)
+    send = send_target(ctx)
     started = time.perf_counter()
     # A dropped document is dropped before the PII filter (it runs last), so its sample in
     # report.json would be raw text: scrub the samples with the same settings.
@@ -130,9 +142,10 @@ def run_clean(ctx, config: CleanConfig) -> dict[str, float]:
         num_blocks = ds.num_blocks()
         summaries = ds.map_batches(
             clean_block, fn_kwargs={"config_json": config_json(config), "out_dir": str(ctx.output),
-                                    "samples_per_reason": config.samples_per_reason},
+                                    "samples_per_reason": config.samples_per_reason, "send": send},
             batch_format="pyarrow", batch_size=None, zero_copy_batch=True, concurrency=config.max_workers)
         blocks = gather_blocks(ctx, summaries, num_blocks, acc, "data.clean blocks")
+    receive_shards(ctx, send, blocks)
     ensure_nonempty(ctx.output)
     totals = dict.fromkeys(COUNTERS, 0)
     for row in blocks:
@@ -147,23 +160,27 @@ def run_clean(ctx, config: CleanConfig) -> dict[str, float]:
 
 
 # -- data.dedup ------------------------------------------------------------------------------
-def dedup_block(batch, chunk_refs: list | None, out_dir: str, samples_per_reason: int):
+def dedup_block(batch, chunk_refs: list | None, out_dir: str, samples_per_reason: int, send: dict | None = None):
     """Ray Data function for one input block: drop its removed documents, write the rest as the
-    block's shard, return one summary row."""
+    block's shard (sent back through ``send`` from a node without the driver's disk), return one summary row."""
     import pyarrow as pa
 
     from components.data.accounting import block_summary
     from components.data.dedup_ray import removed_kinds
-    from components.data.shards import block_of, write_docs_part
+    from components.data.send_back import writer_folder
+    from components.data.shards import block_of, write_docs_part, writer_node
 
     block = block_of(batch)
     removed = removed_kinds(chunk_refs) if chunk_refs else {}
     ids = batch.column("id").to_pylist()
     keep = [doc_id not in removed for doc_id in ids]
-    write_docs_part(batch.filter(pa.array(keep, pa.bool_())), out_dir, block)
+    sent = []
+    with writer_folder(out_dir, send, sent) as folder:
+        write_docs_part(batch.filter(pa.array(keep, pa.bool_())), str(folder), block)
     texts = batch.column("text").to_pylist()
     drops = [(f"dedup:{removed[i]}_duplicate", i, t) for i, t, k in zip(ids, texts, keep) if not k]
     summary = block_summary(len(ids), sum(keep), drops, samples_per_reason)
+    summary.update(node_id=writer_node(), sent=json.dumps(sent))
     return pa.table({k: [v] for k, v in {"block": block, **summary}.items()})
 
 
@@ -178,6 +195,7 @@ def run_dedup(ctx, config: DedupConfig) -> dict[str, float]:
     from components.data.dedup_ray import dedup_removals, sorted_report_rows
 
     docs = Docs.of(ctx)
+    send = send_target(ctx)
     started = time.perf_counter()
     acc = Accounting("data.dedup")
     with ordered_execution(config.shuffle_strategy):
@@ -190,9 +208,10 @@ def run_dedup(ctx, config: DedupConfig) -> dict[str, float]:
         refs = [r for part in clusters for r in part] if clusters is not None else None
         summaries = ds.map_batches(
             dedup_block, fn_kwargs={"chunk_refs": refs, "out_dir": str(ctx.output),
-                                    "samples_per_reason": acc.max_samples_per_reason},
+                                    "samples_per_reason": acc.max_samples_per_reason, "send": send},
             batch_format="pyarrow", batch_size=None, zero_copy_batch=True, concurrency=config.max_workers)
-        gather_blocks(ctx, summaries, num_blocks, acc, "data.dedup blocks")
+        blocks = gather_blocks(ctx, summaries, num_blocks, acc, "data.dedup blocks")
+    receive_shards(ctx, send, blocks)
     ensure_nonempty(ctx.output)
 
     # clusters.jsonl is merged from the partitions' sorted chunks: the driver holds one chunk of each.

@@ -33,8 +33,12 @@ def is_val(doc_id: str, val_fraction: float, seed: int = 0) -> bool:
 
 @lru_cache(maxsize=2)
 def _tokenizer(tokenizer_json: str):
+    """A tokenizer from its tokenizer.json text (what the step sends: a worker on another node may not
+    see the driver's files) or from that file's path."""
     from tokenizers import Tokenizer
 
+    if tokenizer_json.lstrip().startswith("{"):
+        return Tokenizer.from_str(tokenizer_json)
     return Tokenizer.from_file(tokenizer_json)
 
 
@@ -94,31 +98,39 @@ def write_shards(out_dir: str | Path, split: str, block: int, blocks: np.ndarray
     return paths
 
 
-def pack_block(batch, out_dir: str, blocks_per_shard: int, seq_len: int, dtype: str, **encode_kwargs):
-    """Ray Data function for one input block: encode, pack, write the full blocks; return per split
-    (block, split, num_docs, num_blocks, paths as JSON, leftover tokens)."""
+def pack_block(batch, out_dir: str, blocks_per_shard: int, seq_len: int, dtype: str, send: dict | None = None,
+               **encode_kwargs):
+    """Ray Data function for one input block: encode, pack, write the full blocks (sent back through
+    ``send`` from a node without the driver's disk: ``components.data.send_back``); return per split
+    (block, split, num_docs, num_blocks, paths as JSON, leftover tokens, the writer's node, whether
+    the paths were sent back)."""
     import json
 
     import pyarrow as pa
 
-    from components.data.shards import block_of
+    from components.data.send_back import writer_folder
+    from components.data.shards import block_of, writer_node
 
     block = block_of(batch)
     packed = encode_and_pack_batch(batch, seq_len=seq_len, dtype=dtype, **encode_kwargs).to_pylist()
     rows = {"block": [], "split": [], "num_docs": [], "num_blocks": [], "paths": [], "tail": []}
-    for blocks_row, tail_row in zip(packed[::2], packed[1::2]):  # (blocks, tail) per split, in that order
-        split = blocks_row["split"]
-        blocks = np.frombuffer(blocks_row["data"], dtype=np.dtype(dtype)).reshape(-1, seq_len)
-        rows["block"].append(block)
-        rows["split"].append(split)
-        rows["num_docs"].append(blocks_row["num_docs"])
-        rows["num_blocks"].append(len(blocks))
-        rows["paths"].append(json.dumps(write_shards(out_dir, split, block, blocks, blocks_per_shard)))
-        rows["tail"].append(tail_row["data"])
+    sent = []
+    with writer_folder(out_dir, send, sent) as folder:
+        for blocks_row, tail_row in zip(packed[::2], packed[1::2]):  # (blocks, tail) per split, in that order
+            split = blocks_row["split"]
+            blocks = np.frombuffer(blocks_row["data"], dtype=np.dtype(dtype)).reshape(-1, seq_len)
+            rows["block"].append(block)
+            rows["split"].append(split)
+            rows["num_docs"].append(blocks_row["num_docs"])
+            rows["num_blocks"].append(len(blocks))
+            rows["paths"].append(json.dumps(write_shards(folder, split, block, blocks, blocks_per_shard)))
+            rows["tail"].append(tail_row["data"])
     return pa.table({"block": pa.array(rows["block"], pa.int64()), "split": pa.array(rows["split"], pa.string()),
                      "num_docs": pa.array(rows["num_docs"], pa.int64()),
                      "num_blocks": pa.array(rows["num_blocks"], pa.int64()),
-                     "paths": pa.array(rows["paths"], pa.string()), "tail": pa.array(rows["tail"], pa.large_binary())})
+                     "paths": pa.array(rows["paths"], pa.string()), "tail": pa.array(rows["tail"], pa.large_binary()),
+                     "node_id": pa.array([writer_node()] * len(rows["block"]), pa.string()),
+                     "sent": pa.array([bool(sent)] * len(rows["block"]), pa.bool_())})
 
 
 class TailPacker:

@@ -70,13 +70,15 @@ def run_train(ctx, config: TrainTokenizerConfig) -> dict[str, float]:
 def run_pack(ctx, config: PackConfig) -> dict[str, float]:
     from tokenizers import Tokenizer
 
-    from components.data.shards import docs_dataset, ordered_execution
+    from components.data.send_back import receive, send_target
+    from components.data.shards import docs_dataset, ordered_execution, writer_node_tags
     from components.tokenize.bpe import eos_token_id, tokenizer_sha256
     from components.tokenize.pack import SPLITS, TailPacker, dtype_for, pack_block
 
     docs = Docs.of(ctx)
     started = time.perf_counter()
     tok_dir = tokenizer_dir_of(ctx.input("tokenizer"))
+    send = send_target(ctx)
     vocab_size = Tokenizer.from_file(str(tok_dir / "tokenizer.json")).get_vocab_size(with_added_tokens=True)
     dtype = dtype_for(vocab_size)
     shutil.copytree(tok_dir, ctx.output / "tokenizer", dirs_exist_ok=True)
@@ -87,8 +89,8 @@ def run_pack(ctx, config: PackConfig) -> dict[str, float]:
         packed = ds.map_batches(
             pack_block, batch_format="pyarrow", batch_size=None, zero_copy_batch=True,
             concurrency=config.max_workers,
-            fn_kwargs={"out_dir": str(ctx.output), "blocks_per_shard": config.blocks_per_shard,
-                       "tokenizer_json": str(ctx.output / "tokenizer" / "tokenizer.json"),
+            fn_kwargs={"out_dir": str(ctx.output), "blocks_per_shard": config.blocks_per_shard, "send": send,
+                       "tokenizer_json": (tok_dir / "tokenizer.json").read_text(),  # the text: any node reads it
                        "eos_id": eos_token_id(tok_dir), "seq_len": config.seq_len, "dtype": dtype.name,
                        "val_fraction": config.val_fraction, "split_seed": config.split_seed})
         paths = {s: [] for s in SPLITS}
@@ -96,14 +98,20 @@ def run_pack(ctx, config: PackConfig) -> dict[str, float]:
         # leftovers go into shards named one past the last input block, so they sort last
         tails = {s: TailPacker(ctx.output, s, config.seq_len, dtype, config.blocks_per_shard, num_input_blocks)
                  for s in SPLITS}
+        writers, sent_back = {}, set()  # input block -> the node whose worker wrote its shards; blocks sent back
         batches = packed.iter_batches(batch_format="pyarrow", batch_size=None)
         for batch in ctx.progress(batches, total=num_input_blocks, desc="tokenize.pack blocks"):
-            for split, n_docs, n_blocks, rel, tail in zip(*(batch.column(c).to_pylist() for c in (
-                    "split", "num_docs", "num_blocks", "paths", "tail"))):
+            writers.update(zip(batch.column("block").to_pylist(), batch.column("node_id").to_pylist()))
+            for block, split, n_docs, n_blocks, rel, tail, sent in zip(*(batch.column(c).to_pylist() for c in (
+                    "block", "split", "num_docs", "num_blocks", "paths", "tail", "sent"))):
                 num_docs[split] += n_docs
                 num_blocks[split] += n_blocks
                 paths[split].extend(json.loads(rel))
                 tails[split].add(tail)
+                if sent:  # written on a node without this disk: fetch its files (components.data.send_back)
+                    receive(ctx.output, send, json.loads(rel))
+                    sent_back.add(block)
+    ctx.set_tags({**writer_node_tags(writers.values()), "llmflow.data.blocks_sent_back": len(sent_back)})
     dropped_tail = {s: t.close() for s, t in tails.items()}
     for s, t in tails.items():
         paths[s].extend(t.paths)

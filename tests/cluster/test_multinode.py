@@ -2,7 +2,8 @@
 loopback, artifacts on an S3 API (moto), MLflow server with its artifacts on the same endpoint, and one
 worker node (raylet and Ray Train worker) SIGKILLed mid-pretraining.
 
-Must hold: the job succeeds; steps and Ray Train workers ran on several nodes (MLflow tags say which);
+Must hold: the job succeeds; steps, the data steps' writer tasks and Ray Train workers ran on several
+nodes (MLflow tags say which);
 every artifact is complete in the bucket; pretraining restarted from its last checkpoint and ended at
 exactly num_steps with every step logged once and no jump in the loss.
 """
@@ -224,7 +225,7 @@ def _flow_runs(uri: str):
 @pytest.mark.slow
 def test_steps_and_train_workers_ran_on_several_nodes(submitted_run):
     _, children = _flow_runs(submitted_run["mlflow"])
-    assert sorted(children) == ["corpus", "pretrain", "tokenizer", "tokens"]
+    assert sorted(children) == ["corpus", "dedup", "pretrain", "tokenizer", "tokens"]
     assert all(r.info.status == "FINISHED" for r in children.values())
     step_nodes = {r.data.tags["llmflow.node_id"] for r in children.values()}
     tags = children["pretrain"].data.tags
@@ -235,12 +236,43 @@ def test_steps_and_train_workers_ran_on_several_nodes(submitted_run):
 
 
 @pytest.mark.slow
+def test_data_steps_spread_their_writers_over_the_nodes(submitted_run, s3_endpoint):
+    """data.dedup and tokenize.pack (blocks of 50 of the 200 documents: 4 each) ran their writer tasks
+    on more than one node, each writing its block's shards; the writers on a node other than the step's
+    sent theirs through the bucket (they never write into the step's folder, which a node of a real
+    cluster would not have), and every shard is in the committed artifact."""
+    import s3fs
+
+    _, children = _flow_runs(submitted_run["mlflow"])
+    fs = s3fs.S3FileSystem(skip_instance_cache=True)
+    root = submitted_run["root"].removeprefix("s3://")
+    for step in ("dedup", "tokens"):
+        tags = children[step].data.tags
+        by_node = json.loads(tags["llmflow.data.blocks_by_node"])
+        print(f"{step}: blocks by node {({submitted_run['names'].get(n, n): k for n, k in by_node.items()})}, step on "
+              f"{submitted_run['names'].get(tags['llmflow.node_id'])}, sent back {tags['llmflow.data.blocks_sent_back']}")
+        assert sum(by_node.values()) == 4, (step, by_node)
+        assert set(by_node) <= set(submitted_run["names"]), (step, by_node)
+        assert len(by_node) >= 2, f"{step}: every block's writer ran on one node: {by_node}"
+        assert tags["llmflow.data.writer_nodes"] == ",".join(sorted(by_node))
+        elsewhere = sum(n for node, n in by_node.items() if node != tags["llmflow.node_id"])
+        assert int(tags["llmflow.data.blocks_sent_back"]) == elsewhere > 0, (step, tags["llmflow.node_id"], by_node)
+    (dedup,) = fs.ls(f"{root}/dedup")
+    assert len(fs.glob(f"{dedup}/docs/part-*.parquet")) == 4  # one shard per block, each block keeps documents
+    (tokens,) = fs.ls(f"{root}/tokens")
+    manifest = json.loads(fs.cat_file(f"{tokens}/manifest.json"))
+    written = {p.removeprefix(f"{tokens}/") for p in fs.find(tokens)}
+    assert set(manifest["train"]) | set(manifest["val"]) <= written
+    assert {p.split("-")[1] for p in manifest["train"]} >= {f"{b:05d}" for b in range(4)}  # every block wrote
+
+
+@pytest.mark.slow
 def test_artifacts_and_mlflow_artifacts_are_in_the_bucket(submitted_run, s3_endpoint):
     import s3fs
 
     fs = s3fs.S3FileSystem()
     root = submitted_run["root"].removeprefix("s3://")
-    for step in ("corpus", "tokenizer", "tokens", "pretrain"):
+    for step in ("corpus", "dedup", "tokenizer", "tokens", "pretrain"):
         (artifact,) = fs.ls(f"{root}/{step}")
         assert fs.exists(f"{artifact}/_COMPLETE.json"), step
     pretrain = fs.ls(f"{root}/pretrain")[0]

@@ -17,6 +17,22 @@ GERMAN = ("Der Interpreter liest eine Datei und führt die Anweisungen der Reihe
           "eigenen Namensraum, und die Namen auf der obersten Ebene werden zu Attributen des Moduls. ") * 4
 
 
+class TagRecorder:
+    """A step logger that keeps the tags a step sets (metrics and artifacts go to the artifact only)."""
+
+    def __init__(self):
+        self.tags: dict[str, str] = {}
+
+    def log_metrics(self, metrics, step=None, ts_ms=None):
+        pass
+
+    def log_artifact(self, path, artifact_path=None):
+        pass
+
+    def set_tags(self, tags):
+        self.tags.update(tags)
+
+
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory, ray_local):
     """corpus (stdlib topics + planted files) -> clean -> dedup, each step's output dir and metrics."""
@@ -46,7 +62,9 @@ def pipeline(tmp_path_factory, ray_local):
              ("dedup", run_dedup, DedupConfig(batch_size=32), {"docs": "clean"})]
     for name, fn, cfg, needs in steps:
         ctx = StepContext.for_test(root / name, {k: root / v for k, v in needs.items()}, name=name)
+        ctx.logger = TagRecorder()
         out[name] = (root / name, fn(ctx, cfg))
+        out[f"{name}:tags"] = ctx.logger.tags
     return out
 
 
@@ -64,6 +82,20 @@ def test_every_step_keeps_the_accounting_identity(pipeline):
             assert report["num_in"] == previous_kept, f"{name} lost documents between steps"
         previous_kept = report["num_kept"]
     assert _report(pipeline["corpus"][0])["dropped_by_reason"] == {"corpus:invalid_utf8": 1}
+
+
+def test_clean_and_dedup_tag_the_nodes_whose_workers_wrote_their_shards(pipeline):
+    import pyarrow.parquet as pq
+    import ray
+
+    here = ray.get_runtime_context().get_node_id()  # one node: every block's writer ran on it
+    for name, upstream in (("clean", "corpus"), ("dedup", "clean")):
+        tags = pipeline[f"{name}:tags"]
+        rows = [pq.ParquetFile(p).metadata.num_rows for p in Docs.read(pipeline[upstream][0]).shards]
+        num_blocks = sum(-(-n // 32) for n in rows)  # batch_size=32 rows per block, cut per shard
+        assert tags["llmflow.data.writer_nodes"] == here, name
+        assert json.loads(tags["llmflow.data.blocks_by_node"]) == {here: num_blocks}, name
+        assert tags["llmflow.data.blocks_sent_back"] == "0", name  # a local root: every writer writes in place
 
 
 def test_clean_drops_planted_bad_docs_with_reasons_and_samples(pipeline):

@@ -63,6 +63,32 @@ def test_batch_function_keeps_every_token(tiny_tokenizer_dir, stdlib_texts):
             assert len(r["data"]) % (64 * 2) == 0
 
 
+def test_a_block_packed_on_another_node_is_sent_back_whole(tmp_path, tiny_tokenizer_dir, stdlib_texts):
+    """pack_block on a node without the driver's disk (send target of another node; the tokenizer as
+    text): its shards go to the bucket, none to the driver's folder, and the row says so."""
+    import json
+
+    from components.data.send_back import receive
+    from components.data.shards import BLOCK, writer_node
+    from components.tokenize.pack import pack_block
+
+    texts = stdlib_texts[:20]
+    batch = pa.table({"id": [f"d{i}" for i in range(20)], "text": texts, BLOCK: [3] * 20})
+    kwargs = {"blocks_per_shard": 4, "seq_len": 64, "dtype": "uint16", "eos_id": 1, "val_fraction": 0.2,
+              "split_seed": 0, "tokenizer_json": (tiny_tokenizer_dir / "tokenizer.json").read_text()}
+    here = pack_block(batch, str(tmp_path / "local"), **kwargs).to_pylist()
+    send = {"uri": str(tmp_path / "bucket"), "driver_node": f"not-{writer_node()}"}
+    (tmp_path / "driver").mkdir()
+    there = pack_block(batch, str(tmp_path / "driver"), send=send, **kwargs).to_pylist()
+    assert not any((tmp_path / "driver").iterdir())
+    assert [r["sent"] for r in here] == [False, False] and [r["sent"] for r in there] == [True, True]
+    rel = [p for r in there for p in json.loads(r["paths"])]
+    assert rel == [p for r in here for p in json.loads(r["paths"])] and len(rel) > 2
+    assert receive(tmp_path / "driver", send, rel) == len(rel)
+    for p in rel:
+        assert (tmp_path / "driver" / p).read_bytes() == (tmp_path / "local" / p).read_bytes()
+
+
 def test_pack_config_is_strict():
     with pytest.raises(ValueError):
         PackConfig(val_fraction=1.0)
