@@ -140,7 +140,7 @@ def run_offline_eval(ctx, config: OfflineEvalConfig, judge_backend=None) -> dict
         base_metrics = qa_metrics(base_preds, [r["answer"] for r in rows])
         if rag_sources is not None:
             base_metrics.update(score_rag(rows, base_rag_preds, rag_sources, config.rag.max_source_chars)[0])
-    del model
+    model = None  # free the weights before the judge runs (`del` would leave answers() a dangling name)
     metrics.update(qa_metrics(preds, [r["answer"] for r in rows]))
 
     rubric, pairwise = [], []
