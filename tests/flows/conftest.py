@@ -118,4 +118,6 @@ def e2e_second_run(e2e_stack):
 # What the PII canary test needs the flow to do with the user's documents (see test_e2e_pii.py).
 # The user's documents come after the stdlib ones and rag.index keeps its first max_docs: without
 # the modules and with no cap, the canary documents reach the index.
-E2E_CANARY_OVERRIDES = ["steps.corpus.config.include_stdlib_modules=false", "steps.index.config.max_docs=null"]
+E2E_CANARY_OVERRIDES = ["steps.corpus.config.include_stdlib_modules=false", "steps.index.config.max_docs=null",
+                        # half the chunks to embed (~1,470 at 128 tokens) beside pretraining on 2 cores
+                        "steps.index.config.chunking.chunk_tokens=256"]
