@@ -129,7 +129,6 @@ def _run_step(step: str, docs: str, out: str, tok: str) -> dict:
 def run_step(step: str, docs: str, out: str, tok: str) -> None:
     import ray
 
-
     ray.init(address="local", num_cpus=4, include_dashboard=False, log_to_driver=False,
              runtime_env={"env_vars": {"TOKENIZERS_PARALLELISM": "false"}})
     ray.data.DataContext.get_current().enable_progress_bars = False

@@ -114,16 +114,18 @@ def writer_node() -> str:
     return ray.get_runtime_context().get_node_id() if ray.is_initialized() else "local"
 
 
-def writer_node_tags(node_ids: Iterable[str]) -> dict[str, str]:
+def writer_node_tags(node_ids: Iterable[str], blocks_sent_back: int) -> dict[str, str]:
     """MLflow tags saying which nodes wrote an artifact's shards, from one node id per written block:
-    ``llmflow.data.writer_nodes`` (sorted, comma-joined) and ``llmflow.data.blocks_by_node`` (JSON).
+    ``llmflow.data.writer_nodes`` (sorted, comma-joined), ``llmflow.data.blocks_by_node`` (JSON) and
+    ``llmflow.data.blocks_sent_back`` (blocks whose files came back through the bucket: ``send_back``).
     Tags, not the artifact: the shards must not depend on where they were written."""
     import json
     from collections import Counter
 
     counts = Counter(node_ids)
     return {"llmflow.data.writer_nodes": ",".join(sorted(counts)),
-            "llmflow.data.blocks_by_node": json.dumps(dict(sorted(counts.items())))}
+            "llmflow.data.blocks_by_node": json.dumps(dict(sorted(counts.items()))),
+            "llmflow.data.blocks_sent_back": str(blocks_sent_back)}
 
 
 def ensure_nonempty(out_dir: str | Path) -> None:

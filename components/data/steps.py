@@ -106,8 +106,7 @@ def receive_shards(ctx, send: dict | None, blocks: list[dict]) -> None:
     how many blocks, and how many blocks came back through the bucket."""
     sent = [rel for row in blocks for rel in json.loads(row["sent"])]
     receive(ctx.output, send, sent)
-    ctx.set_tags({**writer_node_tags(r["node_id"] for r in blocks),
-                  "llmflow.data.blocks_sent_back": sum(1 for r in blocks if json.loads(r["sent"]))})
+    ctx.set_tags(writer_node_tags((r["node_id"] for r in blocks), sum(1 for r in blocks if json.loads(r["sent"]))))
 
 
 def gather_blocks(ctx, summaries, num_blocks: int, acc: Accounting, desc: str) -> list[dict]:

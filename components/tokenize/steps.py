@@ -111,7 +111,7 @@ def run_pack(ctx, config: PackConfig) -> dict[str, float]:
                 if sent:  # written on a node without this disk: fetch its files (components.data.send_back)
                     receive(ctx.output, send, json.loads(rel))
                     sent_back.add(block)
-    ctx.set_tags({**writer_node_tags(writers.values()), "llmflow.data.blocks_sent_back": len(sent_back)})
+    ctx.set_tags(writer_node_tags(writers.values(), len(sent_back)))
     dropped_tail = {s: t.close() for s, t in tails.items()}
     for s, t in tails.items():
         paths[s].extend(t.paths)
