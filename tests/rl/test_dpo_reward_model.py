@@ -35,6 +35,7 @@ def test_dpo_on_two_ray_train_workers_raises_chosen_over_rejected_margin(tmp_pat
     assert (tmp_path / "adapter" / "adapter_config.json").exists()
 
 
+@pytest.mark.slow  # ~40-70 s (CI time); CI keeps DPO on Ray Train above and the reward configs in test_rl_rewards.py
 def test_reward_model_on_two_workers_ranks_held_out_pairs_and_serves_as_grpo_reward(tmp_path, ray_local, trained_lm_dir,
                                                                                     prefs_dir):
     from components.rl.config import RewardModelConfig, RewardSpec
