@@ -2,26 +2,33 @@
 front of it), run step by step as flows/recipes/flywheel.yaml wires them (the offline gate, eval.offline, is
 left out here: it has its own tests):
 
-scripted users ask about stdlib topics and vote by a rule a model can learn — they like answers that use
-words (5+ letters) of the documentation page of the topic they asked about — then flywheel.export (pairs
-with trace ids) -> rl.dpo from the champion's adapter on exactly those pairs -> flywheel.trial (the
-candidate loaded into the running engine, shadowed, then A/B-tested while the users keep voting by the same
-rule) -> flywheel.decide (A/B win rate with its CI) and the router switch.
+scripted users ask about stdlib topics and vote by a rule a model can learn — they like answers that open
+with a recognisable word (the first word begins with a word of 4+ letters from the Python docs) and dislike
+answers that open with punctuation, digits, broken characters or a fragment (tests/fixtures/flywheel_users.py)
+— then flywheel.export (pairs with trace ids) -> rl.dpo from the champion's adapter on exactly those pairs ->
+flywheel.trial (the candidate loaded into the running engine, shadowed, then A/B-tested while the users keep
+voting by the same rule) -> flywheel.decide (A/B win rate with its CI) and the router switch.
 
 A second turn whose users vote at random (no signal) must not promote.
 
 The router answers from the retrieved sources (the grounded prompt), and each vote's pair carries that
 served chat, so rl.dpo trains on the prompt the model saw; DPO's reference is the champion it starts from
-(here a zero-B adapter, the base model until trained). (Earlier runs of this test, before pairs carried the
-served chat: grounded with the random-B `tiny-sft` as champion, the candidate's thumbs-up rate fell from 0.34
-to 0.19; answering from the question alone, 0.22 -> 0.17; benchmarks/RESULTS.md, issue 17.)
+(here a zero-B LoRA on lm_head, the base model until trained).
+
+Why this rule and this adapter (benchmarks/RESULTS.md, issue 17, run 5): the session's model is random-init,
+and its output head (std 0.02, width 128, after the final RMSNorm) keeps the distribution near uniform
+whatever the hidden state (the most any hidden state puts on the 761 word-after-a-space tokens is 0.40,
+against 0.37 uniform), so a LoRA on q/v (or all seven projections) changed no rule's like-rate beyond noise.
+A LoRA on lm_head can.
+The opening rule is one it can learn from a turn's pairs: every served prompt ends with the same assistant
+header, so the first token has nearly the same context for every question and pairs that differ in their
+opening teach all questions at once.
 """
 from __future__ import annotations
 
 import json
 import os
 import random
-import re
 import threading
 import time
 
@@ -29,15 +36,12 @@ import httpx
 import pytest
 
 from components.artifacts import Endpoint
+from tests.fixtures.flywheel_users import QUESTIONS, coin_rule, opening_rule
 from tests.fixtures.mlflow_store import sqlite_uri
 from tests.serve.llm_app_settings import API_KEY, API_KEY_ENV
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
-QUESTIONS = {"assert": "What does the assert statement do?", "while": "How does a while loop end?",
-             "with": "What does the with statement do?", "lambda": "What is a lambda?",
-             "class": "How do I define a class?", "import": "What does the import statement do?"}
-WORD = re.compile(r"[a-z]{5,}")
 CHAMPION = "tiny-flywheel-0"
 # Sized for CI (about 4 minutes for both turns and tests/serve/test_router_switch.py on 2 cores);
 # benchmarks/RESULTS.md lists the sizes each measurement ran with.
@@ -46,24 +50,6 @@ MIN_VOTES_PER_ARM = int(os.environ.get("LLMFLOW_FLYWHEEL_VOTES", "24"))
 # The router budgets grounded prompts to this context (the engine's is 512) and DPO trains on chats of that
 # size: with 512 DPO took ~40 s a turn and the test's call 128 s (benchmarks/RESULTS.md, issue 17, run 3).
 ROUTER_CONTEXT = 192
-
-
-def topic_words(topic: str) -> set[str]:
-    from pydoc_data.topics import topics
-
-    return set(WORD.findall(topics[topic][:900].lower()))
-
-
-def grounded_rule(topic: str, answer: str, rng: random.Random) -> int:
-    """+1 when the answer uses a word (5+ letters) of the first 900 characters of the topic's documentation,
-    else -1. A substring test: the tiny random model glues subword tokens together. The champion meets it
-    in ~25-40% of its sampled answers (measured on these questions), so most questions get both votes."""
-    text = answer.lower()
-    return 1 if any(w in text for w in topic_words(topic)) else -1
-
-
-def coin_rule(topic: str, answer: str, rng: random.Random) -> int:
-    return rng.choice((1, -1))
 
 
 class Users:
@@ -126,12 +112,13 @@ class Users:
 
 @pytest.fixture(scope="module")
 def noop_adapter(tmp_path_factory, tiny_model_dir):
-    """The champion: a rank-8 q/v LoRA with PEFT's default zero B, i.e. the base model until trained."""
+    """The champion: a rank-8 LoRA on lm_head with PEFT's default zero B, i.e. the base model until trained
+    (on this random-init model only the head can move the samples; the module docstring says why)."""
     from peft import LoraConfig, get_peft_model
     from transformers import LlamaForCausalLM
 
     model = get_peft_model(LlamaForCausalLM.from_pretrained(tiny_model_dir),
-                           LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"]))
+                           LoraConfig(r=8, lora_alpha=16, target_modules=["lm_head"]))
     out = tmp_path_factory.mktemp("noop_adapter")
     model.save_pretrained(out)
     return out
@@ -209,7 +196,8 @@ def one_turn(stack, rule, seed: int, name: str, collect: int = COLLECT_REQUESTS)
     _, exported = step("feedback", run_export, FlywheelExportConfig(min_pairs=8, include_judged=False),
                        rag=stack["rag"])
     t1 = time.perf_counter()
-    step("dpo", run_dpo, DPOConfig(num_steps=40, learning_rate=1e-2, batch_size=8, max_seq_len=ROUTER_CONTEXT, beta=0.1,
+    # 20 steps at lr 3e-2 fit the head LoRA to a turn's pairs (the offline probe: like-rate 0.31 -> ~0.9).
+    step("dpo", run_dpo, DPOConfig(num_steps=20, learning_rate=3e-2, batch_size=8, max_seq_len=ROUTER_CONTEXT, beta=0.1,
                                   nll_weight=1.0),
          model=d / "champion", prefs=d / "feedback", adapter=d / "champion")
     dpo_s = time.perf_counter() - t1
@@ -239,7 +227,7 @@ def test_a_turn_promotes_a_candidate_trained_on_learnable_votes_and_not_on_noise
     from serve.router import control
     from serve.steps.flywheel import commit_watermark, lines_since, log_paths
 
-    learned = one_turn(stack, grounded_rule, seed=0, name="turn1")
+    learned = one_turn(stack, opening_rule, seed=0, name="turn1")
     print("FLYWHEEL learnable", json.dumps({k: v for k, v in learned.items() if k != "trial"}, default=str))
     after_learned = control.current(stack["control"])
     # The control population must train on its own (random) votes only: the learnable population's votes
