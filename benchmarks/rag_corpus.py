@@ -118,7 +118,10 @@ def main() -> None:
     t0, start = time.perf_counter(), done
     while done < len(texts):
         part = texts[done:done + args.batch]
-        np.save(args.cache / f"emb-{done}.npy", embedder.embed(part))  # unit-norm float32 either dtype
+        tmp = args.cache / f"emb-{done}.partial"
+        with tmp.open("wb") as f:  # unit-norm float32 either dtype
+            np.save(f, embedder.embed(part))
+        tmp.replace(args.cache / f"emb-{done}.npy")  # a kill mid-write leaves no truncated emb-*.npy
         done += len(part)
         rate = (done - start) / (time.perf_counter() - t0)
         print(f"embedded {done}/{len(texts)} ({rate:.0f} chunks/s)", flush=True)

@@ -78,7 +78,11 @@ def build(kind: str, path: Path, vecs, texts, hnsw: HnswConfig, sparse: SparseCo
             j = min(i + BATCH, len(vecs))
             store.upsert([str(uuid.UUID(int=k + 1)) for k in range(i, j)], vecs[i:j],
                          [doc_vector(t, sparse) for t in texts[i:j]], [{"i": k} for k in range(i, j)])
-        store.finish()
+        upsert_s = time.perf_counter() - t0
+        print(f"  {kind} {len(vecs):,}: upsert {upsert_s:.1f} s, finishing (Edge: optimize = HNSW build) ...", flush=True)
+        info = store.finish() or {}
+    # so that a run cut by its timeout still says which phase it was in, and how the build splits
+    print(f"  {kind} {len(vecs):,}: finish {time.perf_counter() - t0 - upsert_s:.1f} s {info}", flush=True)
     return time.perf_counter() - t0
 
 
