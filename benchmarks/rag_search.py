@@ -82,8 +82,9 @@ def build(kind: str, path: Path, vecs, texts, hnsw: HnswConfig, sparse: SparseCo
         print(f"  {kind} {len(vecs):,}: upsert {upsert_s:.1f} s, finishing (Edge: optimize = HNSW build) ...", flush=True)
         info = store.finish() or {}
     # so that a run cut by its timeout still says which phase it was in, and how the build splits
-    print(f"  {kind} {len(vecs):,}: finish {time.perf_counter() - t0 - upsert_s:.1f} s {info}", flush=True)
-    return time.perf_counter() - t0
+    build_s = time.perf_counter() - t0
+    print(f"  {kind} {len(vecs):,}: finish {build_s - upsert_s:.1f} s {info}", flush=True)
+    return build_s
 
 
 def timed(fn, queries) -> tuple[list[float], list]:

@@ -51,10 +51,10 @@ class SparseConfig(Config):
 class HnswConfig(Config):
     """Qdrant's HNSW index of the dense vectors (Edge and server alike). ``ef`` 512 is the smallest
     value of benchmarks/rag_search.py's sweep that meets both goals: recall@10 0.9960 / p50 1.44 ms on
-    100k real MiniLM chunks, 0.955 / 3.19 ms on 1M synthetic vectors, where ef 128 fell to 0.829. ``m`` 16 / ``ef_construct`` 100 (Qdrant's defaults) were swept
-    against 32 / 200 on 10k and 25.4k real MiniLM chunks: the defaults give recall@10 0.9955-0.997
-    at ef 128 (goal 0.98), 32 / 200 adds 0.002-0.0035 for a 1.4-4x longer build, so they stay
-    (benchmarks/RESULTS.md, issue 19)."""
+    100k real MiniLM chunks, 0.955 / 3.19 ms on 1M synthetic vectors, where ef 128 fell to 0.829.
+    ``m`` 16 / ``ef_construct`` 100 (Qdrant's defaults) were swept against 32 / 200 on 10k and 25.4k
+    real MiniLM chunks: the defaults give recall@10 0.9955-0.997 at ef 128 (goal 0.98), 32 / 200 adds
+    0.002-0.0035 for a 1.4-4x longer build, so they stay (benchmarks/RESULTS.md, issue 19)."""
 
     m: int = Field(16, ge=4, le=128, description="Edges per node of the graph; more = better recall, more memory.")
     ef_construct: int = Field(100, ge=8, le=2048, description="Candidates kept while building; more = better graph, slower build.")
