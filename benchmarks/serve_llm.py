@@ -43,6 +43,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from components.cpu_preload import preload_env
+from flows.engine.cluster import SERVE_ENV
 from serve.llm.config import CPU_ENGINE_ENV, LLMServeConfig, SpeculativeConfig
 
 BIN = Path(sys.executable).parent
@@ -393,30 +394,47 @@ def record_profiles(pids: dict[str, int], workdir: Path, tag: str, duration_s: i
 
 # Serve variants for the overhead part: the process env of `serve run` (its local Ray, controller,
 # proxy and replica inherit it) and overrides of the app's LLMServeConfig. Ray starts every worker
-# process at nice 15 (`RAY_worker_niceness`); bare `vllm serve` runs at 0. "serve": as shipped
-# (proxy, replica and engine core at Ray's 15). "serve-replica-nice0": the replica and its engine
-# core at 0 (`LLMServeConfig.worker_niceness: 0`), the proxy at 15. "serve-all-nice0": all at 0
-# (set for the whole local Ray). "serve-fast": Serve's own single-node knobs that cut thread hops —
-# user code and the router on the replica's main event loop, request logs buffered.
-# "serve-throughput": RAY_SERVE_THROUGHPUT_OPTIMIZED (adds gRPC proxy→replica and direct ingress).
-# "serve-throughput-router-loop": that mode with handle routers in their own loop (the mode puts them on
-# the caller's loop, where a handle used outside an event loop raises RuntimeError). "serve" is what
-# llmflow ships: Serve's defaults.
-_FAST = {"RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0", "RAY_SERVE_RUN_ROUTER_IN_SEPARATE_LOOP": "0",
+# process at nice 15 (`RAY_worker_niceness`); bare `vllm serve` runs at 0. "serve": as llmflow ships it
+# (flows/engine/cluster.py SERVE_ENV: Serve's throughput mode — user code on the replica's event loop,
+# gRPC from the proxy, direct ingress, buffered request logs — with handle routers in their own loop
+# and no load-balancer drain on stop). "serve-defaults": Serve's own defaults (what shipped before).
+# "serve-replica-nice0": the replica and its engine core at 0 (`LLMServeConfig.worker_niceness: 0`),
+# the proxy at 15. "serve-all-nice0": all at 0 (set for the whole local Ray). "serve-fast": Serve's
+# single-node knobs that cut thread hops, without the throughput mode. "serve-throughput": the mode
+# alone (handle routers on the caller's loop, where a handle used outside an event loop raises
+# RuntimeError).
+_DEFAULTS = {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "0"}
+_FAST = {**_DEFAULTS, "RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0", "RAY_SERVE_RUN_ROUTER_IN_SEPARATE_LOOP": "0",
          "RAY_SERVE_REQUEST_PATH_LOG_BUFFER_SIZE": "1000"}
 SERVE_VARIANTS = {
-    "serve": {"env": {}, "llm": {}},
-    "serve-replica-nice0": {"env": {}, "llm": {"worker_niceness": 0}},
-    "serve-all-nice0": {"env": {"RAY_worker_niceness": "0"}, "llm": {}},
+    "serve": {"env": dict(SERVE_ENV), "llm": {}},
+    "serve-defaults": {"env": _DEFAULTS, "llm": {}},
+    "serve-replica-nice0": {"env": _DEFAULTS, "llm": {"worker_niceness": 0}},
+    "serve-all-nice0": {"env": {**_DEFAULTS, "RAY_worker_niceness": "0"}, "llm": {}},
     "serve-fast": {"env": _FAST, "llm": {}},
-    "serve-fast-all-nice0": {"env": {**_FAST, "RAY_worker_niceness": "0"}, "llm": {}},
     "serve-throughput": {"env": {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"}, "llm": {}},
-    "serve-throughput-router-loop": {"env": {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1",
-                                             "RAY_SERVE_RUN_ROUTER_IN_SEPARATE_LOOP": "1"}, "llm": {}},
 }
-OVERHEAD_PORTS = {"vllm": 18840, "serve": 18841, "serve-replica-nice0": 18843, "serve-all-nice0": 18844,
-                  "serve-fast": 18845, "serve-fast-all-nice0": 18846, "serve-throughput": 18847,
-                  "serve-throughput-router-loop": 18848}
+OVERHEAD_PORTS = {"vllm": 18840, "serve": 18841, "serve-defaults": 18842, "serve-replica-nice0": 18843,
+                  "serve-all-nice0": 18844, "serve-fast": 18845, "serve-throughput": 18847}
+
+
+def pin_engine(proc: subprocess.Popen) -> dict[str, list[int]]:
+    """The 1-core-engine layout: every thread of the engine core and its worker on CPU 1, every other
+    process of the server's tree (API server, or Serve's proxy, replica and Ray's own) on CPU 0. The
+    nearest this 2-core machine gets to a node where the engine has cores the Python front end does not
+    share (``taskset`` can take cores away, not add them); both sides run the engine with 1 thread."""
+    pids = server_pids(proc)
+    engine = {pids[r] for r in ("engine", "worker") if r in pids}
+    placed: dict[str, list[int]] = {"engine_cpu1": [], "front_cpu0": []}
+    for pid in tree_pids(proc):
+        cpus, key = ({1}, "engine_cpu1") if pid in engine else ({0}, "front_cpu0")
+        for task in Path(f"/proc/{pid}/task").glob("*"):
+            try:
+                os.sched_setaffinity(int(task.name), cpus)
+            except OSError:  # the thread ended meanwhile
+                continue
+        placed[key].append(pid)
+    return placed
 
 
 def niceness(pids: dict[str, int]) -> dict[str, int]:
@@ -430,17 +448,22 @@ def niceness(pids: dict[str, int]) -> dict[str, int]:
 
 
 def run_overhead(llm: LLMServeConfig, workdir: Path, repeats: int, max_tokens: int, requests: int,
-                 variants: list[str], profile: bool = True, one_at_a_time: bool = False) -> dict:
+                 variants: list[str], profile: bool = True, one_at_a_time: bool = False, pin: bool = False) -> dict:
     """Bare `vllm serve` stays up; the Serve variants start all at once (or, ``one_at_a_time``, each
     alone beside bare, so only one Ray cluster's background processes share the cores), and the
     load alternates bare / ours so drift in the shared machine's load hits both sides alike. Every
     variant is compared with the bare runs of its own window (``bare_runs``). Concurrency 1
     isolates the per-request overhead (TTFT with nothing queued); concurrency 8 adds batching and
-    queueing."""
+    queueing. ``pin``: the 1-core-engine layout (``pin_engine``) on both sides, engine threads 1."""
+    if pin:
+        llm = llm.model_copy(update={"engine_threads": 1})
     out = {k: {"runs": [], "runs_c1": [], "bare_runs": [], "bare_runs_c1": []} for k in ["vllm", *variants]}
     bare, profile_bare = {}, profile
     try:
-        bare["vllm"], out["vllm"]["cold_start_s"] = launch("vllm", llm, workdir, OVERHEAD_PORTS["vllm"])
+        bare["vllm"], out["vllm"]["cold_start_s"] = launch("vllm", llm, workdir, OVERHEAD_PORTS["vllm"],
+                                                            {"OMP_NUM_THREADS": "1"} if pin else None)
+        if pin:
+            out["vllm"]["pinned"] = pin_engine(bare["vllm"])
         print(f"vllm up in {out['vllm']['cold_start_s']:.1f}s", flush=True)
         for window in ([[v] for v in variants] if one_at_a_time else [list(variants)]):
             procs = dict(bare)
@@ -454,7 +477,10 @@ def run_overhead(llm: LLMServeConfig, workdir: Path, repeats: int, max_tokens: i
                         print(f"{kind} did not start ({e}); measuring the others", flush=True)
                         out.pop(kind)
                         continue
-                    print(f"{kind} up in {out[kind]['cold_start_s']:.1f}s", flush=True)
+                    if pin:
+                        out[kind]["pinned"] = pin_engine(procs[kind])
+                    print(f"{kind} up in {out[kind]['cold_start_s']:.1f}s"
+                          + (f", pinned {out[kind]['pinned']}" if pin else ""), flush=True)
                 _measure(llm, workdir, procs, out, repeats, max_tokens, requests, profile, profile_bare)
             finally:
                 for kind, proc in procs.items():
@@ -552,6 +578,9 @@ def main() -> None:
     ap.add_argument("--stream-interval", type=int, default=LLMServeConfig.model_fields["stream_interval"].default,
                     help="vLLM --stream-interval on both sides: tokens per streamed chunk after the first "
                          "(default: LLMServeConfig's)")
+    ap.add_argument("--pin-engine", action="store_true",
+                    help="overhead part: the 1-core-engine layout on both sides (engine core + worker on CPU 1 with "
+                         "1 thread, every other process on CPU 0)")
     ap.add_argument("--out", type=Path, default=Path("serve_llm_results.json"))
     ap.add_argument("--no-mlflow", dest="mlflow", action="store_false",
                     help="skip the summary run in MLflow (MLFLOW_TRACKING_URI, else ./mlflow.db)")
@@ -588,7 +617,7 @@ def main() -> None:
 
     if "overhead" in args.parts:
         overhead = run_overhead(llm, work, args.repeats, args.max_tokens, args.requests, args.serve_variants,
-                                one_at_a_time=args.one_at_a_time)
+                                one_at_a_time=args.one_at_a_time, pin=args.pin_engine)
         results["overhead"] = overhead
         bare = overhead["vllm"]
         for variant in [v for v in args.serve_variants if v in overhead]:

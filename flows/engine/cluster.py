@@ -26,12 +26,27 @@ from pathlib import Path
 
 from flows.engine.local_secrets import read_or_create_secret
 
+# Serve on llmflow's own (single-node) clusters runs in its throughput mode: user code on the
+# replica's event loop, gRPC from the proxy to replicas, direct ingress, buffered request logs. On 2
+# cores it cut the Serve path's CPU per streamed token and raised tokens/s at concurrency 8 from 0.77
+# to ~0.9 of bare `vllm serve` (benchmarks/RESULTS.md, issue 20). Serve reads these when its
+# processes start, so they must be in the head's environment. Two of the mode's defaults are put
+# back: handle routers keep their own event loop (the mode puts them on the caller's, where a handle
+# used from a plain script raises RuntimeError), and an ingress replica stops without the 30 s drain
+# that lets an external load balancer deregister it (there is none on a local head; with it every
+# app's teardown took ~30 s longer). Shared clusters (cluster/rayservice.yaml) keep Serve's defaults.
+SERVE_ENV = {
+    "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1",
+    "RAY_SERVE_RUN_ROUTER_IN_SEPARATE_LOOP": "1",
+    "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": "0",
+}
 # Workers inherit these: no hub downloads at run time, no tokenizer thread pools in Ray workers.
 # Engine settings (vLLM's CPU backend) belong to the code that starts an engine: serve/llm/config.py
 # CPU_ENGINE_ENV for Serve and offline generation, components/rl/rollout.py for rollouts.
 WORKER_ENV = {
     "HF_HUB_OFFLINE": "1",
     "TOKENIZERS_PARALLELISM": "false",
+    **SERVE_ENV,
 }
 HEAD_START_TIMEOUT_S = 180.0
 # The local heads run without Ray's dashboard (an idle dashboard cost 10-15% of a 2-core laptop), so
