@@ -398,7 +398,8 @@ def record_profiles(pids: dict[str, int], workdir: Path, tag: str, duration_s: i
 # (flows/engine/cluster.py SERVE_ENV: Serve's throughput mode — user code on the replica's event loop,
 # gRPC from the proxy, direct ingress, buffered request logs — with handle routers in their own loop
 # and no load-balancer drain on stop). "serve-defaults": Serve's own defaults (what shipped before).
-# "serve-replica-nice0": the replica and its engine core at 0 (`LLMServeConfig.worker_niceness: 0`),
+# "serve-nice0": as shipped, with every Ray worker process (proxy, replica, engine) at nice 0 like
+# bare `vllm serve`'s. "serve-replica-nice0": the replica and its engine core at 0 (`LLMServeConfig.worker_niceness: 0`),
 # the proxy at 15. "serve-all-nice0": all at 0 (set for the whole local Ray). "serve-fast": Serve's
 # single-node knobs that cut thread hops, without the throughput mode. "serve-throughput": the mode
 # alone (handle routers on the caller's loop, where a handle used outside an event loop raises
@@ -409,12 +410,13 @@ _FAST = {**_DEFAULTS, "RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0", "RAY_SE
 SERVE_VARIANTS = {
     "serve": {"env": dict(SERVE_ENV), "llm": {}},
     "serve-defaults": {"env": _DEFAULTS, "llm": {}},
+    "serve-nice0": {"env": {**SERVE_ENV, "RAY_worker_niceness": "0"}, "llm": {}},
     "serve-replica-nice0": {"env": _DEFAULTS, "llm": {"worker_niceness": 0}},
     "serve-all-nice0": {"env": {**_DEFAULTS, "RAY_worker_niceness": "0"}, "llm": {}},
     "serve-fast": {"env": _FAST, "llm": {}},
     "serve-throughput": {"env": {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"}, "llm": {}},
 }
-OVERHEAD_PORTS = {"vllm": 18840, "serve": 18841, "serve-defaults": 18842, "serve-replica-nice0": 18843,
+OVERHEAD_PORTS = {"vllm": 18840, "serve": 18841, "serve-defaults": 18842, "serve-replica-nice0": 18843, "serve-nice0": 18846,
                   "serve-all-nice0": 18844, "serve-fast": 18845, "serve-throughput": 18847}
 
 
