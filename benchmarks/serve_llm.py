@@ -17,6 +17,8 @@ engine's CPU preload (Intel OpenMP + tcmalloc) on/off, Ray Serve overhead vs bar
    without ``cpu_preload`` (LD_PRELOAD of libiomp5 + tcmalloc in the replica's runtime_env).
 3. ``overhead``: bare ``vllm serve`` vs our app under ``serve run`` (ports 18840/18841), same
    engine flags (``LLMServeConfig.vllm_cli_args``) and the same preload: throughput, TTFT p50/p99.
+   ``--serve-variants`` picks the Serve environments (``serve`` = as llmflow's local clusters ship it);
+   ``--pin-engine`` runs both sides in the 1-core-engine layout (``pin_engine``).
 
 Each measurement repeats ``--repeats`` times; the table shows the median and the spread
 (max-min over median; for paired rows the larger of the two sides'). Logged as one MLflow run
