@@ -401,8 +401,9 @@ def record_profiles(pids: dict[str, int], workdir: Path, tag: str, duration_s: i
 # gRPC from the proxy, direct ingress, buffered request logs — with handle routers in their own loop
 # and no load-balancer drain on stop). "serve-defaults": Serve's own defaults (what shipped before).
 # "serve-nice0": as shipped, with every Ray worker process (proxy, replica, engine) at nice 0 like
-# bare `vllm serve`'s. "serve-replica-nice0": the replica and its engine core at 0 (`LLMServeConfig.worker_niceness: 0`),
-# the proxy at 15. "serve-all-nice0": all at 0 (set for the whole local Ray). "serve-fast": Serve's
+# bare `vllm serve`'s. "serve-replica-nice0": the replica and its engine core at 0
+# (`LLMServeConfig.worker_niceness: 0`), the proxy at 15. "serve-all-nice0": all at 0 (set for the
+# whole local Ray), on Serve's defaults. "serve-fast": Serve's
 # single-node knobs that cut thread hops, without the throughput mode. "serve-throughput": the mode
 # alone (handle routers on the caller's loop, where a handle used outside an event loop raises
 # RuntimeError).
@@ -418,8 +419,8 @@ SERVE_VARIANTS = {
     "serve-fast": {"env": _FAST, "llm": {}},
     "serve-throughput": {"env": {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"}, "llm": {}},
 }
-OVERHEAD_PORTS = {"vllm": 18840, "serve": 18841, "serve-defaults": 18842, "serve-replica-nice0": 18843, "serve-nice0": 18846,
-                  "serve-all-nice0": 18844, "serve-fast": 18845, "serve-throughput": 18847}
+OVERHEAD_PORTS = {"vllm": 18840, "serve": 18841, "serve-defaults": 18842, "serve-replica-nice0": 18843,
+                  "serve-all-nice0": 18844, "serve-fast": 18845, "serve-nice0": 18846, "serve-throughput": 18847}
 
 
 def pin_engine(proc: subprocess.Popen) -> dict[str, list[int]]:
@@ -435,7 +436,7 @@ def pin_engine(proc: subprocess.Popen) -> dict[str, list[int]]:
         for task in Path(f"/proc/{pid}/task").glob("*"):
             try:
                 os.sched_setaffinity(int(task.name), cpus)
-            except OSError:  # the thread ended meanwhile
+            except ProcessLookupError:  # the thread ended meanwhile
                 continue
         placed[key].append(pid)
     return placed
@@ -589,6 +590,11 @@ def main() -> None:
     ap.add_argument("--no-mlflow", dest="mlflow", action="store_false",
                     help="skip the summary run in MLflow (MLFLOW_TRACKING_URI, else ./mlflow.db)")
     args = ap.parse_args()
+    if args.pin_engine and "overhead" not in args.parts:
+        ap.error("--pin-engine applies to the overhead part: add --parts overhead")
+    if args.pin_engine and not {0, 1} <= os.sched_getaffinity(0):
+        ap.error(f"--pin-engine puts the engine on CPU 1 and the rest on CPU 0; this process may use CPUs "
+                 f"{sorted(os.sched_getaffinity(0))} only")
 
     work = Path(tempfile.mkdtemp(prefix="serve_bench_"))
     if args.flow_workdir:

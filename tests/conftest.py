@@ -10,15 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from flows.engine.cluster import SERVE_ENV
+from flows.engine.cluster import WORKER_ENV
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# What llmflow's own clusters give their workers (no hub downloads, Serve's mode); the test clusters inherit it.
+for _key, _value in WORKER_ENV.items():
+    os.environ.setdefault(_key, _value)
 os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
 os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", "nobind")
-# Serve as llmflow's local clusters run it; the test clusters inherit it.
-for _key, _value in SERVE_ENV.items():
-    os.environ.setdefault(_key, _value)
 # Ray workers inherit the driver's environment, not pytest's sys.path: let them import tests.*
 REPO_ROOT = Path(__file__).resolve().parents[1]
 os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))

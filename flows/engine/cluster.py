@@ -31,10 +31,10 @@ from flows.engine.local_secrets import read_or_create_secret
 # cores it cut the Serve path's CPU per streamed token from 1.49x to 1.31x of bare `vllm serve` and
 # brought concurrency 1 from 0.76 to 1.14x bare's tokens/s (benchmarks/RESULTS.md, issue 20). Serve
 # reads these when its processes start, so they must be in the head's environment. Two of the mode's
-# defaults are put back: handle routers keep their own event loop (the mode puts them on the caller's, where a handle
-# used from a plain script raises RuntimeError), and an ingress replica stops without the 30 s drain
-# that lets an external load balancer deregister it (there is none on a local head; with it every
-# app's teardown took ~30 s longer). Shared clusters (cluster/rayservice.yaml) keep Serve's defaults.
+# defaults are put back: handle routers keep their own event loop (the mode puts them on the caller's,
+# where a handle used from a plain script raises RuntimeError), and an ingress replica stops without
+# the 30 s drain that lets an external load balancer deregister it (there is none on a local head;
+# with it every app's teardown took ~30 s longer). Shared clusters (cluster/rayservice.yaml) keep Serve's defaults.
 SERVE_ENV = {
     "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1",
     "RAY_SERVE_RUN_ROUTER_IN_SEPARATE_LOOP": "1",

@@ -23,7 +23,7 @@ def test_replicas_run_the_shipped_mode_and_stop_without_a_drain(llm_app):
     @serve.deployment(num_replicas=1, ray_actor_options={"num_cpus": 0.1})
     class Probe:
         async def __call__(self, request):
-            return {k: os.environ.get(k) for k in SERVE_ENV}
+            return self.env()
 
         def env(self) -> dict:
             return {k: os.environ.get(k) for k in SERVE_ENV}
